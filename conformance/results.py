@@ -1,0 +1,131 @@
+"""The outcome of a conformance run, independent of how it is rendered.
+
+The pytest plugin fills a :class:`RunResult` (scenarios record sub-cases and warnings through the
+``record`` fixture; xdist workers send them back in ``user_properties``); ``conformance.report``
+renders it as report.json, report.md, junit.xml and Allure results; ``kovc run`` turns
+:func:`verdict` into its exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["passed", "failed", "skipped", "error", "not-run"]
+Level = Literal["MUST", "SHOULD"]
+Verdict = Literal["conformant", "non-conformant", "invalid", "incomplete"]
+
+#: Exit codes of ``kovc run`` per verdict.
+EXIT_CODES: dict[str, int] = {"conformant": 0, "non-conformant": 1, "invalid": 2, "incomplete": 3}
+
+
+@dataclass
+class CaseResult:
+    """One sub-case of a requirement (e.g. ``web/web-1`` of ``deny.name-prefix``)."""
+
+    name: str
+    outcome: Outcome
+    duration_s: float = 0.0
+    message: str | None = None
+    #: For an admitted challenger: what happened next (``blocked-by-ipam``, ``took-over-address``,
+    #: ``unallocated``, ``running-without-address``...).
+    admitted_then: str | None = None
+
+
+@dataclass
+class TestRef:
+    nodeid: str
+    outcome: Outcome
+
+
+@dataclass
+class RequirementResult:
+    id: str
+    level: Level
+    title: str
+    references: list[str] = field(default_factory=list)
+    outcome: Outcome = "not-run"
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    cases: list[CaseResult] = field(default_factory=list)
+    tests: list[TestRef] = field(default_factory=list)
+    #: Diagnostics folder (relative to the report dir) collected for a failure.
+    diagnostics: str | None = None
+
+    @property
+    def family(self) -> str:
+        return self.id.split(".", 1)[0]
+
+
+@dataclass
+class RunResult:
+    suite_version: str
+    run_id: str
+    started: str
+    finished: str
+    backend: str
+    simulated: bool
+    profile: str
+    versions: dict[str, str | None]
+    requirements: list[RequirementResult]
+    sim_model: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    #: IP CRs of the run's addresses that outlived the run (e.g. the pre-v1.14 stopped-VM leak).
+    leaked_ips: list[dict[str, Any]] = field(default_factory=list)
+    #: The requirement IDs the chosen profile/selection runs.
+    selected: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict(self.requirements, self.selected)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for level in ("MUST", "SHOULD"):
+            counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0, "not_run": 0}
+            for req in self.requirements:
+                if req.level == level:
+                    counts[req.outcome.replace("-", "_")] += 1
+            out[level] = counts
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = "kovc.report/v1"
+        data["verdict"] = self.verdict
+        data["summary"] = self.summary()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
+        reqs = []
+        for r in data.get("requirements", []):
+            r = dict(r)
+            r["cases"] = [CaseResult(**c) for c in r.get("cases", [])]
+            r["tests"] = [TestRef(**t) for t in r.get("tests", [])]
+            reqs.append(RequirementResult(**r))
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in data.items() if k in known and k != "requirements"}
+        return cls(requirements=reqs, **kwargs)
+
+
+def verdict(requirements: list[RequirementResult], selected: list[str]) -> Verdict:
+    """The run's verdict for the requirements it selected.
+
+    invalid (a precondition ``env.*`` failed or errored; this wins) > non-conformant (any selected
+    requirement failed or errored, MUST or SHOULD) > incomplete (a MUST of the profile was skipped
+    or not run) > conformant.
+    """
+    chosen = set(selected)
+    for req in requirements:
+        if req.family == "env" and req.outcome in ("failed", "error"):
+            return "invalid"
+    for req in requirements:
+        if req.family == "env" and req.outcome != "passed" and req.id in chosen:
+            return "invalid"
+    if any(r.outcome in ("failed", "error") for r in requirements if r.id in chosen):
+        return "non-conformant"
+    for req in requirements:
+        if req.level == "MUST" and req.outcome in ("skipped", "not-run"):
+            return "incomplete"
+    return "conformant"

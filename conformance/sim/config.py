@@ -1,0 +1,47 @@
+"""Settings of one simulated cluster (``kovc sim serve`` flags, pytest ``--sim-*`` options)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .. import versions
+
+
+@dataclass
+class SimConfig:
+    #: The modelled Kube-OVN release: its webhook policy *and* controller behaviour.
+    kube_ovn_version: str = versions.KUBE_OVN_VERSION
+    #: Overrides the webhook conflict policy only: a built-in name or ``package.module:callable``.
+    #: The controller stays at the default release.
+    webhook_policy: str | None = None
+    #: ``off`` models a down webhook (failurePolicy Ignore: every pod admitted unchecked).
+    webhook: Literal["on", "off"] = "on"
+    kubevirt_version: str = versions.KUBEVIRT_VERSION
+    kubernetes_version: str = versions.K8S_VERSION
+    keep_vm_ip: bool = True
+    workers: int = 2
+    #: Share of API requests answered 500 / 429 / dropped connection (before or after the write).
+    faults: float = 0.0
+    seed: int | None = None
+    #: Seconds each controller step waits (models real latency; keep small).
+    step_delay: float = 0.005
+    #: Modelled packet-loss window of a live migration's switch-over, seconds.
+    migration_gap: float = 0.4
+    audit_log: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port
+    https: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def model_name(self) -> str:
+        """What the report records as ``sim_model``."""
+        if self.webhook == "off":
+            return f"kube-ovn {self.kube_ovn_version} (webhook off)"
+        if self.webhook_policy:
+            return f"policy {self.webhook_policy} (controller {versions.KUBE_OVN_VERSION})"
+        return f"kube-ovn {self.kube_ovn_version}"
