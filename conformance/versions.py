@@ -61,28 +61,56 @@ class KubeOvnRelease:
     kubevirt_ci_version: str
 
 
-#: Highest patch release per minor line that the models are known to describe. A version above
-#: these is refused as unknown rather than guessed at.
+#: Highest existing patch release per minor line (``git tag`` of kubeovn/kube-ovn, verified against the
+#: mirror at master 1533681d, 2026-08-22). v1.16 is capped at v1.16.2, the newest release the models
+#: were checked against. A version above these is refused as unknown rather than guessed at.
 LATEST_PATCH: dict[tuple[int, int], int] = {
-    (1, 10): 17, (1, 11): 18, (1, 12): 36, (1, 13): 15, (1, 14): 13, (1, 15): 8, (1, 16): 2,
+    (1, 10): 10, (1, 11): 24, (1, 12): 35, (1, 13): 15, (1, 14): 41, (1, 15): 24, (1, 16): 2,
 }
+#: Patch numbers inside those ranges that were never tagged upstream.
+MISSING_TAGS: frozenset[str] = frozenset({"v1.10.9", "v1.11.4", "v1.11.9"})
 
-_KUBEVIRT_BY_MINOR = {10: "v0.58.0", 11: "v0.59.0", 12: "v1.1.0", 13: "v1.3.1", 14: "v1.5.2", 15: "v1.7.0",
-                      16: "v1.8.1"}
+
+def _kubevirt_ci_version(minor: int, patch: int) -> str:
+    """``KUBEVIRT_VERSION`` in the release tag's Makefile (checked tag by tag). release-1.10/1.11 pin
+    no KubeVirt for CI; for them this is the ``kubevirt.io/client-go`` version of the tag's go.mod."""
+    if minor == 10:
+        return "v0.53.1"  # go.mod: kubevirt.io/client-go => v0.53.1
+    if minor == 11:
+        return "v0.58.1"  # go.mod: kubevirt.io/client-go v0.58.1 (replaced by kubeovn's fork)
+    if minor == 12:
+        if patch < 20:
+            return "v0.59.2"
+        return "v1.3.0" if patch < 23 else "v1.3.1"
+    return {13: "v1.3.1", 14: "v1.5.2", 15: "v1.7.0", 16: "v1.8.1"}[minor]
+
+
+def _unsupported(version: str) -> VersionError:
+    major, minor, patch = parse(version)
+    if (major, minor) == (1, 9) and patch >= 18:  # v1.9.18 has PR #2188, but the line is not modelled
+        return VersionError(f"Kube-OVN {version} is not supported: the simulated models start at "
+                            f"{OLDEST_SUPPORTED}")
+    return VersionError(f"Kube-OVN {version} is not supported: releases before {OLDEST_SUPPORTED} deny a pod "
+                        "its own IP CR, so no static-IP pod or VM can restart")
 
 
 def kube_ovn_release(version: str) -> KubeOvnRelease:
-    """The model of ``version``; :class:`VersionError` for unknown or unsupported versions."""
+    """The model of ``version``; :class:`VersionError` for unknown or unsupported versions.
+
+    Webhook policy by tag (``pkg/webhook/static_ip.go`` read at every boundary tag):
+    v1.10.8 … v1.12.35 ``pod-name-equality-multus-bypass``; v1.13.0 ``pod-name-equality``;
+    v1.13.1 … v1.13.14 and v1.14.0 … v1.14.4 ``reverse-containment`` (PR #4807);
+    v1.13.15, v1.14.5 … v1.14.41, v1.15.x, v1.16.x ``owner-equality`` (PR #5569).
+    ``handleDeleteVM`` (``pkg/controller/kubevirt.go``) first appears in v1.14.0; ``charts/kube-ovn-v2`` too.
+    """
     major, minor, patch = parse(version)
+    if (major, minor, patch) < parse(OLDEST_SUPPORTED):
+        raise _unsupported(version)
+    if version in MISSING_TAGS:
+        raise VersionError(f"unknown Kube-OVN version {version}: it was never released (no such tag upstream)")
     if (major, minor) not in LATEST_PATCH or patch > LATEST_PATCH[(major, minor)]:
-        if (major, minor, patch) < parse(OLDEST_SUPPORTED):
-            raise VersionError(f"Kube-OVN {version} is not supported: releases before {OLDEST_SUPPORTED} "
-                               "deny a pod its own IP CR, so no static-IP pod or VM can restart")
         raise VersionError(f"unknown Kube-OVN version {version}: modelled releases are "
                            f"{OLDEST_SUPPORTED} to {KUBE_OVN_VERSION}")
-    if (major, minor, patch) < parse(OLDEST_SUPPORTED):
-        raise VersionError(f"Kube-OVN {version} is not supported: releases before {OLDEST_SUPPORTED} "
-                           "deny a pod its own IP CR, so no static-IP pod or VM can restart")
     if minor < 13:
         policy = "pod-name-equality-multus-bypass"
     elif (minor, patch) == (13, 0):
@@ -95,8 +123,8 @@ def kube_ovn_release(version: str) -> KubeOvnRelease:
         version=version,
         webhook_policy=policy,
         releases_stopped_vm_ip=minor >= 14,
-        has_chart_v2=minor >= 15,
-        kubevirt_ci_version=_KUBEVIRT_BY_MINOR[minor],
+        has_chart_v2=minor >= 14,
+        kubevirt_ci_version=_kubevirt_ci_version(minor, patch),
     )
 
 
