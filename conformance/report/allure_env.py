@@ -1,0 +1,166 @@
+"""The session-level Allure files: ``allure-results/environment.properties`` and ``categories.json``.
+
+Steps, attachments and labels are written during the tests by allure-pytest (``--alluredir``); these
+two files describe the whole run and are written once, at session end.
+
+Allure matches a failed result against the categories in order, by status and by regular expressions
+over the result's message (Java ``Pattern.matches``: the whole message must match, so every pattern
+starts with ``(?s).*``). The family categories match the requirement ID that the suite's failure
+messages carry (``allow.restart: expected ... seen ...``); transport and infrastructure errors, which
+Allure reports as *broken*, fall into "Broken".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..results import RunResult
+from .json_report import VERSION_KEYS
+
+DIRNAME = "allure-results"
+ENVIRONMENT = "environment.properties"
+CATEGORIES = "categories.json"
+
+
+def environment(run: RunResult) -> dict[str, str]:
+    """The key/value pairs of environment.properties (``kovc report verify`` compares the versions,
+    backend, simulated, run_id and profile with report.json)."""
+    env: dict[str, str] = {}
+    for key in VERSION_KEYS:
+        value = run.versions.get(key)
+        if value is not None or key != "kind_node_image":
+            env[key] = value or ""
+    env.update({
+        "backend": run.backend,
+        "simulated": "true" if run.simulated else "false",
+        "sim_model": run.sim_model or "",
+        "run_id": run.run_id,
+        "profile": run.profile,
+        "suite_version": run.suite_version,
+        "verdict": run.verdict,
+    })
+    return env
+
+
+def _escape(text: str, *, key: bool) -> str:
+    """Java ``Properties.store`` escaping (non-ASCII as ``\\uXXXX`` so the file stays ISO-8859-1
+    clean, which is what Allure's reader expects)."""
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\f":
+            out.append("\\f")
+        elif ch in "=:#!" and (key or i == 0):
+            out.append("\\" + ch)
+        elif ch == " " and (key or i == 0):
+            out.append("\\ ")
+        elif ord(ch) < 0x20 or ord(ch) > 0x7E:
+            if ord(ch) > 0xFFFF:
+                encoded = ch.encode("utf-16-be")
+                out.append("".join(f"\\u{int.from_bytes(encoded[j:j + 2], 'big'):04x}" for j in (0, 2)))
+            else:
+                out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def format_properties(values: dict[str, str]) -> str:
+    return "".join(f"{_escape(k, key=True)}={_escape(v, key=False)}\n" for k, v in values.items())
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    i = 0
+    simple = {"n": "\n", "r": "\r", "t": "\t", "f": "\f"}
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt == "u" and i + 6 <= len(text):
+                try:
+                    out.append(chr(int(text[i + 2:i + 6], 16)))
+                    i += 6
+                    continue
+                except ValueError:
+                    pass
+            out.append(simple.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    # Re-join UTF-16 surrogate pairs written for characters beyond the BMP.
+    return "".join(out).encode("utf-16", "surrogatepass").decode("utf-16")
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Read a Java properties file (the subset kovc writes, plus ``:`` separators, comments and
+    continuation lines)."""
+    values: dict[str, str] = {}
+    logical: list[str] = []
+    pending = ""
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = pending + (raw.lstrip() if pending else raw)
+        stripped = line.lstrip()
+        if not pending and (not stripped or stripped[0] in "#!"):
+            continue
+        backslashes = len(line) - len(line.rstrip("\\"))
+        if backslashes % 2 == 1:
+            pending = line[:-1]
+            continue
+        pending = ""
+        logical.append(stripped)
+    if pending:
+        logical.append(pending.lstrip())
+    for line in logical:
+        i = 0
+        while i < len(line) and line[i] not in "=: \t\f":
+            i += 2 if line[i] == "\\" else 1
+        i = min(i, len(line))
+        j = i
+        while j < len(line) and line[j] in " \t\f":
+            j += 1
+        if j < len(line) and line[j] in "=:":
+            j += 1
+        while j < len(line) and line[j] in " \t\f":
+            j += 1
+        values[_unescape(line[:i])] = _unescape(line[j:])
+    return values
+
+
+def categories() -> list[dict[str, Any]]:
+    """Allure categories: one per requirement family for failed results, "Broken" for errors."""
+    def family(name: str, fam: str, statuses: list[str]) -> dict[str, Any]:
+        return {"name": name, "matchedStatuses": statuses,
+                "messageRegex": rf"(?s).*\b{fam}\.[a-z0-9][a-z0-9-]*\b.*"}
+
+    return [
+        family("Precondition failed", "env", ["failed"]),
+        family("Legitimate operation denied", "allow", ["failed"]),
+        family("Collision admitted", "deny", ["failed"]),
+        family("State", "state", ["failed"]),
+        family("Network", "net", ["failed"]),
+        {"name": "Broken", "matchedStatuses": ["broken"]},
+    ]
+
+
+def write(run: RunResult, allure_dir: Path) -> list[Path]:
+    allure_dir.mkdir(parents=True, exist_ok=True)
+    env_path = allure_dir / ENVIRONMENT
+    env_path.write_text(format_properties(environment(run)), encoding="latin-1")
+    cat_path = allure_dir / CATEGORIES
+    cat_path.write_text(json.dumps(categories(), indent=2) + "\n", encoding="utf-8")
+    return [env_path, cat_path]
+
+
+def read_environment(path: Path) -> dict[str, str]:
+    return parse_properties(path.read_text(encoding="latin-1"))

@@ -1,0 +1,187 @@
+"""report.md: the human summary of a run, and the short form ``kovc run`` prints at its end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..results import EXIT_CODES, RequirementResult, RunResult
+
+SIMULATED_BANNER = "SIMULATED CLUSTER — not a certification"
+
+_OUTCOME_MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP",
+                 "not-run": "NOT RUN"}
+_VERSION_LABELS = (
+    ("kubernetes", "Kubernetes"),
+    ("kube_ovn_controller", "kube-ovn-controller"),
+    ("kube_ovn_webhook", "kube-ovn-webhook"),
+    ("kubevirt", "KubeVirt"),
+    ("kind_node_image", "kind node image"),
+)
+
+
+def verdict_line(run: RunResult) -> str:
+    verdict = run.verdict
+    line = f"Verdict: {verdict.upper()} (exit {EXIT_CODES[verdict]})"
+    if run.simulated:
+        line += f" — {SIMULATED_BANNER}"
+    return line
+
+
+def _cell(text: str | None) -> str:
+    """Text safe inside a Markdown table cell (one line, pipes escaped)."""
+    if not text:
+        return ""
+    one = " ".join(text.split())
+    return one.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def _fence(text: str) -> list[str]:
+    """A fenced code block that cannot be closed early by backticks in ``text``."""
+    longest = run = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return [fence + "text", text.rstrip("\n"), fence]
+
+
+def _ids(run: RunResult, *outcomes: str) -> list[RequirementResult]:
+    return [r for r in run.requirements if r.outcome in outcomes]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return (f"{counts['passed']} passed, {counts['failed']} failed, {counts['error']} error, "
+            f"{counts['skipped']} skipped, {counts['not_run']} not run")
+
+
+def _short(run: RunResult) -> str:
+    lines = [f"kovc {verdict_line(run)}"]
+    failed = _ids(run, "failed", "error")
+    if failed:
+        lines.append("failed: " + ", ".join(
+            r.id + (" (error)" if r.outcome == "error" else "") for r in failed))
+    skipped = _ids(run, "skipped")
+    if skipped:
+        lines.append("skipped: " + ", ".join(r.id for r in skipped))
+    not_run_must = [r for r in _ids(run, "not-run") if r.level == "MUST"]
+    if not_run_must:
+        lines.append("not run (MUST): " + ", ".join(r.id for r in not_run_must))
+    summary = run.summary()
+    lines.append(f"MUST: {_counts(summary['MUST'])}; SHOULD: {_counts(summary['SHOULD'])}")
+    if run.leaked_ips:
+        lines.append(f"leaked IP CRs: {len(run.leaked_ips)}")
+    return "\n".join(lines) + "\n"
+
+
+def _failure_section(req: RequirementResult) -> list[str]:
+    out = [f"### {req.id} ({req.level}) — {req.outcome}", "", f"{req.title}", ""]
+    if req.reason:
+        out += ["**Expected vs seen:**", "", *_fence(req.reason), ""]
+    bad_cases = [c for c in req.cases if c.outcome in ("failed", "error")]
+    for case in bad_cases:
+        out.append(f"- case `{case.name}`: **{case.outcome}** ({case.duration_s:.1f} s)"
+                   + (f", admitted then: **{case.admitted_then}**" if case.admitted_then else ""))
+        if case.message:
+            out += ["", *["  " + line if line else "" for line in _fence(case.message)], ""]
+    if not req.reason and not any(c.message for c in bad_cases):
+        out += ["(no message was recorded)", ""]
+    if req.warnings:
+        out += ["Warnings:", "", *[f"- {_cell(w)}" for w in req.warnings], ""]
+    if req.diagnostics:
+        out += [f"Diagnostics: `{req.diagnostics}`", ""]
+    if req.tests:
+        out += ["Tests: " + ", ".join(f"`{t.nodeid}` ({t.outcome})" for t in req.tests), ""]
+    return out
+
+
+def _leak_field(ip: dict[str, Any], key: str) -> str:
+    """A field of a leaked IP CR, whether recorded as the whole object or as a flat summary."""
+    meta = ip.get("metadata") if isinstance(ip.get("metadata"), dict) else {}
+    spec = ip.get("spec") if isinstance(ip.get("spec"), dict) else {}
+    value = (meta or {}).get(key) if key == "name" else (spec or {}).get(key)
+    return str(value or ip.get(key) or "")
+
+
+def render_markdown(run: RunResult, *, short: bool = False) -> str:
+    """The Markdown summary of ``run`` (report.md); ``short`` gives the few lines ``kovc run`` prints:
+    the verdict line, failed and skipped IDs and the counts per level."""
+    if short:
+        return _short(run)
+    lines = ["# kovc conformance report", "", f"**{verdict_line(run)}**", ""]
+    if run.simulated:
+        lines += [f"> **{SIMULATED_BANNER}.** The cluster under test was kovc's simulated cluster"
+                  + (f" (model: {run.sim_model})" if run.sim_model else "")
+                  + "; this report shows how the suite behaves, not how a product does.", ""]
+    lines += [
+        "| | |", "|---|---|",
+        f"| Run ID | `{_cell(run.run_id)}` |",
+        f"| Profile | {_cell(run.profile)} |",
+        f"| Backend | {_cell(run.backend)}{' (simulated)' if run.simulated else ''} |",
+    ]
+    if run.sim_model:
+        lines.append(f"| Simulated model | {_cell(run.sim_model)} |")
+    lines += [
+        f"| Started | {_cell(run.started)} |",
+        f"| Finished | {_cell(run.finished)} |",
+        f"| Suite version | kovc {_cell(run.suite_version)} |",
+        "",
+        "## Versions", "",
+        "| Component | Version |", "|---|---|",
+    ]
+    for key, label in _VERSION_LABELS:
+        value = run.versions.get(key)
+        if key == "kind_node_image" and not value:
+            continue
+        lines.append(f"| {label} | {_cell(value) or '(unknown)'} |")
+    extra = sorted(k for k in run.versions if k not in dict(_VERSION_LABELS))
+    for key in extra:
+        lines.append(f"| {_cell(key)} | {_cell(run.versions[key]) or '(unknown)'} |")
+    controller, webhook = run.versions.get("kube_ovn_controller"), run.versions.get("kube_ovn_webhook")
+    if controller and webhook and controller != webhook:
+        lines += ["", f"Note: kube-ovn-controller {controller} and kube-ovn-webhook {webhook} differ "
+                      "(version skew)."]
+    summary = run.summary()
+    lines += ["", "## Summary", "",
+              "| Level | Passed | Failed | Error | Skipped | Not run |", "|---|---|---|---|---|---|"]
+    for level in ("MUST", "SHOULD"):
+        c = summary[level]
+        lines.append(f"| {level} | {c['passed']} | {c['failed']} | {c['error']} | {c['skipped']} | "
+                     f"{c['not_run']} |")
+    lines += ["", "## Requirements", "",
+              "| ID | Level | Outcome | Title | Notes |", "|---|---|---|---|---|"]
+    for req in run.requirements:
+        notes: list[str] = []
+        if req.outcome in ("skipped", "not-run") and req.reason:
+            notes.append(req.reason)
+        elif req.outcome in ("failed", "error"):
+            notes.append("see below")
+        bad = [c.name for c in req.cases if c.outcome in ("failed", "error")]
+        if bad:
+            notes.append("failed cases: " + ", ".join(bad))
+        admitted = sorted({c.admitted_then for c in req.cases if c.admitted_then})
+        if admitted:
+            notes.append("admitted then: " + ", ".join(admitted))
+        if req.warnings:
+            notes.append(f"{len(req.warnings)} warning(s)")
+        lines.append(f"| `{req.id}` | {req.level} | {_OUTCOME_MARK.get(req.outcome, req.outcome)} | "
+                     f"{_cell(req.title)} | {_cell('; '.join(notes))} |")
+    failures = _ids(run, "failed", "error")
+    if failures:
+        lines += ["", "## Failures", ""]
+        for req in failures:
+            lines += _failure_section(req)
+    warned = [r for r in run.requirements if r.warnings and r.outcome not in ("failed", "error")]
+    if run.warnings or warned:
+        lines += ["", "## Warnings", ""]
+        lines += [f"- {_cell(w)}" for w in run.warnings]
+        for req in warned:
+            lines += [f"- `{req.id}`: {_cell(w)}" for w in req.warnings]
+    if run.leaked_ips:
+        lines += ["", "## Leaked IP CRs", "",
+                  "IP CRs of the run's addresses that still existed after cleanup:", "",
+                  "| Name | Address | Pod | Namespace | Subnet |", "|---|---|---|---|---|"]
+        for ip in run.leaked_ips:
+            cells = [_cell(_leak_field(ip, key)) for key in ("name", "ipAddress", "podName", "namespace",
+                                                               "subnet")]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines).rstrip("\n") + "\n"

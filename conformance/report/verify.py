@@ -1,0 +1,308 @@
+"""``kovc report verify [--allow-simulated] DIR``: is a report bundle certifiable?
+
+A bundle is certifiable when it is complete (the required files are there), unmodified (every file
+matches MANIFEST.sha256 and no file was added), self-consistent (report.json's verdict and summary
+follow from its requirements; junit.xml states the same outcomes), conformant (verdict conformant:
+no requirement failed, no MUST skipped or not run, every MUST of the catalog reported), its versions
+are recorded and agree across report.json, junit.xml and environment.properties (a controller/webhook
+version skew is only a warning) and the cluster was real.
+
+Exit 0 certifiable, 1 not (one line per broken rule), 2 bad input (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..results import RunResult, verdict
+from . import allure_env, bundle, json_report, junit
+from .markdown import SIMULATED_BANNER
+
+#: The MUST requirements of the catalog (issue 3: IDs are a public contract). A certifiable report
+#: holds every one of them, passed.
+CATALOG_MUSTS: tuple[str, ...] = (
+    "env.webhook-live", "env.keep-vm-ip",
+    "allow.restart", "allow.stop-start", "allow.launcher-pod-deleted", "allow.live-migration",
+    "allow.recreate", "allow.repeated-restarts", "allow.concurrent-restarts", "allow.ip-reuse-after-delete",
+    "deny.other-vm", "deny.pod-takes-vm-ip", "deny.name-prefix", "deny.stopped-vm-ip", "deny.clone",
+    "deny.spoofed-launcher",
+    "state.ip-released-on-delete", "state.no-duplicate-ips",
+)
+#: Versions a certification must name.
+REQUIRED_VERSIONS: tuple[str, ...] = ("kubernetes", "kube_ovn_controller", "kubevirt")
+SIMULATED_REASON = "simulated cluster: not a certification"
+_MAX_NAMES = 10
+
+
+class BadInput(Exception):
+    """The input is not a bundle at all; the message is the one line shown (exit 2)."""
+
+
+@dataclass
+class Verification:
+    report_dir: Path
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    run: RunResult | None = None
+
+    @property
+    def certifiable(self) -> bool:
+        return not self.reasons
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_NAMES])
+    if len(items) > _MAX_NAMES:
+        shown += f" and {len(items) - _MAX_NAMES} more"
+    return shown
+
+
+def _norm(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _check_integrity(report_dir: Path, out: Verification) -> None:
+    missing = [name for name in bundle.REQUIRED if not (report_dir / name).is_file()]
+    if missing:
+        out.reasons.append(f"incomplete bundle: missing {_names(missing)}")
+    manifest = report_dir / bundle.MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        listed = bundle.read_manifest(manifest)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        out.reasons.append(f"modified bundle: {bundle.MANIFEST} is unreadable: {err}")
+        return
+    check = bundle.check_manifest(report_dir, listed)
+    parts = []
+    if check.changed:
+        parts.append(f"changed since the run (hash mismatch): {_names(check.changed)}")
+    if check.missing:
+        parts.append(f"listed in {bundle.MANIFEST} but absent: {_names(check.missing)}")
+    if check.unlisted:
+        parts.append(f"not listed in {bundle.MANIFEST}: {_names(check.unlisted)}")
+    if check.invalid:
+        parts.append(f"invalid paths in {bundle.MANIFEST}: {_names(check.invalid)}")
+    not_sealed = [name for name in bundle.REQUIRED
+                  if name != bundle.MANIFEST and (report_dir / name).is_file() and name not in listed]
+    if not_sealed and not check.unlisted:
+        parts.append(f"not listed in {bundle.MANIFEST}: {_names(not_sealed)}")
+    if parts:
+        out.reasons.append("modified bundle: " + "; ".join(parts))
+
+
+def _check_self_consistency(data: dict[str, Any], run: RunResult, report_dir: Path,
+                            out: Verification) -> None:
+    problems = []
+    ids = [r.id for r in run.requirements]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        problems.append(f"requirements listed twice: {_names(dupes)}")
+    recomputed = verdict(run.requirements, run.selected)
+    if data.get("verdict") != recomputed:
+        problems.append(f"report.json states verdict {data.get('verdict')!r} but its requirements give "
+                        f"{recomputed!r}")
+    if data.get("summary") != run.summary():
+        problems.append("report.json's summary does not match its requirements")
+    junit_path = report_dir / junit.FILENAME
+    if junit_path.is_file():
+        try:
+            cases = junit.read_testcases(junit_path)
+        except (OSError, ValueError) as err:
+            problems.append(f"junit.xml cannot be read: {err}")
+        else:
+            disagree = [f"{r.id} ({r.outcome} in report.json, {cases.get(r.id, 'absent')} in junit.xml)"
+                        for r in run.requirements if cases.get(r.id) != r.outcome]
+            extra = sorted(set(cases) - set(ids))
+            if disagree:
+                problems.append(f"junit.xml disagrees with report.json: {_names(disagree)}")
+            if extra:
+                problems.append(f"junit.xml has testcases absent from report.json: {_names(extra)}")
+    if problems:
+        out.reasons.append("inconsistent report: " + "; ".join(problems))
+
+
+def _check_verdict(run: RunResult, out: Verification) -> None:
+    reqs = run.requirements
+    stated = run.verdict
+    if stated != "conformant":
+        parts = []
+        env_bad = [r.id for r in reqs if r.family == "env" and r.outcome != "passed"]
+        failed = [r.id for r in reqs if r.outcome == "failed" and r.family != "env"]
+        errors = [r.id for r in reqs if r.outcome == "error" and r.family != "env"]
+        if env_bad:
+            parts.append(f"precondition not met: {_names(env_bad)}")
+        if failed:
+            parts.append(f"failed: {_names(failed)}")
+        if errors:
+            parts.append(f"error: {_names(errors)}")
+        must_skipped = [r.id for r in reqs if r.level == "MUST" and r.outcome == "skipped"
+                        and r.id not in env_bad]
+        must_not_run = [r.id for r in reqs if r.level == "MUST" and r.outcome == "not-run"
+                        and r.id not in env_bad]
+        if must_skipped:
+            parts.append(f"MUST skipped: {_names(must_skipped)}")
+        if must_not_run:
+            parts.append(f"MUST not run: {_names(must_not_run)}")
+        out.reasons.append(f"verdict {stated}" + (": " + "; ".join(parts) if parts else ""))
+    by_id = {r.id: r for r in reqs}
+    absent = [i for i in CATALOG_MUSTS if i not in by_id]
+    downgraded = [i for i in CATALOG_MUSTS if i in by_id and by_id[i].level != "MUST"]
+    if absent or downgraded:
+        parts = []
+        if absent:
+            parts.append(f"absent from the report: {_names(absent)}")
+        if downgraded:
+            parts.append(f"reported as SHOULD: {_names(downgraded)}")
+        out.reasons.append("MUST requirements of the catalog not covered: " + "; ".join(parts))
+
+
+def _facts(run: RunResult) -> dict[str, str]:
+    facts = {key: _norm(run.versions.get(key)) for key in json_report.VERSION_KEYS}
+    facts.update({"backend": run.backend, "simulated": _norm(run.simulated),
+                  "sim_model": _norm(run.sim_model), "run_id": run.run_id, "profile": run.profile,
+                  "suite_version": run.suite_version})
+    return facts
+
+
+def _check_versions(run: RunResult, report_dir: Path, out: Verification) -> dict[str, dict[str, str]]:
+    """Compare report.json with junit.xml and environment.properties; return each source's facts."""
+    sources: dict[str, dict[str, str]] = {"report.json": _facts(run)}
+    junit_path = report_dir / junit.FILENAME
+    if junit_path.is_file():
+        try:
+            props = junit.read_suite_properties(junit_path)
+        except (OSError, ValueError) as err:
+            out.reasons.append(f"inconsistent versions: {err}")
+            props = None
+        if props is not None:
+            sources["junit.xml"] = {
+                key: props.get(f"version.{key}" if key in json_report.VERSION_KEYS else key, "")
+                for key in sources["report.json"]
+            }
+    env_path = report_dir / allure_env.DIRNAME / allure_env.ENVIRONMENT
+    if env_path.is_file():
+        try:
+            env = allure_env.read_environment(env_path)
+        except OSError as err:
+            out.reasons.append(f"inconsistent versions: {allure_env.ENVIRONMENT} unreadable: {err}")
+        else:
+            sources["environment.properties"] = {key: env.get(key, "") for key in sources["report.json"]}
+    mismatches = []
+    for key, expected in sources["report.json"].items():
+        seen = {name: facts[key] for name, facts in sources.items() if name != "report.json"}
+        if any(value != expected for value in seen.values()):
+            detail = ", ".join(f"{name} {value or '(none)'!s}" for name, value in seen.items())
+            mismatches.append(f"{key}: report.json {expected or '(none)'}, {detail}")
+    if mismatches:
+        out.reasons.append("inconsistent versions: " + "; ".join(mismatches))
+    unknown = [key for key in REQUIRED_VERSIONS if not run.versions.get(key)]
+    if unknown:
+        out.reasons.append(f"versions not recorded: {_names(unknown)}")
+    controller, webhook = run.versions.get("kube_ovn_controller"), run.versions.get("kube_ovn_webhook")
+    if not webhook:
+        out.warnings.append("kube-ovn-webhook version not recorded")
+    elif controller and controller != webhook:
+        out.warnings.append(f"version skew: kube-ovn-controller {controller}, kube-ovn-webhook {webhook}")
+    return sources
+
+
+def _check_simulated(run: RunResult, sources: dict[str, dict[str, str]], allow_simulated: bool,
+                     out: Verification) -> None:
+    simulated = run.simulated or any(facts.get("simulated") == "true" for facts in sources.values())
+    if not simulated:
+        return
+    if allow_simulated:
+        out.warnings.append(f"{SIMULATED_BANNER} (accepted with --allow-simulated)")
+    else:
+        out.reasons.append(SIMULATED_REASON)
+
+
+def _check_product(run: RunResult, report_dir: Path, out: Verification) -> None:
+    path = report_dir / bundle.PRODUCT
+    if not path.is_file():
+        out.warnings.append(f"{bundle.PRODUCT} is missing: vendors submit it with the bundle")
+        return
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        out.warnings.append(f"{bundle.PRODUCT} cannot be read: {' '.join(str(err).split())}")
+        return
+    if not isinstance(data, dict):
+        out.warnings.append(f"{bundle.PRODUCT} is not a mapping")
+        return
+    empty = [key for key in ("vendor", "name", "version", "contact_email") if not data.get(key)]
+    if empty:
+        out.warnings.append(f"{bundle.PRODUCT} not filled in: {', '.join(empty)}")
+    pairs = (("kube_ovn_version", "kube_ovn_controller"), ("kubevirt_version", "kubevirt"),
+             ("kubernetes_version", "kubernetes"))
+    for product_key, version_key in pairs:
+        stated, measured = data.get(product_key), run.versions.get(version_key)
+        if stated and measured and str(stated) != measured:
+            out.warnings.append(f"{bundle.PRODUCT} says {product_key} {stated}, the run measured {measured}")
+
+
+def verify_bundle(report_dir: Path, *, allow_simulated: bool = False) -> Verification:
+    """Check a bundle; :class:`BadInput` when ``report_dir`` is not a usable bundle at all."""
+    if not report_dir.exists():
+        raise BadInput(f"{report_dir}: no such directory")
+    if not report_dir.is_dir():
+        raise BadInput(f"{report_dir}: not a directory")
+    out = Verification(report_dir)
+    _check_integrity(report_dir, out)
+    report_path = report_dir / json_report.FILENAME
+    if not report_path.is_file():
+        return out
+    try:
+        data = json_report.load_data(report_path)
+        run = RunResult.from_json(data)
+    except json_report.ReportError as err:
+        raise BadInput(str(err)) from None
+    except TypeError as err:
+        raise BadInput(f"{report_path}: cannot be read as a kovc run: {err}") from None
+    out.run = run
+    _check_self_consistency(data, run, report_dir, out)
+    _check_verdict(run, out)
+    sources = _check_versions(run, report_dir, out)
+    _check_simulated(run, sources, allow_simulated, out)
+    _check_product(run, report_dir, out)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Check that a report bundle is certifiable: complete, unmodified, conformant, "
+                          "consistent versions, real cluster. Exit 0 certifiable, 1 not, 2 bad input.")
+    parser.add_argument("--allow-simulated", action="store_true",
+                        help="accept a bundle from the simulated cluster (for testing the suite itself)")
+    parser.add_argument("report_dir", metavar="DIR", type=Path, help="the run's --report-dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    report_dir: Path = args.report_dir
+    try:
+        result = verify_bundle(report_dir, allow_simulated=args.allow_simulated)
+    except BadInput as err:
+        print(f"kovc: report verify: {err}", file=sys.stderr)
+        return 2
+    for reason in result.reasons:
+        print(f"not certifiable: {reason}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if result.certifiable:
+        assert result.run is not None
+        versions = result.run.versions
+        print(f"certifiable: {report_dir} (verdict {result.run.verdict}; Kube-OVN "
+              f"{versions.get('kube_ovn_controller')}, KubeVirt {versions.get('kubevirt')}, Kubernetes "
+              f"{versions.get('kubernetes')})")
+        return 0
+    return 1
