@@ -258,9 +258,18 @@ def _match_fields(obj: JSON, selector: str) -> bool:
     return True
 
 
+def _spec_finalizers(rt: ResourceType, obj: JSON) -> bool:
+    """A namespace's ``spec.finalizers`` (``kubernetes``) hold its deletion like metadata finalizers."""
+    return rt.key == ("", "namespaces") and bool((obj.get("spec") or {}).get("finalizers"))
+
+
 def matches(obj: JSON, label_selector: str = "", field_selector: str = "") -> bool:
     labels = obj.get("metadata", {}).get("labels") or {}
     return _match_labels(labels, label_selector) and _match_fields(obj, field_selector)
+
+
+#: ``list`` is shadowed by ``Store.list`` inside the class body (for type checkers).
+_EventList = list[WatchEvent]
 
 
 @dataclass
@@ -512,7 +521,8 @@ class Store:
             self._audit(verb, rt, ns, name, user_agent, path, 200, dry_run)
             return new
         # Finalizers removed from an object being deleted may complete the deletion.
-        if cur_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+        if cur_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers") \
+                and not _spec_finalizers(rt, new):
             rv = self._next_rv()
             new["metadata"]["resourceVersion"] = str(rv)
             del self._objects[rt.key][(ns, name)]
@@ -576,12 +586,15 @@ class Store:
             finalizers.append("foregroundDeletion")
         if propagation == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
-        if finalizers:
+        if finalizers or _spec_finalizers(rt, current):
             if not meta.get("deletionTimestamp"):
                 new = deepcopy_json(current)
                 new["metadata"]["deletionTimestamp"] = now_rfc3339()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
-                new["metadata"]["finalizers"] = finalizers
+                if finalizers:
+                    new["metadata"]["finalizers"] = finalizers
+                if rt.key == ("", "namespaces"):
+                    new.setdefault("status", {})["phase"] = "Terminating"
                 rv = self._next_rv()
                 new["metadata"]["resourceVersion"] = str(rv)
                 self._objects[rt.key][(ns, name)] = new
@@ -610,7 +623,7 @@ class Store:
         with contextlib.suppress(ValueError):
             self._subscribers.remove(sub)
 
-    def events_since(self, rt: ResourceType | None, namespace: str, since_rv: int) -> list[WatchEvent]:
+    def events_since(self, rt: ResourceType | None, namespace: str, since_rv: int) -> _EventList:
         """Events after ``since_rv`` still in history; ``410 Gone`` if ``since_rv`` is too old."""
         if self._history and since_rv < self._history[0].rv - 1:
             raise ApiError(410, "Expired", f"too old resource version: {since_rv} "
