@@ -131,3 +131,41 @@ def kube_ovn_release(version: str) -> KubeOvnRelease:
 #: The releases the verdict self-tests run against: one per distinct behaviour, plus the default.
 REPRESENTATIVE_RELEASES = ("v1.12.0", "v1.13.0", "v1.13.14", "v1.13.15", "v1.14.2", "v1.14.5", "v1.15.0",
                            "v1.16.2")
+
+
+# --- KubeVirt and Kubernetes versions (added for the kind backend and ``kovc images``) -------------
+
+#: Highest KubeVirt patch release per minor line known to this table (kubevirt/kubevirt tags as of
+#: the facts' snapshot, d923fdb). A version outside it is refused as unknown rather than guessed at.
+KUBEVIRT_LATEST_PATCH: dict[tuple[int, int], int] = {
+    (0, 53): 2, (0, 54): 0, (0, 55): 2, (0, 56): 1, (0, 57): 1, (0, 58): 2, (0, 59): 2,
+    (1, 0): 1, (1, 1): 1, (1, 2): 2, (1, 3): 1, (1, 4): 1, (1, 5): 3, (1, 6): 6, (1, 7): 4, (1, 8): 4,
+    (1, 9): 0,
+}
+
+
+def check_kubevirt_version(version: str) -> str:
+    """``version`` if it is a KubeVirt release this table knows; :class:`VersionError` otherwise."""
+    try:
+        major, minor, patch = parse(version)
+    except VersionError:
+        raise VersionError(f"malformed KubeVirt version {version!r}: expected vMAJOR.MINOR.PATCH, "
+                           f"e.g. {KUBEVIRT_VERSION}") from None
+    latest = KUBEVIRT_LATEST_PATCH.get((major, minor))
+    if latest is None or patch > latest:
+        lines = sorted(KUBEVIRT_LATEST_PATCH)
+        oldest, newest = lines[0], lines[-1]
+        raise VersionError(f"unknown KubeVirt version {version}: known releases are "
+                           f"v{oldest[0]}.{oldest[1]}.0 to v{newest[0]}.{newest[1]}."
+                           f"{KUBEVIRT_LATEST_PATCH[newest]}")
+    return version
+
+
+def check_kubernetes_version(version: str) -> str:
+    """``version`` if it is well-formed (``vMAJOR.MINOR.PATCH``, the ``kindest/node`` tag form)."""
+    try:
+        parse(version)
+    except VersionError:
+        raise VersionError(f"malformed Kubernetes version {version!r}: expected vMAJOR.MINOR.PATCH, "
+                           f"e.g. {K8S_VERSION}") from None
+    return version
