@@ -121,6 +121,14 @@ def _ip_values(spec: JSON) -> set[str]:
     return out
 
 
+def _addr_key(addr: str) -> tuple[int, int, str]:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return (9, 0, addr)
+    return (ip.version, int(ip), addr)
+
+
 def _normalise_ip(addr: str) -> str:
     try:
         return str(ipaddress.ip_address(addr.strip()))
@@ -430,7 +438,8 @@ def _collect_ovn_nb(col: _Collector, info: ClusterInfo | None, addresses: set[st
         return
     lines = proc.stdout.splitlines()
     header, rows = (lines[0], lines[1:]) if lines else ("", [])
-    patterns = [re.compile(f"(?<!{_ADDR_EDGE}){re.escape(a)}(?!{_ADDR_EDGE})") for a in sorted(addresses)]
+    patterns = [re.compile(f"(?<!{_ADDR_EDGE}){re.escape(a)}(?!{_ADDR_EDGE})")
+                for a in sorted(addresses, key=_addr_key)]
     kept = [row for row in rows if any(p.search(row) for p in patterns)]
     col.write_text("ovn-nb/logical-switch-ports.csv", "\n".join([header, *kept]) + "\n")
     col.notes.append(f"OVN NB: {len(kept)} of {len(rows)} logical switch ports carry the addresses")
@@ -481,7 +490,7 @@ def collect(api_client: ApiClient, out_dir: Path, *, namespaces: Sequence[str], 
         f"collected: {started}",
         f"cluster: {cluster}",
         f"namespaces: {', '.join(namespaces) or '(none)'}",
-        f"addresses: {', '.join(sorted(addresses)) or '(none)'}",
+        f"addresses: {', '.join(sorted(addresses, key=_addr_key)) or '(none)'}",
         f"files: {len(col.written)}",
         f"errors: {len(col.errors)}" + (" (see errors.txt)" if col.errors else ""),
         *[f"note: {n}" for n in col.notes],

@@ -56,7 +56,8 @@ def failure_text(req: RequirementResult) -> str:
         head = f"[{case.name}] {case.outcome}"
         if case.admitted_then:
             head += f" (admitted then: {case.admitted_then})"
-        parts.append(head + (f": {case.message}" if case.message else ""))
+        same = case.message and case.message.strip() == (req.reason or "").strip()
+        parts.append(head + (f": {case.message}" if case.message and not same else ""))
     return "\n\n".join(parts) or f"{req.id} {req.outcome} (no message was recorded)"
 
 

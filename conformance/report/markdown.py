@@ -81,7 +81,7 @@ def _failure_section(req: RequirementResult) -> list[str]:
     for case in bad_cases:
         out.append(f"- case `{case.name}`: **{case.outcome}** ({case.duration_s:.1f} s)"
                    + (f", admitted then: **{case.admitted_then}**" if case.admitted_then else ""))
-        if case.message:
+        if case.message and case.message.strip() != (req.reason or "").strip():
             out += ["", *["  " + line if line else "" for line in _fence(case.message)], ""]
     if not req.reason and not any(c.message for c in bad_cases):
         out += ["(no message was recorded)", ""]

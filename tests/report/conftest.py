@@ -46,12 +46,14 @@ MUSTS = [i for i, level, _ in CATALOG if level == "MUST"]
 
 DENIAL = ('admission webhook "pod-ip-validating.kube-ovn.io" denied the request: ip address 10.16.0.15 '
           "has been occupied by pod kovc-r1-restart/h-k2x9q")
-RESTART_MESSAGE = ("allow.restart: expected the restart of VM kovc-r1-restart/h-k2x9q to be admitted and the VM "
-                   "Running with 10.16.0.15; seen after 6.0 s: VMI h-k2x9q Synchronized=False/FailedCreate: "
+RESTART_MESSAGE = ("allow.restart: expected the restart of VM kovc-r1-restart/h-k2x9q to be admitted and "
+                   "the VM Running with 10.16.0.15; seen after 6.0 s: VMI h-k2x9q "
+                   "Synchronized=False/FailedCreate: "
                    f"Error creating pod: {DENIAL}")
-ADMITTED_MESSAGE = ("deny.other-vm: expected the create of launcher pod for VM c-7fq2m (10.16.0.22) to be denied "
-                    "by pod-ip-validating.kube-ovn.io; seen: admitted (pod virt-launcher-c-7fq2m-abcde created); "
-                    "then IPAM: AcquireAddressFailed AddressConflict")
+ADMITTED_MESSAGE = ("deny.other-vm: expected the create of launcher pod for VM c-7fq2m (10.16.0.22) to be "
+                    "denied by pod-ip-validating.kube-ovn.io; seen: admitted "
+                    "(pod virt-launcher-c-7fq2m-abcde created); then IPAM: AcquireAddressFailed "
+                    "AddressConflict")
 
 
 def _req(rid: str, level: str, title: str, outcome: str = "passed", **kw: object) -> RequirementResult:
@@ -71,7 +73,8 @@ def passing_sim_run() -> RunResult:
     reqs = [_req(i, lvl, t) if lvl == "MUST" else _req(i, lvl, t, "not-run", reason="not in profile baseline")
             for i, lvl, t in CATALOG]
     return RunResult(
-        suite_version="0.1.0", run_id="r1a2b3", started="2026-11-28T10:00:00Z", finished="2026-11-28T10:01:10Z",
+        suite_version="0.1.0", run_id="r1a2b3", started="2026-11-28T10:00:00Z",
+        finished="2026-11-28T10:01:10Z",
         backend="sim", simulated=True, profile="baseline",
         versions={"kubernetes": "v1.35.1", "kube_ovn_controller": "v1.16.2", "kube_ovn_webhook": "v1.16.2",
                   "kubevirt": "v1.8.1", "kind_node_image": None},
@@ -82,7 +85,8 @@ def passing_sim_run() -> RunResult:
 def failing_sim_run() -> RunResult:
     run = passing_sim_run()
     run.sim_model = "kube-ovn v1.14.2"
-    run.versions.update({"kube_ovn_controller": "v1.14.2", "kube_ovn_webhook": "v1.14.2", "kubevirt": "v1.5.2"})
+    run.versions.update({"kube_ovn_controller": "v1.14.2", "kube_ovn_webhook": "v1.14.2",
+                         "kubevirt": "v1.5.2"})
     by_id = {r.id: r for r in run.requirements}
     restart = by_id["allow.restart"]
     restart.outcome = "failed"
@@ -101,8 +105,8 @@ def failing_sim_run() -> RunResult:
         CaseResult(name="web/web-1", outcome="passed", duration_s=2.0,
                    message=f"denied as expected: {DENIAL}"),
         CaseResult(name="vm1/vm10", outcome="failed", duration_s=2.5,
-                   message="deny.name-prefix: expected VM vm10 to be denied; seen: admitted | took the address "
-                           "`10.16.0.30` (```fence``` test)",
+                   message="deny.name-prefix: expected VM vm10 to be denied; seen: admitted | took the "
+                           "address `10.16.0.30` (```fence``` test)",
                    admitted_then="took-over-address"),
     ]
     prefix.warnings = ["webhook cache: the probe was denied only after 2.1 s"]
@@ -122,8 +126,9 @@ def invalid_run() -> RunResult:
     for req in run.requirements:
         if req.id == "env.webhook-live":
             req.outcome = "failed"
-            req.reason = ("env.webhook-live: expected the dryRun pod with ovn.kubernetes.io/cidr 192.0.2.0/24 to be "
-                          "rejected with '... not in cidr ...' (HTTP 400) within 30 s; seen: admitted (HTTP 201)")
+            req.reason = ("env.webhook-live: expected the dryRun pod with ovn.kubernetes.io/cidr "
+                          "192.0.2.0/24 to be rejected with '... not in cidr ...' (HTTP 400) within 30 s; "
+                          "seen: admitted (HTTP 201)")
             req.cases = []
         elif req.id != "env.keep-vm-ip":
             req.outcome = "not-run"
@@ -144,7 +149,8 @@ def info_for(run: RunResult) -> ClusterInfo:
                        sim_model=run.sim_model,
                        versions=Versions(kubernetes=v["kubernetes"] or "",
                                          kube_ovn_controller=v["kube_ovn_controller"] or "",
-                                         kube_ovn_webhook=v["kube_ovn_webhook"] or "", kubevirt=v["kubevirt"] or "",
+                                         kube_ovn_webhook=v["kube_ovn_webhook"] or "",
+                                         kubevirt=v["kubevirt"] or "",
                                          kind_node_image=v.get("kind_node_image")))
 
 

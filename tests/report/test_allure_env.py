@@ -53,7 +53,8 @@ def _matches(category: dict[str, object], status: str, message: str) -> bool:
 
 
 @pytest.mark.parametrize(("status", "message", "expected"), [
-    ("failed", "AssertionError: allow.restart: expected admitted; seen: denied", "Legitimate operation denied"),
+    ("failed", "AssertionError: allow.restart: expected admitted; seen: denied",
+     "Legitimate operation denied"),
     ("failed", "AssertionError: deny.other-vm: expected denial;\nseen: admitted", "Collision admitted"),
     ("failed", "env.webhook-live: expected HTTP 400", "Precondition failed"),
     ("failed", "state.no-duplicate-ips: two pods hold 10.16.0.5", "State"),
