@@ -247,3 +247,15 @@ def test_subprocess_python_m_conformance(make_bundle: MakeBundle) -> None:
     assert kovc("report", "verify", "--allow-simulated", passing).returncode == 0
     proc = kovc("report", "verify", failing / "nope")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+
+def test_catalog_musts_match_the_contract(runs: dict[str, Callable[..., object]]) -> None:
+    from conformance.report import verify
+
+    catalog = pytest.importorskip("conformance.catalog", reason="conformance.catalog is not written yet")
+    assert verify.CATALOG_MUSTS == verify._CONTRACT_MUSTS
+    assert tuple(r.id for r in catalog.all_requirements() if r.level == "MUST") == verify._CONTRACT_MUSTS
+    run = runs["real-passing"]()
+    assert [(r.id, r.level) for r in run.requirements] == [  # type: ignore[attr-defined]
+        (r.id, r.level) for r in catalog.all_requirements()]
