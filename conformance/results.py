@@ -99,8 +99,10 @@ class RunResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunResult:
         reqs = []
+        req_fields = set(RequirementResult.__dataclass_fields__)
         for r in data.get("requirements", []):
-            r = dict(r)
+            # kovc.report/v1 only ever adds fields: a reader ignores the ones it does not know.
+            r = {k: v for k, v in r.items() if k in req_fields}
             r["cases"] = [CaseResult(**c) for c in r.get("cases", [])]
             r["tests"] = [TestRef(**t) for t in r.get("tests", [])]
             reqs.append(RequirementResult(**r))

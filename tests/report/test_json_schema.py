@@ -72,3 +72,13 @@ def test_load_data_one_line_errors(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(json_report.ReportError, match="no such file"):
         json_report.load_data(tmp_path / "absent.json")
+
+
+def test_readers_ignore_fields_added_later(runs: dict[str, Callable[[], RunResult]], tmp_path: Path) -> None:
+    data = json.loads(json.dumps(runs["failing-sim"]().to_json()))
+    data["future_top_level"] = {"x": 1}
+    data["requirements"][2]["future_field"] = "y"
+    assert json_report.schema_errors(data) == []
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(data))
+    assert json_report.load(path) == runs["failing-sim"]()

@@ -87,3 +87,13 @@ def test_short_form_invalid_run(runs: Runs) -> None:
     assert short.startswith("kovc Verdict: INVALID (exit 2)")
     assert "failed: env.webhook-live" in short
     assert "not run (MUST): " in short
+
+
+def test_a_case_message_equal_to_the_reason_is_shown_once(runs: Runs) -> None:
+    from conformance.report import junit
+
+    run = runs["failing-sim"]()
+    md = render_markdown(run)
+    assert md.count("expected the restart of VM kovc-r1-restart/h-k2x9q") == 1
+    restart = next(r for r in run.requirements if r.id == "allow.restart")
+    assert junit.failure_text(restart).count("expected the restart of VM") == 1
