@@ -116,12 +116,16 @@ class SubnetInfo:
 
 
 def enclosing_cidr(address: str, prefixlen: int = 28) -> tuple[str, str]:
-    """A small CIDR containing ``address`` and a gateway in it that is not ``address`` (for a
-    run-owned subnet of another VPC that must contain the same address)."""
+    """A small CIDR containing ``address`` as a host address (not its network or broadcast
+    address) and a gateway in it that is not ``address`` (for a run-owned subnet of another VPC
+    that must contain the same address)."""
     ip = parse_ip(address)
     if ip.version == 6 and prefixlen < 64:
         prefixlen = 120
-    net = ipaddress.ip_network(f"{ip}/{prefixlen}", strict=False)
+    for plen in range(prefixlen, 7, -1):
+        net = ipaddress.ip_network(f"{ip}/{plen}", strict=False)
+        if ip not in (net.network_address, net.broadcast_address):
+            break
     hosts = net.hosts()
     gateway = next(hosts)
     if gateway == ip:

@@ -212,7 +212,7 @@ def retrying(
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_retryable),
         stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(max_delay),
-        wait=_WaitRetryAfter(tenacity.wait_exponential_jitter(initial=0.05, max=max_wait, jitter=0.1)),
+        wait=_WaitRetryAfter(tenacity.wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.1)),
         reraise=True,
         before_sleep=lambda rs: log.debug("retrying after %s",
                                           rs.outcome.exception() if rs.outcome else None),

@@ -229,7 +229,7 @@ def watch_until(
     retry = tenacity.Retrying(
         retry=tenacity.retry_if_exception(_reconnectable),
         stop=lambda rs: time.monotonic() >= deadline,
-        wait=tenacity.wait_exponential_jitter(initial=0.05, max=2.0, jitter=0.05),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
         reraise=True,
     )
     try:
