@@ -55,7 +55,8 @@ def test_assert_denied_pod_create() -> None:
     with pytest.raises(AssertionError, match="HTTP 500"):
         assert_denied_pod_create(api_error(500, DENIAL), WH, IP, "pod c-1")
     with pytest.raises(AssertionError, match="got HTTP 403"):
-        assert_denied_pod_create(api_error(403, 'pods "c" is forbidden: violates PodSecurity'), WH, IP, "pod c")
+        psa = api_error(403, 'pods "c" is forbidden: violates PodSecurity')
+        assert_denied_pod_create(psa, WH, IP, "pod c")
 
 
 def test_identity_differences() -> None:

@@ -51,7 +51,8 @@ def test_vm_schema_rejects_a_broken_vm() -> None:
     vm = templates.render_vm(name="h-abc", namespace="ns", ip="10.16.0.9", subnet="ovn-default", run_id="r-1")
     vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"] = "bridge"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft4Validator({"definitions": defs, "$ref": "#/definitions/v1.VirtualMachine"}).validate(vm)
+        schema = {"definitions": defs, "$ref": "#/definitions/v1.VirtualMachine"}
+        jsonschema.Draft4Validator(schema).validate(vm)
 
 
 def test_vm_carries_what_the_spec_requires() -> None:

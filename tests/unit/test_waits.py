@@ -39,7 +39,8 @@ def ns(kube: Kube, request: pytest.FixtureRequest) -> str:
 
 
 def pod(ns: str, name: str) -> dict[str, Any]:
-    return templates.render_pod(name=name, namespace=ns, ip="10.16.0.9", subnet="ovn-default", run_id="r-waits")
+    return templates.render_pod(name=name, namespace=ns, ip="10.16.0.9", subnet="ovn-default",
+                                run_id="r-waits")
 
 
 class Spy:
