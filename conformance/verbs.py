@@ -34,7 +34,9 @@ T_DRY_RUN = 30.0        # the dryRun cache probe (the spec's 30 s)
 T_ADMITTED_WINDOW = 15.0  # watching an admitted challenger before deleting it
 T_PROBE = 60.0          # a one-shot probe pod to finish
 
-_PING_REPLY = re.compile(r"bytes from (?P<ip>[0-9a-fA-F.:]+):.*?seq=(?P<seq>\d+)")
+#: An echo reply: busybox ``64 bytes from 10.16.0.5: seq=0 ttl=64 time=0.4 ms`` (a real cluster) or the
+#: simulated kubelet's ``<time> reply from 10.16.0.5 seq=0`` (never its ``no reply from …`` lines).
+_PING_REPLY = re.compile(r"(?<!no )(?:bytes|reply) from (?P<ip>[0-9a-fA-F.:]+?):? .*?seq=(?P<seq>\d+)")
 
 
 class _Recorder(Protocol):
@@ -168,6 +170,10 @@ class Actions:
 
     def t(self, seconds: float) -> float:
         return self.settings.timeout(seconds)
+
+    def probe_interval_ms(self) -> int:
+        """200 ms (the spec's ping interval), shortened with the timeout scale (10 ms at least)."""
+        return max(10, min(200, round(200 * self.settings.timeout_scale)))
 
     # ---- addresses ---------------------------------------------------------------------------------
 
@@ -422,7 +428,8 @@ class Actions:
             last: list[ProbeResult] = []
 
             def attempt() -> bool:
-                res = self._probe(vm.namespace, vm.ip, vm.subnet, count=3, interval_ms=200, node=None,
+                res = self._probe(vm.namespace, vm.ip, vm.subnet, count=3,
+                                  interval_ms=self.probe_interval_ms(), node=None,
                                   timeout=max(deadline - time.monotonic(), self.t(T_PROBE)))
                 last.append(res)
                 return res.reachable

@@ -11,7 +11,6 @@ from conformance.kube import Kube
 from conformance.verbs import Actions
 
 SUBNET = "ovn-default"
-INTERVAL_MS = 200
 
 
 @pytest.mark.exclusive
@@ -38,7 +37,7 @@ def test_migration_downtime(kube: Kube, settings: Any, ns: str, act: Actions, re
     act.reachable(vm)  # the guest answers before measuring
     window = act.t(90)
     result, (src, dst) = act.continuous_probe(vm, probe_node, window, lambda: act.migrate(vm),
-                                              interval_ms=INTERVAL_MS)
+                                              interval_ms=act.probe_interval_ms())
     assert probe_node not in (src, dst), f"the probe node {probe_node} was the migration's {src} -> {dst}"
     gap = result.longest_gap_s()
     limit = float(settings.max_migration_loss)

@@ -96,6 +96,12 @@ def test_ping_log_gap() -> None:
     res = ProbeResult(target="10.16.0.9", sent=10, replies=replies, interval_ms=200, log=log)
     assert res.longest_gap_s() == pytest.approx(0.8)  # seq 2 -> 6
     assert ProbeResult("x", 5, [], 200, "").longest_gap_s() == float("inf")
+    sim_log = ("2026-11-27T10:00:00.1Z reply from 10.16.0.9 seq=1\n"
+               "2026-11-27T10:00:00.2Z no reply from 10.16.0.9 seq=2\n"
+               "2026-11-27T10:00:00.3Z reply from 10.16.0.9 seq=3\n"
+               "--- 10.16.0.9 probe statistics: 3 transmitted, 2 received\n")
+    assert parse_ping_log(sim_log, "10.16.0.9") == [1, 3]
+    assert parse_ping_log("64 bytes from fd00::9: seq=4 ttl=64 time=1 ms", "fd00::9") == [4]
     assert ProbeResult("x", 10, [0, 1], 200, "").longest_gap_s() == pytest.approx(1.8)  # trailing loss
 
 
