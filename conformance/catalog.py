@@ -1,0 +1,261 @@
+"""The requirement catalog: the public contract of the suite.
+
+Each requirement has a stable ID (``<family>.<name>``; never renamed), a level (MUST or SHOULD), a
+short title, a statement in RFC 2119 words, and the upstream issues/PRs behind it. Scenarios declare
+the IDs they decide with ``@pytest.mark.conformance("allow.restart", ...)``; certification results
+are reported per ID, never per pytest node ID.
+
+Profiles select IDs: ``quick`` (PR gating: the preconditions, ``allow.restart``, ``deny.other-vm``),
+``baseline`` (every MUST; SHOULDs are reported ``not-run``) and ``extended`` (everything). The
+preconditions ``env.*`` are always selected: when one fails, the run is invalid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Level = Literal["MUST", "SHOULD"]
+Profile = Literal["quick", "baseline", "extended"]
+
+PROFILES: tuple[str, ...] = ("quick", "baseline", "extended")
+DEFAULT_PROFILE = "baseline"
+
+_KO = "kubeovn/kube-ovn#"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    id: str
+    level: Level
+    title: str
+    statement: str
+    references: tuple[str, ...] = ()
+
+    @property
+    def family(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    @property
+    def precondition(self) -> bool:
+        """A failure of a precondition makes the whole run invalid."""
+        return self.family == "env"
+
+
+def _refs(*numbers: int) -> tuple[str, ...]:
+    return tuple(f"{_KO}{n}" for n in numbers)
+
+
+_LEGIT = ("is admitted, the VM is Running and reachable at its IP afterwards, and its IP CR <vm>.<ns> "
+          "MUST be the same object (name and uid) with the same ipAddress, v4/v6IpAddress, macAddress, "
+          "podName <vm>, podType VirtualMachine, namespace and subnet")
+_DENY = ("MUST be rejected at admission by the pod-IP webhook (for a VM challenger: VMI "
+         "Synchronized=False/FailedCreate with the webhook's denial), and the holder MUST keep running "
+         "with its IP")
+_DENY_SHOULD = _DENY.replace("MUST", "SHOULD")
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    # ---- preconditions: a failure makes the run invalid ---------------------------------------------
+    Requirement(
+        "env.webhook-live", "MUST", "The pod-IP validating webhook is live",
+        "A dryRun=All pod create with ovn.kubernetes.io/ip_address set to a free address and "
+        "ovn.kubernetes.io/cidr 192.0.2.0/24 MUST be rejected by pod-ip-validating.kube-ovn.io with "
+        "'... not in cidr ...' (HTTP 400) within 30 s: the API-server-to-webhook path works, independently "
+        "of the conflict policy (the webhook's failurePolicy is Ignore).",
+        ("kubeovn/docs:docs/guide/webhook.en.md", *_refs(1468))),
+    Requirement(
+        "env.keep-vm-ip", "MUST", "keep-vm-ip is enabled",
+        "kube-ovn-controller MUST run with keep-vm-ip on (--keep-vm-ip, default true), so a VM keeps its "
+        "IP CR <vm>.<ns> across launcher pods.",
+        _refs(1307, 1328, 1347)),
+    # ---- legitimate operations are admitted ------------------------------------------------------
+    Requirement(
+        "allow.restart", "MUST", "Restart keeps the static IP",
+        f"A restart of a static-IP VM through the subresource API {_LEGIT}.",
+        _refs(4803, 4807, 5569)),
+    Requirement(
+        "allow.stop-start", "MUST", "Stop then start keeps the static IP",
+        f"Stopping and then starting a static-IP VM {_LEGIT}.",
+        _refs(2021, 4803, 5569)),
+    Requirement(
+        "allow.launcher-pod-deleted", "MUST", "A deleted launcher pod is replaced with the same IP",
+        f"Deleting the launcher pod of a static-IP VM with runStrategy Always {_LEGIT}.",
+        _refs(4803, 5569)),
+    Requirement(
+        "allow.live-migration", "MUST", "Live migration keeps the static IP",
+        "A live migration of a static-IP VM to another node (bridge binding, "
+        f"kubevirt.io/allow-pod-bridge-network-live-migration) {_LEGIT}. It needs two nodes labelled "
+        "kubevirt.io/schedulable=true without NoSchedule taints; otherwise it is skipped with the reason.",
+        (*_refs(1462, 1468, 1429, 1439, 4191), "kubevirt/kubevirt#4910")),
+    Requirement(
+        "allow.recreate", "MUST", "Delete and recreate with the same name and IP",
+        "After a static-IP VM is deleted, its IP CR is gone and a dryRun=All probe for the address is "
+        "admitted, creating the VM again with the same name and IP MUST be admitted, and the VM MUST be "
+        "Running and reachable at its IP with an IP CR <vm>.<ns> naming it.",
+        _refs(5367, 5390)),
+    Requirement(
+        "allow.immediate-recreate", "SHOULD", "Immediate recreate with the same name and IP",
+        "A static-IP VM deleted and created again at once with the same name and IP SHOULD be Running "
+        "within 120 s with an IP CR whose podName is <vm>, and reachable at its IP.",
+        _refs(5390)),
+    Requirement(
+        "allow.repeated-restarts", "MUST", "Five restarts in a row keep the static IP",
+        f"Five consecutive restarts of a static-IP VM: each {_LEGIT}.",
+        _refs(4803, 5569)),
+    Requirement(
+        "allow.concurrent-restarts", "MUST", "Concurrent restarts keep the static IPs",
+        "N static-IP VMs (default 3, --concurrency) restarted at the same time MUST all be admitted, "
+        "Running and reachable at their own IPs, each keeping its own IP CR unchanged.",
+        _refs(4803, 5569)),
+    Requirement(
+        "allow.ip-reuse-after-delete", "MUST", "A released IP can be taken by another VM",
+        "After a VM is deleted and its IP CR released, a VM with another name requesting that IP MUST "
+        "be admitted, Running and reachable at it.",
+        _refs(5367, 5390, 5654)),
+    Requirement(
+        "allow.same-ip-other-subnet", "SHOULD", "The same IP in another VPC's subnet is no collision",
+        "The same address requested in subnets of two different VPCs, chosen by an explicit "
+        "ovn.kubernetes.io/logical_switch, SHOULD be admitted for both VMs.",
+        _refs(2026)),
+    Requirement(
+        "allow.same-ip-namespace-bound-vpc", "SHOULD",
+        "The same IP in a namespace bound to another VPC's subnet is no collision",
+        "When a VM holds X in ovn-default, a second VM created afterwards in a namespace bound to a "
+        "subnet of another VPC that also contains X, requesting X without a logical_switch annotation, "
+        "SHOULD be admitted.",
+        _refs(2026)),
+    # ---- genuine collisions are rejected at admission --------------------------------------------
+    Requirement(
+        "deny.other-vm", "MUST", "Another VM cannot take a running VM's IP",
+        f"A VM with another name requesting a running VM's IP {_DENY}.",
+        _refs(4803, 5569)),
+    Requirement(
+        "deny.pod-takes-vm-ip", "MUST", "A plain pod cannot take a VM's IP",
+        f"A plain pod requesting a VM's IP {_DENY}.",
+        _refs(5569)),
+    Requirement(
+        "deny.name-prefix", "MUST", "Names containing each other are still distinct",
+        "For VM names that contain each other, in both directions (web/web-1, vm1/vm10), and for a plain "
+        f"pod whose name is contained in the VM's name, the challenger {_DENY}; each sub-case is reported.",
+        _refs(4807, 5569)),
+    Requirement(
+        "deny.stopped-vm-ip", "MUST", "A stopped VM's kept IP cannot be taken",
+        f"Another VM requesting the IP of a stopped VM (kept by keep-vm-ip) {_DENY}.",
+        _refs(2021, 2344, 2486, 2916)),
+    Requirement(
+        "deny.clone", "MUST", "An unfiltered clone cannot take the holder's IP",
+        f"A VirtualMachineClone of the holder without annotationFilters {_DENY}; where the clone API is "
+        "absent the requirement is skipped with the reason.",
+        _refs(5189)),
+    Requirement(
+        "deny.spoofed-launcher", "MUST", "A pod impersonating a launcher pod is rejected",
+        "A plain pod named virt-launcher-<vm>-<5 chars> carrying every label of the holder's live "
+        f"launcher pod verbatim, with no ownerReferences, {_DENY}.",
+        _refs(5569)),
+    Requirement(
+        "deny.cross-namespace", "SHOULD", "A same-named VM in another namespace is rejected",
+        f"A VM with the holder's name in another namespace, same subnet, requesting its IP {_DENY_SHOULD}.",
+        _refs(5569)),
+    Requirement(
+        "deny.pod-named-like-vm", "SHOULD", "A plain pod named like the VM is rejected",
+        f"A plain pod in the VM's namespace whose name equals the VM's, requesting its IP, {_DENY_SHOULD}.",
+        _refs(5569)),
+    Requirement(
+        "deny.spoofed-migration", "SHOULD", "A pod forging a migration annotation is rejected",
+        f"A plain pod carrying kubevirt.io/migrationJobName and requesting a VM's IP {_DENY_SHOULD}.",
+        _refs(1462, 4191)),
+    Requirement(
+        "deny.forged-owner-ref", "SHOULD", "A pod in another namespace forging the VMI owner is rejected",
+        "A pod in another namespace with an ownerReference to the holder's VMI (kind, apiVersion, name "
+        f"and uid), requesting its IP, {_DENY_SHOULD}. (Forging within the holder's own namespace is out "
+        "of scope: same tenant.)",
+        _refs(5569, 6081)),
+    # ---- state ---------------------------------------------------------------------------------------
+    Requirement(
+        "state.ip-released-on-delete", "MUST", "Deleting a VM releases its IP CR",
+        "The IP CR MUST disappear within 120 s after deleting a running VM, and after deleting a stopped "
+        "VM (two cases, both reported).",
+        _refs(5367, 5390)),
+    Requirement(
+        "state.no-duplicate-ips", "MUST", "No duplicate addresses after any scenario",
+        "After every scenario, among the run's own addresses, no two pods with "
+        "ovn.kubernetes.io/allocated=true in the same subnet MUST share an address (pods controlled by the "
+        "same VMI count as one), and no IP CR of those addresses MUST name a workload other than its "
+        "holder.",
+        _refs(2026, 2344, 2486, 2916)),
+    Requirement(
+        "state.concurrent-claims", "SHOULD", "Simultaneous claims: at most one winner",
+        "When two VMs are created at the same moment with the same IP, over 60 s at most one SHOULD ever "
+        "be allocated; the loser is denied or left unallocated, and the report says which.",
+        _refs(2938, 4304)),
+    Requirement(
+        "net.migration-downtime", "SHOULD", "Live migration loses little connectivity",
+        "During a live migration, a probe on a node that is neither source nor target pinging every "
+        "<= 200 ms SHOULD see no gap longer than --max-migration-loss (default 3 s).",
+        _refs(4773, 5343, 6239)),
+)
+
+_BY_ID: dict[str, Requirement] = {r.id: r for r in REQUIREMENTS}
+
+#: IDs of the quick profile besides the preconditions.
+_QUICK = ("allow.restart", "deny.other-vm")
+
+
+class UnknownRequirement(KeyError):
+    """An ID that is not in the catalog. ``str(err)`` is one line for the user."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def get(requirement_id: str) -> Requirement:
+    """The requirement ``requirement_id``; :class:`UnknownRequirement` when it is not in the catalog."""
+    try:
+        return _BY_ID[requirement_id]
+    except KeyError:
+        raise UnknownRequirement(
+            f"unknown requirement ID {requirement_id!r} (see `kovc list` for the catalog)") from None
+
+
+def exists(requirement_id: str) -> bool:
+    return requirement_id in _BY_ID
+
+
+def all_requirements() -> list[Requirement]:
+    """Every requirement, in catalog order."""
+    return list(REQUIREMENTS)
+
+
+def ids() -> list[str]:
+    return [r.id for r in REQUIREMENTS]
+
+
+def families() -> list[str]:
+    """The families (ID prefixes), in catalog order: env, allow, deny, state, net."""
+    out: list[str] = []
+    for req in REQUIREMENTS:
+        if req.family not in out:
+            out.append(req.family)
+    return out
+
+
+def profile_ids(profile: str) -> list[str]:
+    """The IDs a profile selects, in catalog order (the preconditions are always part of it)."""
+    if profile == "quick":
+        chosen = {r.id for r in REQUIREMENTS if r.precondition} | set(_QUICK)
+    elif profile == "baseline":
+        chosen = {r.id for r in REQUIREMENTS if r.precondition or r.level == "MUST"}
+    elif profile == "extended":
+        chosen = set(_BY_ID)
+    else:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    return [r.id for r in REQUIREMENTS if r.id in chosen]
+
+
+def selection(profile: str, requirements: list[str] | None = None) -> list[str]:
+    """The IDs a run selects: the explicitly requested ``requirements`` (validated) when given, else
+    the profile's; the preconditions always. Catalog order."""
+    if requirements:
+        chosen = {get(i).id for i in requirements} | {r.id for r in REQUIREMENTS if r.precondition}
+        return [r.id for r in REQUIREMENTS if r.id in chosen]
+    return profile_ids(profile)
