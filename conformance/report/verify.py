@@ -181,7 +181,7 @@ def _facts(run: RunResult) -> dict[str, str]:
     facts = {key: _norm(run.versions.get(key)) for key in json_report.VERSION_KEYS}
     facts.update({"backend": run.backend, "simulated": _norm(run.simulated),
                   "sim_model": _norm(run.sim_model), "run_id": run.run_id, "profile": run.profile,
-                  "suite_version": run.suite_version})
+                  "suite_version": run.suite_version, "verdict": run.verdict})
     return facts
 
 
@@ -208,14 +208,18 @@ def _check_versions(run: RunResult, report_dir: Path, out: Verification) -> dict
             out.reasons.append(f"inconsistent versions: {allure_env.ENVIRONMENT} unreadable: {err}")
         else:
             sources["environment.properties"] = {key: env.get(key, "") for key in sources["report.json"]}
-    mismatches = []
+    versions: list[str] = []
+    facts: list[str] = []
     for key, expected in sources["report.json"].items():
-        seen = {name: facts[key] for name, facts in sources.items() if name != "report.json"}
+        seen = {name: values[key] for name, values in sources.items() if name != "report.json"}
         if any(value != expected for value in seen.values()):
             detail = ", ".join(f"{name} {value or '(none)'!s}" for name, value in seen.items())
-            mismatches.append(f"{key}: report.json {expected or '(none)'}, {detail}")
-    if mismatches:
-        out.reasons.append("inconsistent versions: " + "; ".join(mismatches))
+            (versions if key in json_report.VERSION_KEYS else facts).append(
+                f"{key}: report.json {expected or '(none)'}, {detail}")
+    if versions:
+        out.reasons.append("inconsistent versions: " + "; ".join(versions))
+    if facts:
+        out.reasons.append("inconsistent run facts: " + "; ".join(facts))
     unknown = [key for key in REQUIRED_VERSIONS if not run.versions.get(key)]
     if unknown:
         out.reasons.append(f"versions not recorded: {_names(unknown)}")

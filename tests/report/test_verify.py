@@ -157,6 +157,18 @@ def test_version_inconsistency_is_rejected(make_bundle: MakeBundle, kovc: Kovc) 
                                 "junit.xml v1.8.1, environment.properties v1.7.0"]
 
 
+def test_run_fact_inconsistency_is_rejected(make_bundle: MakeBundle, kovc: Kovc) -> None:
+    out = make_bundle("failing-sim")
+    junit_path = out / "junit.xml"
+    junit_path.write_text(junit_path.read_text().replace('<property name="verdict" value="non-conformant" />',
+                                                         '<property name="verdict" value="conformant" />'))
+    bundle.write_manifest(out)
+    code, stdout, _ = kovc("report", "verify", "--allow-simulated", out)
+    assert code == 1
+    assert ("not certifiable: inconsistent run facts: verdict: report.json non-conformant, "
+            "junit.xml conformant, environment.properties non-conformant") in _reasons(stdout)
+
+
 def test_controller_webhook_skew_is_only_a_warning(make_bundle: MakeBundle, kovc: Kovc,
                                                    runs: dict[str, Callable[..., object]]) -> None:
     run = runs["real-passing"]()
