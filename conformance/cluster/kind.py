@@ -1,0 +1,479 @@
+"""``--backend kind``: a kind cluster with Kube-OVN, its webhook and KubeVirt, built for the run.
+
+Built on ``pytest_kind.KindCluster`` from pytest-kind-ng (create with our config file, delete, load
+images); never its ``kind_cluster`` fixture, which creates a single-node cluster with the default CNI.
+The library's default kind (v0.17.0, downloaded on first use) cannot create current node images, so a
+modern kind is required and checked (``kind version`` >= ``versions.KIND_MIN_VERSION``): ``--kind-bin``,
+else ``KIND_VERSION`` (downloaded by pytest-kind for this platform), else ``kind`` on ``PATH``.
+
+``provision`` (see :meth:`KindBackend.plan` for the steps): preflight (kind, kubectl, helm, docker,
+``--manifests-dir``) before anything is created; ``kind create cluster --config`` (our
+``clusters/kind-config.yaml``: no default CNI, pod subnet 10.16.0.0/16, 1 control plane + 2 workers);
+images preloaded with ``kind load docker-image``; then the installers of :mod:`.install`; then the
+cluster is read back (:mod:`.detect`). Any failure, Ctrl-C included, deletes a cluster this run
+created (after ``kind export logs`` into the work folder) unless ``--keep-cluster``; a cluster that
+existed before the run (same name, e.g. kept by an earlier ``--keep-cluster`` run) is reused and
+never deleted.
+
+``/dev/kvm``: checked on every node container with ``<docker|podman> exec <node> test -e /dev/kvm``
+before KubeVirt is installed (kind nodes are privileged containers, so they see the host's device);
+when any node lacks it, the KubeVirt CR gets ``useEmulation: true`` (QEMU TCG; guests boot in 1 to 2
+minutes). The alternative, a node's allocatable ``devices.kubevirt.io/kvm``, only appears once
+virt-handler runs, after the CR is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from .. import _data, versions
+from . import detect
+from .base import BackendError, ClusterInfo
+from .images import RunVersions, run_images, run_manifests
+from .install import STEP_TIMEOUTS, Installer, Log, Sources, default_log, run_program
+
+KIND_CONFIG = "kind-config.yaml"
+_KIND_VERSION_RE = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)")
+
+
+class KindOptions(Protocol):
+    """What the kind backend reads from ``select.BackendOptions`` (read-only)."""
+
+    @property
+    def kube_ovn_version(self) -> str | None: ...
+
+    @property
+    def kubevirt_version(self) -> str | None: ...
+
+    @property
+    def k8s_version(self) -> str | None: ...
+
+    @property
+    def keep_cluster(self) -> bool: ...
+
+    @property
+    def kind_bin(self) -> str | None: ...
+
+    @property
+    def cluster_name(self) -> str: ...
+
+    @property
+    def kind_image(self) -> str | None: ...
+
+    @property
+    def manifests_dir(self) -> str | None: ...
+
+
+def parse_kind_version(text: str) -> tuple[int, int, int] | None:
+    m = _KIND_VERSION_RE.search(text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def render_kind_config(node_image: str) -> str:
+    """``clusters/kind-config.yaml`` with every node's image set to ``node_image``."""
+    source = _data.data_dir("clusters") / KIND_CONFIG
+    text = re.sub(r"(?m)^(\s+image:\s*).*$", lambda m: f"{m.group(1)}{node_image}",
+                  source.read_text(encoding="utf-8"))
+    doc = yaml.safe_load(text)
+    nodes = doc.get("nodes") or []
+    if not nodes or any(n.get("image") != node_image for n in nodes):
+        raise BackendError(f"kind config {source}: expected every node's image to become {node_image}, saw "
+                           f"{[n.get('image') for n in nodes]}")
+    return f"# rendered by kovc from clusters/{KIND_CONFIG} (node image {node_image})\n{text}"
+
+
+def container_runtime() -> str:
+    """The program kind drives (``KIND_EXPERIMENTAL_PROVIDER`` podman/nerdctl, else docker)."""
+    provider = os.environ.get("KIND_EXPERIMENTAL_PROVIDER", "").strip()
+    return provider if provider in ("podman", "nerdctl") else "docker"
+
+
+@dataclass
+class KindBinary:
+    path: str | None
+    how: str
+    #: ``KIND_VERSION`` to download when ``path`` is not there yet.
+    download_version: str | None = None
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+class KindBackend:
+    name = "kind"
+
+    def __init__(self, options: KindOptions, *, log: Log | None = None) -> None:
+        self.options = options
+        self.log = log or default_log
+        self.cluster_name = options.cluster_name or "kovc"
+        self.keep_cluster = bool(options.keep_cluster)
+        mdir = options.manifests_dir
+        self.manifests_dir = Path(mdir).expanduser().resolve() if mdir else None
+        self.kubectl_bin: str | None = getattr(options, "kind_kubectl_bin", None)
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def versions(self) -> RunVersions:
+        try:
+            return RunVersions.resolve(self.options.kube_ovn_version, self.options.kubevirt_version,
+                                       self.options.k8s_version, self.options.kind_image)
+        except versions.VersionError as err:
+            raise BackendError(str(err)) from None
+
+    def kind_binary(self, cache_dir: Path | None = None) -> KindBinary:
+        """Which kind this run uses (nothing is run or downloaded here)."""
+        if self.options.kind_bin:
+            given = self.options.kind_bin
+            return KindBinary(str(Path(given).expanduser()), f"--kind-bin {given}")
+        wanted = os.environ.get("KIND_VERSION", "").strip()
+        if wanted:
+            path = str(cache_dir / f"kind-{wanted}") if cache_dir else None
+            return KindBinary(path, f"KIND_VERSION={wanted} (downloaded by pytest-kind)", wanted)
+        found = shutil.which("kind")
+        return KindBinary(found, f"kind on PATH ({found})" if found else "kind on PATH (not found)")
+
+    def _min_version_error(self, seen: str, binary: str) -> BackendError:
+        return BackendError(f"kind-version: {binary}: kind >= {versions.KIND_MIN_VERSION} is required "
+                            f"(older kind cannot create current node images), saw {seen}; pass --kind-bin "
+                            f"PATH or set KIND_VERSION={versions.KIND_MIN_VERSION} (or newer)")
+
+    # -- plan ------------------------------------------------------------------------------------
+
+    def steps(self, v: RunVersions) -> list[tuple[str, str]]:
+        release = versions.kube_ovn_release(v.kube_ovn)
+        if release.has_chart_v2:
+            kube_ovn = (f"helm upgrade --install kubeovn charts/kube-ovn-v2 (of {v.kube_ovn}) --wait "
+                        "--values clusters/kube-ovn-values-v2.yaml --set "
+                        f"global.images.kubeovn.tag={v.kube_ovn} (keep-vm-ip on); rollout "
+                        "kube-ovn-controller; nodes Ready")
+        else:
+            kube_ovn = (f"dist/images/install.sh of {v.kube_ovn} with VERSION={v.kube_ovn} (upstream's sed), "
+                        "environment clusters/kube-ovn-install.env (ENABLE_KEEP_VM_IP=true), stopped before "
+                        "its kubectl-ko step; rollout kube-ovn-controller; nodes Ready")
+        keep = "kept (--keep-cluster)" if self.keep_cluster else "deleted (also after a failure)"
+        return [
+            ("preflight", f"kind >= {versions.KIND_MIN_VERSION} (`kind version`), kubectl, "
+                          f"{'helm, ' if release.has_chart_v2 else 'bash, '}{container_runtime()}"
+                          f"{', --manifests-dir files' if self.manifests_dir else ''}; nothing is created "
+                          "if one is missing"),
+            ("create-cluster", f"kind create cluster --name={self.cluster_name} --config "
+                               f"<workdir>/{KIND_CONFIG} --image={v.kind_image} (1 control plane + 2 "
+                               "workers); a cluster of that name that already exists is reused and left in "
+                               "place"),
+            ("preload-images", f"kind load docker-image for each image below ({container_runtime()} pull "
+                               "first when missing locally; an image that cannot be pulled is left to the "
+                               "nodes)"),
+            ("untaint-control-plane", "kubectl taint node <control-plane> node-role.kubernetes.io/"
+                                      "control-plane:NoSchedule- (upstream untaint-control-plane)"),
+            ("label-masters", "kubectl label node --overwrite -l node-role.kubernetes.io/control-plane "
+                              "kube-ovn/role=master"),
+            ("kube-ovn", kube_ovn),
+            ("cert-manager", f"kubectl apply -f cert-manager.yaml ({v.cert_manager}); rollout status "
+                             "cert-manager, cert-manager-cainjector, cert-manager-webhook"),
+            ("webhook", f"kubectl apply -f yamls/webhook.yaml of {v.kube_ovn} with image: rewritten to "
+                        f"docker.io/kubeovn/kube-ovn:{v.kube_ovn}; rollout status "
+                        "deployment/kube-ovn-webhook; check the running container's image tag is "
+                        f"{v.kube_ovn}"),
+            ("kvm-check", f"{container_runtime()} exec <node> test -e /dev/kvm on every node; useEmulation "
+                          "when any lacks it"),
+            ("kubevirt", f"kubectl apply -f kubevirt-operator.yaml ({v.kubevirt}); virt-operator replicas 1; "
+                         "rollout; wait for kubevirts.kubevirt.io; apply kubevirt-cr.yaml; patch "
+                         "featureGates [Snapshot] (VirtualMachineClone, deny.clone), infra.replicas 1, "
+                         "useEmulation if no "
+                         f"/dev/kvm; wait phase Deployed and Available; check observedKubeVirtVersion "
+                         f"{v.kubevirt}"),
+            ("detect", "read back server version, kube-ovn-controller and webhook image tags, KubeVirt "
+                       "version, keep-vm-ip, the webhook configuration"),
+            ("teardown", f"kind delete cluster --name={self.cluster_name}: {keep}"),
+        ]
+
+    def plan(self) -> list[str]:
+        """The steps, versions, images, upstream files and rendered kind config; touches nothing."""
+        v = self.versions()
+        release = versions.kube_ovn_release(v.kube_ovn)
+        kind = self.kind_binary()
+        lines = [f"kind backend: cluster {self.cluster_name!r} (nothing below has been done)", "versions:",
+                 f"  Kube-OVN {v.kube_ovn} (webhook image docker.io/kubeovn/kube-ovn:{v.kube_ovn}; "
+                 f"{'Helm chart v2' if release.has_chart_v2 else 'install.sh'})",
+                 f"  KubeVirt {v.kubevirt}", f"  Kubernetes {v.kubernetes} (node image {v.kind_image})",
+                 f"  cert-manager {v.cert_manager}",
+                 f"  kind >= {versions.KIND_MIN_VERSION}: {kind.how}", "steps:"]
+        lines += [f"  {i}. {name}: {text}" for i, (name, text) in enumerate(self.steps(v), 1)]
+        lines.append("images:")
+        lines += [f"  {img.image}  ({', '.join(img.components)})" for img in run_images(v)]
+        lines.append("upstream files:" + (f" (from --manifests-dir {self.manifests_dir})"
+                                          if self.manifests_dir else " (downloaded from the release URLs)"))
+        lines += [f"  {m.filename}  {m.url}" for m in run_manifests(v)]
+        lines.append(f"kind config (clusters/{KIND_CONFIG}, rendered):")
+        lines += [f"  {line}" for line in render_kind_config(v.kind_image).splitlines()]
+        return lines
+
+    # -- provision -------------------------------------------------------------------------------
+
+    def _tool(self, explicit: str | None, name: str, why: str) -> str:
+        path = explicit or shutil.which(name)
+        if not path or (explicit and not Path(explicit).is_file()):
+            raise BackendError(f"preflight: {name} not found ({explicit or 'not on PATH'}): needed {why}")
+        return path
+
+    def preflight(self, v: RunVersions, workdir: Path) -> dict[str, str]:
+        """Check every program and local file before anything is created; returns resolved paths."""
+        state_dir = workdir / ".pytest-kind" / self.cluster_name
+        kind = self.kind_binary(state_dir)
+        wanted = parse_kind_version(kind.download_version or "")
+        if kind.download_version is not None and (wanted is None
+                                                  or wanted < versions.parse(versions.KIND_MIN_VERSION)):
+            raise self._min_version_error(f"KIND_VERSION={kind.download_version}", "KIND_VERSION")
+        if kind.download_version is None and (not kind.path or not Path(kind.path).is_file()):
+            raise BackendError(f"preflight: kind not found ({kind.how}): install kind >= "
+                               f"{versions.KIND_MIN_VERSION} and pass --kind-bin PATH, or set KIND_VERSION="
+                               f"{versions.KIND_MIN_VERSION} (or newer) to have it downloaded")
+        tools = {"kubectl": self._tool(self.kubectl_bin, "kubectl", "to install Kube-OVN, cert-manager and "
+                                       "KubeVirt (pass --kind-kubectl-bin)"),
+                 "runtime": self._tool(None, container_runtime(), "by kind for the node containers")}
+        if versions.kube_ovn_release(v.kube_ovn).has_chart_v2:
+            tools["helm"] = self._tool(None, "helm", f"to install Kube-OVN {v.kube_ovn} from its chart v2")
+        else:
+            tools["bash"] = self._tool(None, "bash", f"to run Kube-OVN {v.kube_ovn}'s install.sh")
+        if self.manifests_dir is not None:
+            missing = Sources(v, workdir, self.manifests_dir).missing_local()
+            if missing:
+                raise BackendError(f"preflight: --manifests-dir {self.manifests_dir} lacks "
+                                   f"{', '.join(missing)} (`kovc images --manifests` lists each file and "
+                                   "its URL)")
+        kind_path = self.ensure_kind(kind, state_dir)
+        tools["kind"] = kind_path
+        tools["kind_version"] = self.check_kind_version(kind_path)
+        return tools
+
+    def ensure_kind(self, kind: KindBinary, state_dir: Path) -> str:
+        """The kind executable; with ``KIND_VERSION``, pytest-kind downloads it (for this machine's
+        architecture, which pytest-kind itself would not pick) unless it is already there."""
+        assert kind.path is not None
+        if kind.download_version is None or Path(kind.path).is_file():
+            return kind.path
+        from pytest_kind import KindCluster
+
+        machine = platform.machine().lower()
+        arches = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+        arch = arches.get(machine, machine)
+        url = os.environ.get("KIND_DOWNLOAD_URL") or (
+            f"https://github.com/kubernetes-sigs/kind/releases/download/{kind.download_version}/"
+            f"kind-{platform.system().lower()}-{arch}")
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.chdir(state_dir.parent.parent), _env(KIND_DOWNLOAD_URL=url):
+            cluster = KindCluster(self.cluster_name, kind_path=Path(kind.path))
+            self.log(f"downloading kind {kind.download_version} from {url}")
+            try:
+                cluster.ensure_kind()
+            except Exception as err:
+                raise BackendError(f"preflight: download of kind {kind.download_version} from {url} failed: "
+                                   f"{' '.join(str(err).split())[:200]}") from None
+        return kind.path
+
+    def check_kind_version(self, kind_path: str) -> str:
+        out = run_program([kind_path, "version"], step="kind-version", obj=kind_path, timeout=30).stdout
+        seen = parse_kind_version(out)
+        if seen is None or seen < versions.parse(versions.KIND_MIN_VERSION):
+            raise self._min_version_error(" ".join(out.split()) or "no version", kind_path)
+        return f"v{seen[0]}.{seen[1]}.{seen[2]}"
+
+    def _cluster(self, tools: dict[str, str], kubeconfig: Path, workdir: Path, image: str | None,
+                 name: str | None = None) -> Any:
+        from pytest_kind import KindCluster
+
+        with contextlib.chdir(workdir):  # its state folder .pytest-kind/<name> goes there, not into cwd
+            return KindCluster(name or self.cluster_name, kubeconfig=kubeconfig, image=image,
+                               kind_path=Path(tools["kind"]), kubectl_path=Path(tools["kubectl"]))
+
+    def provision(self, workdir: Path) -> ClusterInfo:
+        v = self.versions()
+        workdir = workdir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        tools = self.preflight(v, workdir)
+        kubeconfig = workdir / "kubeconfig"
+        config_path = workdir / KIND_CONFIG
+        config_path.write_text(render_kind_config(v.kind_image), encoding="utf-8")
+        kind = tools["kind"]
+        listed = run_program([kind, "get", "clusters"], step="create-cluster", obj="kind clusters",
+                             timeout=60)
+        existed = self.cluster_name in listed.stdout.split()
+        created = False
+        extra: dict[str, Any] = {"cluster_name": self.cluster_name, "kind_bin": kind,
+                                 "kind_version": tools["kind_version"], "kubectl_bin": tools["kubectl"],
+                                 "workdir": str(workdir), "keep_cluster": self.keep_cluster,
+                                 "reused": existed, "created": False}
+        try:
+            if existed:
+                self.log(f"reusing kind cluster {self.cluster_name} (it existed before this run; it is left "
+                         "in place afterwards)")
+                run_program([kind, "export", "kubeconfig", f"--name={self.cluster_name}",
+                             f"--kubeconfig={kubeconfig}"], step="create-cluster",
+                            obj=f"kind cluster {self.cluster_name}", timeout=60)
+            cluster = self._cluster(tools, kubeconfig, workdir, v.kind_image)
+            self.log(f"creating kind cluster {self.cluster_name} ({v.kind_image}, 1 control plane + 2 "
+                     "workers)" if not existed else f"checking kind cluster {self.cluster_name}")
+            created = not existed
+            extra["created"] = created
+            try:
+                cluster.create(config_file=config_path)
+            except subprocess.CalledProcessError as err:
+                raise BackendError(f"create-cluster: kind cluster {self.cluster_name}: `kind "
+                                   f"{' '.join(err.cmd[1:3])}` exited {err.returncode} (kind's output is "
+                                   "above)") from None
+            info = self._install(v, tools, cluster, kubeconfig, workdir, extra)
+        except BaseException as err:
+            self._cleanup_after_failure(tools, kubeconfig, workdir, created, err)
+            if isinstance(err, BackendError):
+                raise BackendError(f"{err}{self._left_note(created)}") from None
+            if isinstance(err, Exception):
+                raise BackendError(f"kind backend: {type(err).__name__}: {' '.join(str(err).split())[:300]}"
+                                   f"{self._left_note(created)}") from err
+            raise
+        return info
+
+    def _left_note(self, created: bool) -> str:
+        if not created:
+            return ""
+        if self.keep_cluster:
+            return f" (kind cluster {self.cluster_name} kept: --keep-cluster)"
+        return f" (kind cluster {self.cluster_name} deleted)"
+
+    def _cleanup_after_failure(self, tools: dict[str, str], kubeconfig: Path, workdir: Path, created: bool,
+                               err: BaseException) -> None:
+        if not created:
+            return
+        logs = workdir / "kind-logs"
+        with contextlib.suppress(BackendError):
+            run_program([tools["kind"], "export", "logs", str(logs), f"--name={self.cluster_name}"],
+                        step="export-logs", obj=f"kind cluster {self.cluster_name}", timeout=180)
+            self.log(f"cluster logs exported to {logs}")
+        if self.keep_cluster:
+            self.log(f"install failed; kind cluster {self.cluster_name} kept (--keep-cluster), kubeconfig "
+                     f"{kubeconfig}")
+            return
+        self.log(f"install failed; deleting kind cluster {self.cluster_name}")
+        try:
+            self._delete(tools["kind"], tools["kubectl"], kubeconfig, workdir)
+        except BackendError as delete_err:
+            self.log(f"could not delete kind cluster {self.cluster_name}: {delete_err}")
+
+    def _install(self, v: RunVersions, tools: dict[str, str], cluster: Any, kubeconfig: Path, workdir: Path,
+                 extra: dict[str, Any]) -> ClusterInfo:
+        self.preload_images(v, cluster, tools["runtime"], extra)
+        installer = Installer(v, kubeconfig=kubeconfig, workdir=workdir,
+                              sources=Sources(v, workdir, self.manifests_dir), kubectl=tools["kubectl"],
+                              helm=tools.get("helm", "helm"), log=self.log)
+        try:
+            self.log("untainting the control plane")
+            extra["untainted"] = installer.untaint_control_plane()
+            self.log("labelling control-plane nodes kube-ovn/role=master")
+            extra["kube_ovn_masters"] = installer.label_masters()
+            self.log(f"installing Kube-OVN {v.kube_ovn}")
+            extra["kube_ovn_install"] = installer.install_kube_ovn()
+            self.log(f"installing cert-manager {v.cert_manager}")
+            installer.install_cert_manager()
+            self.log(f"installing the Kube-OVN webhook ({v.kube_ovn})")
+            installer.install_webhook()
+            no_kvm = self.nodes_without_kvm(tools["kind"], tools["runtime"])
+            extra["use_emulation"] = bool(no_kvm)
+            extra["nodes_without_kvm"] = no_kvm
+            self.log(f"installing KubeVirt {v.kubevirt}"
+                     + (f" with software emulation (no /dev/kvm on {', '.join(no_kvm)})" if no_kvm else ""))
+            installer.install_kubevirt(use_emulation=bool(no_kvm))
+            self.log("reading the cluster back")
+            det = detect.detect(installer.api())
+        finally:
+            installer.close()
+        missing = det.missing
+        if missing:
+            raise BackendError(f"detect: {'; '.join(missing)}")
+        info = detect.cluster_info(det, backend="kind", kubeconfig=str(kubeconfig), context=None,
+                                   kind_node_image=v.kind_image, extra=extra)
+        info.warnings.extend(installer.warnings)
+        return info
+
+    def preload_images(self, v: RunVersions, cluster: Any, runtime: str, extra: dict[str, Any]) -> None:
+        """``kind load docker-image`` every image (pulled first when missing locally); an image that
+        cannot be pulled is left to the nodes, and recorded."""
+        loaded: list[str] = []
+        skipped: list[str] = []
+        for img in run_images(v):
+            if not img.loadable:
+                continue
+            present = run_program([runtime, "image", "inspect", img.image], step="preload-images",
+                                  obj=img.image, timeout=60, check=False).returncode == 0
+            if not present:
+                self.log(f"pulling {img.image}")
+                pulled = run_program([runtime, "pull", img.image], step="preload-images", obj=img.image,
+                                     timeout=STEP_TIMEOUTS["download"] * 2, check=False)
+                if pulled.returncode != 0:
+                    skipped.append(img.image)
+                    continue
+            self.log(f"loading {img.image}")
+            try:
+                cluster.load_docker_image(img.image)
+            except subprocess.CalledProcessError as err:
+                raise BackendError(f"preload-images: {img.image}: `kind load docker-image` exited "
+                                   f"{err.returncode} (kind's output is above)") from None
+            loaded.append(img.image)
+        extra["preloaded_images"] = loaded
+        extra["not_preloaded_images"] = skipped
+
+    def nodes_without_kvm(self, kind: str, runtime: str) -> list[str]:
+        nodes = run_program([kind, "get", "nodes", f"--name={self.cluster_name}"], step="kvm-check",
+                            obj=f"kind cluster {self.cluster_name}", timeout=60).stdout.split()
+        if not nodes:
+            raise BackendError(f"kvm-check: kind cluster {self.cluster_name}: `kind get nodes` listed no "
+                               "node")
+        return [n for n in nodes
+                if run_program([runtime, "exec", n, "test", "-e", "/dev/kvm"], step="kvm-check",
+                               obj=f"node {n}", timeout=60, check=False).returncode != 0]
+
+    # -- teardown --------------------------------------------------------------------------------
+
+    def _delete(self, kind: str, kubectl: str, kubeconfig: Path, workdir: Path,
+                name: str | None = None) -> None:
+        name = name or self.cluster_name
+        cluster = self._cluster({"kind": kind, "kubectl": kubectl}, kubeconfig, workdir, None, name)
+        try:
+            cluster.delete()
+        except (subprocess.CalledProcessError, OSError) as err:
+            raise BackendError(f"teardown: kind cluster {name}: `kind delete cluster` failed: "
+                               f"{' '.join(str(err).split())[:200]}") from None
+
+    def teardown(self, info: ClusterInfo) -> None:
+        extra = info.extra
+        name = extra.get("cluster_name", self.cluster_name)
+        if extra.get("keep_cluster"):
+            self.log(f"kind cluster {name} kept (--keep-cluster); kubeconfig {info.kubeconfig}")
+            return
+        if not extra.get("created"):
+            self.log(f"kind cluster {name} left in place (it existed before this run)")
+            return
+        self.log(f"deleting kind cluster {name}")
+        self._delete(str(extra["kind_bin"]), str(extra.get("kubectl_bin") or "kubectl"),
+                     Path(info.kubeconfig), Path(str(extra.get("workdir") or Path(info.kubeconfig).parent)),
+                     str(name))
