@@ -34,7 +34,8 @@ def test_creates_survive_faults_exactly_once(faulty: tuple[SimCluster, Kube]) ->
     assert sorted(p["metadata"]["name"] for p in pods) == [f"p{i}" for i in range(8)]
     got = waits.wait_for(kube, PODS, "faults", "p7", lambda o: True, 30, "p7")
     assert got["metadata"]["name"] == "p7"
-    writes = [e for e in sim.audit() if e.get("namespace") == "faults" and e.get("verb") == "create"]
+    writes = [e for e in sim.audit() if e.get("namespace") == "faults" and e.get("verb") == "create"
+              and e.get("resource") == "pods"]
     assert writes and all(e["userAgent"] == USER_AGENT for e in writes)
 
 
