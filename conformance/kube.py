@@ -431,6 +431,7 @@ class Kube:
             return resp.response
 
         w = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+        w._api_client = self.api  # decode errors with our client, not a fresh default one
         try:
             stream = w.stream(list_fn, resource_version=resource_version, timeout_seconds=timeout_seconds)  # type: ignore[no-untyped-call]
             for event in stream:
