@@ -169,8 +169,11 @@ def find_deployment(api: Any, name: str, namespace: str | None = "kube-system") 
         except _NotFound:
             dep = None
     if dep is None:
-        items = get_json(api, "/apis/apps/v1/deployments",
-                         {"fieldSelector": f"metadata.name={name}"}).get("items") or []
+        try:
+            items = get_json(api, "/apis/apps/v1/deployments",
+                             {"fieldSelector": f"metadata.name={name}"}).get("items") or []
+        except _NotFound:
+            items = []
         dep = items[0] if items else None
     if dep is None:
         return None
@@ -192,8 +195,11 @@ class WebhookRef:
 
 def find_webhook(api: Any, entry: str = WEBHOOK_ENTRY) -> WebhookRef | None:
     """The ValidatingWebhookConfiguration that holds ``entry`` (any name)."""
-    items = get_json(api, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-                     ).get("items") or []
+    try:
+        items = get_json(api, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+                         ).get("items") or []
+    except _NotFound:
+        items = []
     for vwc in sorted(items, key=lambda o: o.get("metadata", {}).get("name", "")):
         for hook in vwc.get("webhooks") or []:
             if hook.get("name") == entry:
@@ -214,8 +220,11 @@ def webhook_deployment(api: Any, ref: WebhookRef) -> Workload | None:
             svc = {}
         selector = (svc.get("spec") or {}).get("selector") or {}
         if selector:
-            deps = get_json(api, f"/apis/apps/v1/namespaces/{ref.service_namespace}/deployments"
-                            ).get("items") or []
+            try:
+                deps = get_json(api, f"/apis/apps/v1/namespaces/{ref.service_namespace}/deployments"
+                                ).get("items") or []
+            except _NotFound:
+                deps = []
             for dep in sorted(deps, key=lambda d: d["metadata"]["name"]):
                 template = (dep.get("spec") or {}).get("template") or {}
                 labels = (template.get("metadata") or {}).get("labels") or {}
@@ -234,7 +243,10 @@ def running_images(api: Any, workload: Workload, container: str) -> list[str]:
     if not selector:
         return []
     query = {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}
-    pods = get_json(api, f"/api/v1/namespaces/{workload.namespace}/pods", query).get("items") or []
+    try:
+        pods = get_json(api, f"/api/v1/namespaces/{workload.namespace}/pods", query).get("items") or []
+    except _NotFound:
+        pods = []
     images: list[str] = []
     for pod in pods:
         if pod.get("metadata", {}).get("deletionTimestamp"):
