@@ -93,7 +93,19 @@ def builtin_policies() -> list[str]:
 
 
 def check_policy(name: str) -> None:
-    """:class:`SimOptionError` unless ``name`` is a built-in policy or an importable callable."""
+    """:class:`SimOptionError` unless ``name`` is a built-in policy or an importable callable (checked
+    by ``conformance.sim.webhook.load_policy`` when the behaviour modules are present)."""
+    try:
+        webhook = importlib.import_module("conformance.sim.webhook")
+    except ImportError:
+        webhook = None
+    load = getattr(webhook, "load_policy", None)
+    if load is not None:
+        try:
+            load(name)
+        except ValueError as err:
+            raise SimOptionError(str(err)) from None
+        return
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:
@@ -199,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             cluster.start()
         except (SimClusterError, OSError) as err:
+            if isinstance(err.__cause__, ValueError):  # bad input only the world could tell
+                print(f"kovc: {err.__cause__}", file=sys.stderr)
+                return 2
             print(f"kovc: cannot serve the simulated cluster: {err}", file=sys.stderr)
             return 1
         kubeconfig = cluster.write_kubeconfig(args.kubeconfig).resolve()

@@ -56,6 +56,9 @@ from .store import JSON, ApiError, ResourceType, Store, WatchEvent, _Subscriber,
 
 log = logging.getLogger("conformance.sim.server")
 
+#: The name a failed create is audited under (from the request body).
+_AUDIT_NAME: Any = (web.RequestKey("kovc_audit_name", str) if hasattr(web, "RequestKey")  # aiohttp >= 3.12
+                    else "kovc_audit_name")
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Watches without ``timeoutSeconds`` end after this long (the real server picks 30-60 minutes).
 DEFAULT_WATCH_TIMEOUT = 1800.0
@@ -549,7 +552,8 @@ class ApiServer:
 
     def _audit_failure(self, request: web.Request, t: Target, code: int) -> None:
         dry = "All" in request.query.getall("dryRun", [])
-        self.store.record_audit(self._verb(request.method, t), t.rt, t.namespace, t.name,
+        self.store.record_audit(self._verb(request.method, t), t.rt, t.namespace,
+                                t.name or request.get(_AUDIT_NAME, ""),
                                 request.headers.get("User-Agent", ""), request.path_qs, code, dry)
 
     # ------------------------------------------------------------------ faults
@@ -655,6 +659,8 @@ class ApiServer:
             if rt.namespaced and not t.namespace:
                 raise _method_not_allowed(method, request.path)
             obj = self._check_kind(rt, await self._body(request))
+            meta = obj.get("metadata") or {}
+            request[_AUDIT_NAME] = meta.get("name") or meta.get("generateName") or ""
             if rt.key == NAMESPACES.key:
                 obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
                 obj["status"] = {"phase": "Active"}
