@@ -386,7 +386,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             with contextlib.suppress(OSError, ValueError):
                 failure = str(json.loads(path.read_text(encoding="utf-8")).get("reason"))
     if failure:
-        pytest.skip(f"void: {failure}")
+        pytest.skip(f"{failure}: every other verdict is void")
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -547,8 +547,8 @@ def _finish_namespaces(item: pytest.Item, kube: Any, settings: Settings, info: C
         return
     state = _state(item.config)
     failed = _scenario_failed(item, rec)
-    wanted = settings.diagnostics == "each" or (settings.diagnostics == "once" and not _took_once(state))
-    if failed and wanted:
+    once = settings.diagnostics == "once"
+    if failed and (settings.diagnostics == "each" or (once and not _took_once(state))):
         _collect_diagnostics(item, kube, settings, info, rec, created)
     for name in created:
         if failed and settings.keep_on_failure:
@@ -568,9 +568,8 @@ def _took_once(state: _RunState) -> bool:
     """``--diagnostics once``: true when some process already collected diagnostics in this run."""
     if state.diagnostics_taken:
         return True
-    marker = state.report_dir / "diagnostics" / ".once"
+    marker = state.shared() / "diagnostics-taken"
     try:
-        marker.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         os.close(fd)
     except FileExistsError:
@@ -662,7 +661,7 @@ def _note_env_failure(state: _RunState, report: pytest.TestReport, ids: list[str
     if not report.failed or not ids or not all(i.startswith("env.") for i in ids):
         return
     if state.env_failure is None:
-        state.env_failure = f"precondition {', '.join(ids)} failed: every other verdict is void"
+        state.env_failure = f"precondition {', '.join(ids)} failed"
         if state.shared_dir is not None:
             with contextlib.suppress(OSError):
                 _write_json(state.shared_dir / "env-failed.json", {"reason": state.env_failure})
@@ -743,7 +742,7 @@ def _case(case: dict[str, Any]) -> CaseResult:
 
 def progress_line(result: RequirementResult, duration: float) -> str:
     label = LABELS.get(result.outcome, result.outcome.upper())
-    line = f"{label:<6}{result.level:<7}{result.id}  ({duration:.1f} s)"
+    line = f"{label:<5} {result.level:<6} {result.id}  ({duration:.1f} s)"
     if result.outcome in ("skipped", "not-run") and result.reason:
         line += f"  {result.reason.splitlines()[0]}"
     return line
@@ -771,10 +770,12 @@ def _progress(state: _RunState, *, final: bool = False) -> None:
 
 
 def _write_line(config: pytest.Config, line: str) -> None:
-    tr = config.pluginmanager.get_plugin("terminalreporter")
+    tr: Any = config.pluginmanager.get_plugin("terminalreporter")
     if tr is None:
         return
-    tr.ensure_newline()
+    tw: Any = getattr(tr, "_tw", None)
+    if tw is not None and int(getattr(tw, "width_of_current_line", 0) or 0) > 0:
+        tw.line()  # after xdist's progress characters, which leave the line open
     tr.write_line(line, bold=line.startswith(("FAIL", "ERROR")))
 
 
