@@ -4,10 +4,11 @@ Steps, attachments and labels are written during the tests by allure-pytest (``-
 two files describe the whole run and are written once, at session end.
 
 Allure matches a failed result against the categories in order, by status and by regular expressions
-over the result's message (Java ``Pattern.matches``: the whole message must match, so every pattern
-starts with ``(?s).*``). The family categories match the requirement ID that the suite's failure
-messages carry (``allow.restart: expected ... seen ...``); transport and infrastructure errors, which
-Allure reports as *broken*, fall into "Broken".
+over the result's message and trace (Java ``Pattern.matches``: the whole text must match, so every
+pattern starts with ``(?s).*``). A family category matches a trace that names one of the family's
+requirement IDs (allure-pytest's trace shows the scenario's ``@pytest.mark.conformance("<id>")``
+line and the assertion message) or the family's scenario module ``test_<family>.py``; transport and
+infrastructure errors, which Allure reports as *broken*, fall into "Broken".
 """
 
 from __future__ import annotations
@@ -137,20 +138,34 @@ def parse_properties(text: str) -> dict[str, str]:
     return values
 
 
-def categories() -> list[dict[str, Any]]:
-    """Allure categories: one per requirement family for failed results, "Broken" for errors."""
-    def family(name: str, fam: str, statuses: list[str]) -> dict[str, Any]:
-        return {"name": name, "matchedStatuses": statuses,
-                "messageRegex": rf"(?s).*\b{fam}\.[a-z0-9][a-z0-9-]*\b.*"}
+#: (category name, family), in the order Allure tries them.
+FAMILY_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("Precondition failed", "env"),
+    ("Legitimate operation denied", "allow"),
+    ("Collision admitted", "deny"),
+    ("State", "state"),
+    ("Network", "net"),
+)
 
-    return [
-        family("Precondition failed", "env", ["failed"]),
-        family("Legitimate operation denied", "allow", ["failed"]),
-        family("Collision admitted", "deny", ["failed"]),
-        family("State", "state", ["failed"]),
-        family("Network", "net", ["failed"]),
-        {"name": "Broken", "matchedStatuses": ["broken"]},
-    ]
+
+def family_regex(family: str, ids: list[str]) -> str:
+    """A Java-compatible regex matching a whole trace that names one of ``ids`` (as a whole ID, not a
+    prefix of a longer one) or the family's scenario module."""
+    alternatives = [i.replace(".", r"\.") for i in sorted(ids, key=len, reverse=True)]
+    named = f"(?<![a-z0-9.-])(?:{'|'.join(alternatives)})(?![a-z0-9-])" if alternatives else None
+    module = rf"\btest_{family}\.py\b"
+    return "(?s).*(?:" + (f"{named}|" if named else "") + module + ").*"
+
+
+def categories(run: RunResult) -> list[dict[str, Any]]:
+    """Allure categories: one per requirement family for failed results (by the run's requirement
+    IDs), then "Broken" for errors."""
+    out: list[dict[str, Any]] = []
+    for name, family in FAMILY_CATEGORIES:
+        ids = [r.id for r in run.requirements if r.family == family]
+        out.append({"name": name, "matchedStatuses": ["failed"], "traceRegex": family_regex(family, ids)})
+    out.append({"name": "Broken", "matchedStatuses": ["broken"]})
+    return out
 
 
 def write(run: RunResult, allure_dir: Path) -> list[Path]:
@@ -158,7 +173,7 @@ def write(run: RunResult, allure_dir: Path) -> list[Path]:
     env_path = allure_dir / ENVIRONMENT
     env_path.write_text(format_properties(environment(run)), encoding="latin-1")
     cat_path = allure_dir / CATEGORIES
-    cat_path.write_text(json.dumps(categories(), indent=2) + "\n", encoding="utf-8")
+    cat_path.write_text(json.dumps(categories(run), indent=2) + "\n", encoding="utf-8")
     return [env_path, cat_path]
 
 

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,28 +45,67 @@ def test_parse_java_properties_variants() -> None:
     assert allure_env.parse_properties(text) == {"a": "1", "b": "23", "c": "4"}
 
 
-def _matches(category: dict[str, object], status: str, message: str) -> bool:
-    """Allure's rule: the status is listed and the message matches the whole regex."""
-    if status not in category.get("matchedStatuses", []):  # type: ignore[operator]
+def _matches(category: dict[str, Any], status: str, message: str, trace: str) -> bool:
+    """Allure's rule: the status is listed and each given regex matches the whole text."""
+    if status not in category.get("matchedStatuses", []):
         return False
-    regex = category.get("messageRegex")
-    return regex is None or re.fullmatch(str(regex), message) is not None
+    for key, text in (("messageRegex", message), ("traceRegex", trace)):
+        regex = category.get(key)
+        if regex is not None and re.fullmatch(str(regex), text) is None:
+            return False
+    return True
 
 
-@pytest.mark.parametrize(("status", "message", "expected"), [
-    ("failed", "AssertionError: allow.restart: expected admitted; seen: denied",
-     "Legitimate operation denied"),
-    ("failed", "AssertionError: deny.other-vm: expected denial;\nseen: admitted", "Collision admitted"),
-    ("failed", "env.webhook-live: expected HTTP 400", "Precondition failed"),
-    ("failed", "state.no-duplicate-ips: two pods hold 10.16.0.5", "State"),
-    ("failed", "net.migration-downtime: longest gap 4.1 s", "Network"),
-    ("broken", "urllib3.exceptions.MaxRetryError: connection refused", "Broken"),
+TRACE_ALLOW = """ns = 'kovc-utns7', act = <conformance.verbs.Actions object at 0x7f1eb2c2ca90>
+
+    @pytest.mark.conformance("allow.restart")
+    def test_restart(ns: str, act: Actions) -> None:
+        env = {"a": 1}
+        vm, before = running_holder(act, ns, env.get("a"))
+>       act.restart(vm)
+
+tests/scenarios/test_allow.py:41:
+E   AssertionError: expected VM kovc-utns7/h-kxwwbk (10.16.228.239) to run after restart; the webhook
+E   denied its launcher pod: admission webhook "pod-ip-validating.kube-ovn.io" denied the request
+"""
+TRACE_DENY = """    @pytest.mark.conformance("deny.name-prefix")
+    def test_name_prefix(ns: str, act: Actions) -> None:
+>       act.expect_denied(challenger)
+tests/scenarios/test_deny.py:88:
+E   AssertionError: expected the challenger VM web-1 to be denied; seen: admitted, then took-over-address
+"""
+TRACE_STATE = """tests/scenarios/test_state.py:20:
+E   AssertionError: state.ip-released-on-delete: IP CR h-1.ns still present after 6.0 s"""
+TRACE_ENV = """    @pytest.mark.conformance("env.webhook-live")
+tests/scenarios/test_env.py:12:
+E   AssertionError: expected HTTP 400 '... not in cidr ...'; seen: admitted"""
+TRACE_NET = """tests/scenarios/test_net.py:30:
+E   AssertionError: longest gap 4.1 s > 3 s"""
+
+
+@pytest.mark.parametrize(("status", "trace", "expected"), [
+    ("failed", TRACE_ALLOW, "Legitimate operation denied"),
+    ("failed", TRACE_DENY, "Collision admitted"),
+    ("failed", TRACE_STATE, "State"),
+    ("failed", TRACE_ENV, "Precondition failed"),
+    ("failed", TRACE_NET, "Network"),
+    ("broken", "urllib3.exceptions.MaxRetryError: connection refused\n" + TRACE_ALLOW, "Broken"),
 ])
-def test_categories_classify(status: str, message: str, expected: str, tmp_path: Path) -> None:
-    allure_env.write(RunResult("0", "r", "s", "f", "sim", True, "quick", {}, []), tmp_path)
+def test_categories_classify(status: str, trace: str, expected: str, runs: Runs, tmp_path: Path) -> None:
+    allure_env.write(runs["failing-sim"](), tmp_path)
     categories = json.loads((tmp_path / "categories.json").read_text())
     names = [c["name"] for c in categories]
     assert names == ["Precondition failed", "Legitimate operation denied", "Collision admitted", "State",
                      "Network", "Broken"]
-    first = next(c["name"] for c in categories if _matches(c, status, message))
-    assert first == expected
+    message = trace.splitlines()[-1]
+    matched = [c["name"] for c in categories if _matches(c, status, message, trace)]
+    assert matched[:1] == [expected], matched
+
+
+def test_an_id_is_matched_whole(runs: Runs) -> None:
+    regex = allure_env.family_regex("allow", ["allow.restart"])
+    assert re.fullmatch(regex, 'mark.conformance("allow.restart")')
+    assert not re.fullmatch(regex, "allow.restart-later is another ID")
+    assert not re.fullmatch(regex, "xallow.restart")
+    assert not re.fullmatch(regex, "allow.restarts")
+    assert re.fullmatch(regex, "tests/scenarios/test_allow.py:41")
