@@ -63,7 +63,7 @@ DUPLICATE_CHECK = "state.no-duplicate-ips"
 #: Bound on the controller's wait for a worker still provisioning when the run ends.
 FINISH_LOCK_TIMEOUT = 120.0
 
-INTERRUPTED = "the run was interrupted before it ran"
+INTERRUPTED = "the run was interrupted before it finished"
 LABELS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "not-run": "NOT-RUN"}
 
 
@@ -868,6 +868,8 @@ def finish_run(state: _RunState) -> SessionOutcome | None:
     if info is not None and data is not None:
         leaked, extra = _sweep_and_check_leaks(state, info)
         warnings.extend(extra)
+        if state.options.keep_cluster:
+            warnings.append(f"cluster kept (--keep-cluster): kubeconfig {info.kubeconfig}")
         try:
             from .cluster.select import make_backend
 

@@ -227,6 +227,9 @@ class SimBackend:
     # ---- teardown ----------------------------------------------------------------------------------
 
     def teardown(self, info: ClusterInfo) -> None:
+        """Stop the server (unless ``--keep-cluster``: then it keeps serving, pid in ``info.extra``)."""
+        if self.options.keep_cluster:
+            return
         pid = int(info.extra.get("pid") or 0)
         if pid <= 0 or not pid_alive(pid):
             return

@@ -244,7 +244,7 @@ def test_skipped_and_error_and_not_run() -> None:
         reason_not_selected="-",
         interrupted=True,
     )
-    assert (interrupted.outcome, interrupted.reason) == ("not-run", "the run was interrupted before it ran")
+    assert (interrupted.outcome, interrupted.reason) == ("not-run", "the run was interrupted before it finished")
 
 
 @pytest.mark.parametrize(
