@@ -244,7 +244,8 @@ def test_skipped_and_error_and_not_run() -> None:
         reason_not_selected="-",
         interrupted=True,
     )
-    assert (interrupted.outcome, interrupted.reason) == ("not-run", "the run was interrupted before it finished")
+    assert interrupted.outcome == "not-run"
+    assert interrupted.reason == "the run was interrupted before it finished"
 
 
 @pytest.mark.parametrize(
