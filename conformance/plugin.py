@@ -98,6 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker (--dist loadgroup)")
     state = _RunState.from_config(config)
     config.stash[STATE] = state
+    if getattr(config, "workerinput", {}).get("kovc", {}).get("loadgroup"):
+        config.option.loadgroup = True  # the controller chose loadgroup for a plain ``-n N``
     config.pluginmanager.register(_SessionPlugin(state), f"kovc-session-{id(config)}")
 
 
@@ -107,26 +109,42 @@ def pytest_configure_node(node: Any) -> None:
     state = node.config.stash[STATE]
     if state.shared_dir is None:
         state.shared_dir = _basetemp(node.config)
-    state.distributed = True
     node.workerinput["kovc"] = {"run_id": state.run_id, "report_dir": str(state.report_dir),
-                                "shared_dir": str(state.shared_dir), "started": state.started}
+                                "shared_dir": str(state.shared_dir), "started": state.started,
+                                "loadgroup": getattr(node.config.option, "dist", None) == "loadgroup"}
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """``--plan``: print what the backend would do and stop, touching nothing."""
-    if not getattr(config.option, "plan", False) or hasattr(config, "workerinput"):
+    """``--plan``: print what the backend would do and stop, touching nothing. With ``-n`` and no
+    explicit ``--dist``: distribute with ``loadgroup``, so ``exclusive`` scenarios share one worker."""
+    if hasattr(config, "workerinput"):
         return None
-    from .cluster.select import make_backend
+    _prefer_loadgroup(config)
+    if not getattr(config.option, "plan", False):
+        return None
+    from .cluster.select import BackendOptions, make_backend
 
-    state = config.stash[STATE]
     try:
-        steps = make_backend(state.options.backend, state.options).plan()
-    except BackendError as err:
+        options = BackendOptions.from_namespace(config.option)
+        steps = make_backend(options.backend, options).plan()
+    except (ValueError, BackendError) as err:  # VersionError, SimOptionError, BackendError
         print(f"kovc: {err}", file=sys.stderr)
         return 2
     for step in steps:
         print(step)
     return 0
+
+
+def _prefer_loadgroup(config: pytest.Config) -> None:
+    """xdist turned ``-n N`` into ``--dist load`` (its cmdline_main runs first); when the user did not
+    choose a mode, use ``loadgroup`` (identical for tests without ``xdist_group``)."""
+    if getattr(config.option, "dist", None) != "load" or not getattr(config.option, "numprocesses", None):
+        return
+    given = [*config.invocation_params.args, *config.getini("addopts"),
+             *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    if any(str(a) in ("-d", "--dist", "--distload") or str(a).startswith("--dist=") for a in given):
+        return
+    config.option.dist = "loadgroup"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,7 +199,6 @@ class _RunState:
                                or default_report_dir()).absolute()
         self.started: str = handed.get("started") or _now()
         self.shared_dir: Path | None = Path(handed["shared_dir"]) if handed.get("shared_dir") else None
-        self.distributed = False
         self.profile: str = getattr(opt, "profile", None) or catalog.DEFAULT_PROFILE
         self.requested: list[str] = list(getattr(opt, "requirements", None) or [])
         self.selected: list[str] = catalog.selection(self.profile, self.requested)
@@ -660,6 +677,8 @@ def _note_env_failure(state: _RunState, report: pytest.TestReport, ids: list[str
     """A failed precondition voids the rest of the run: remember it (and tell the other workers)."""
     if not report.failed or not ids or not all(i.startswith("env.") for i in ids):
         return
+    if state.provision_error is not None:
+        return  # no cluster at all: every scenario errors on its own, nothing is "void"
     if state.env_failure is None:
         state.env_failure = f"precondition {', '.join(ids)} failed"
         if state.shared_dir is not None:

@@ -217,3 +217,12 @@ def test_migration():
     assert prefix < migration
     result.stdout.fnmatch_lines(["NOT-RUN MUST   deny.other-vm  (0.0 s)  no scenario collected for it"])
     result.stdout.fnmatch_lines(["kovc Verdict: *", f"report: {tmp_path / 'r'}"])
+
+
+def test_plan_prints_and_touches_nothing(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(test_s=SCENARIOS)
+    result = pytester.runpytest("--plan", "--kube-ovn-version", "v1.13.0",
+                                "--report-dir", str(tmp_path / "r"))
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*sim serve*--kube-ovn-version v1.13.0*"])
+    assert not (tmp_path / "r").exists()

@@ -40,6 +40,7 @@ def test_concurrent(record):
 @pytest.mark.exclusive
 @pytest.mark.conformance("allow.live-migration")
 def test_migration(record):
+    where(record)
     pytest.skip("live migration needs two schedulable nodes; found 1")
 
 @pytest.mark.conformance("allow.restart")
@@ -52,7 +53,7 @@ def test_two_workers_aggregate_per_requirement(pytester: pytest.Pytester, tmp_pa
     pytester.makepyfile(test_s=SCENARIOS)
     report_dir = tmp_path / "r"
     result = pytester.runpytest_subprocess(
-        "-n", "2", "--dist", "loadgroup", "--report-dir", str(report_dir), "--run-id", "r-xdist1", timeout=120
+        "-n", "2", "--report-dir", str(report_dir), "--run-id", "r-xdist1", timeout=120
     )
     result.assert_outcomes(passed=7, failed=1, skipped=1)
     data = json.loads((report_dir / "report.json").read_text())
@@ -65,7 +66,10 @@ def test_two_workers_aggregate_per_requirement(pytester: pytest.Pytester, tmp_pa
     assert len(prefix["tests"]) == 4
     assert "expected vm10/vm1 to be denied; admitted" in prefix["reason"]
     assert reqs["allow.concurrent-restarts"]["outcome"] == "passed"
+    # a plain ``-n 2`` distributes with loadgroup: the exclusive scenarios share one worker
     assert reqs["allow.concurrent-restarts"]["tests"][0]["nodeid"].endswith("@exclusive")
+    assert reqs["allow.live-migration"]["tests"][0]["nodeid"].endswith("@exclusive")
+    assert reqs["allow.concurrent-restarts"]["warnings"] == reqs["allow.live-migration"]["warnings"]
     assert reqs["allow.live-migration"]["outcome"] == "skipped"
     assert reqs["allow.live-migration"]["reason"] == "live migration needs two schedulable nodes; found 1"
     assert reqs["allow.restart"]["outcome"] == "passed"
