@@ -53,10 +53,19 @@ def test_v1_14_2_denies_restart(tmp_path: Path) -> None:
     assert code != 0
 
 
-def test_webhook_off_is_invalid_and_admits_challengers(tmp_path: Path) -> None:
+def test_webhook_off_makes_the_run_invalid(tmp_path: Path) -> None:
     code, report, out = run_scenarios(tmp_path, "env or test_pod_takes", "--sim-webhook", "off")
     assert requirement(report, "env.webhook-live")["outcome"] == "failed", out[-3000:]
-    req = requirement(report, "deny.pod-takes-vm-ip")
-    assert req["outcome"] == "failed", (req, out[-3000:])
-    assert any(c.get("admitted_then") for c in req.get("cases", [])), req
+    assert report["verdict"] == "invalid" and code != 0, out[-3000:]
+
+
+def test_an_admitting_webhook_fails_deny_and_says_what_happened(tmp_path: Path) -> None:
+    code, report, out = run_scenarios(tmp_path, "env or test_pod_takes or test_other_vm",
+                                      "--sim-webhook-policy", "conformance.sim.mutants:admit_all")
+    assert requirement(report, "env.webhook-live")["outcome"] == "passed", out[-3000:]
+    for rid in ("deny.pod-takes-vm-ip", "deny.other-vm"):
+        req = requirement(report, rid)
+        assert req["outcome"] == "failed", (req, out[-3000:])
+        thens = [c.get("admitted_then") for c in req.get("cases", [])]
+        assert any(t in ("blocked-by-ipam", "took-over-address", "unallocated") for t in thens), req
     assert code != 0
