@@ -1,0 +1,1011 @@
+"""kube-ovn-controller (pod address allocation, IP CRs, subnets) and the kube-ovn-cni step, modelled on
+``kubeovn/kube-ovn@v1.16.2`` (line numbers below are that tag unless stated). User agents
+``kube-ovn-controller/<version>`` and ``kube-ovn-cni/<version>``.
+
+IPAM (:class:`Ipam`, ``pkg/ipam/subnet.go``):
+
+* addresses are keyed by ``<ns>/<name>`` where name is ``getNameByPod`` (``pod.go`` L2813-2820): the VM
+  name for a launcher pod when keep-vm-ip is on, else the pod name. The NIC (and IP CR / LSP) name is
+  ``<name>.<ns>`` (``ovs.PodNameToPortName``, provider ``ovn``);
+* a static address (``ovn.kubernetes.io/ip_address``) is ``GetStaticAddress`` (``subnet.go``): an address
+  held by another key fails with ``AddressConflict`` (``ErrConflict``), one outside the subnet with
+  ``AddressOutOfRange``; the *same key* simply gets it back - so a plain pod named like a VM in the
+  VM's namespace takes over the VM's address, MAC and IP CR (kube-ovn-facts.md §1.7);
+* a static MAC already used by another key is ``AddressConflict`` too (``GetStaticMac``);
+* without a static address ``GetRandomAddress`` returns the NIC's existing address (a stopped VM's kept
+  IP) or the lowest never-used free address; released addresses are reused only when the free range is
+  exhausted (``pool.V4Released``);
+* addresses in ``excludeIps`` are never handed out dynamically but may be requested statically
+  (``pool.V4Reserved``).
+
+Controller (:class:`KubeOvnController`, one FIFO queue):
+
+* pod add/update - ``handleAddOrUpdatePod`` (L493-567) → ``reconcileAllocateSubnets`` (L622-829): the
+  effective subnet is the ``logical_switch`` annotation, else the namespace-bound subnet, else
+  ``ovn-default``; a failure is a Warning Event ``AcquireAddressFailed`` with the IPAM error
+  (``AddressConflict`` …) on the pod (L644) and a rate-limited retry; success writes the IP CR
+  (``createOrUpdateIPCR``, ``ip.go``) *then* the pod annotations ``ip_address``, ``mac_address``,
+  ``cidr``, ``gateway``, ``logical_switch``, ``pod_nic_type``, ``allocated``, ``logical_router`` and, for
+  VM pods with keep-vm-ip, ``virtualmachine``; ``routed`` follows once the pod is bound to a node
+  (``reconcileRouteSubnets``/``needRouteSubnets`` L1767);
+* pod delete - ``handleDeletePod`` (L1100-1345): a VM pod whose VMI is alive, or whose VM exists and is
+  not being deleted (``isVMToDel`` L2764), keeps its IP CR and address, unless the namespace's subnet
+  changed under it (``appendCheckPodNetToDel``); everything else deletes the IP CR and releases the
+  address. With keep-vm-ip off, VM pods never clean their IP CR here (L1318-1323; upstream's periodic
+  GC, every 6 min, is not modelled). A completed plain pod is released as a deleted one
+  (``enqueueUpdatePod``);
+* VM delete - ``handleDeleteVM`` (``kubevirt.go`` L55-94, first in v1.14.0): IP CRs and addresses keyed
+  ``<ns>/<vm>`` are released. Releases before v1.14.0 have no such handler, so a VM *stopped* before it is
+  deleted leaks its IP CR and address (#5367);
+* IP CR delete - ``handleUpdateIP`` (``ip.go``): releases ``<spec.namespace>/<spec.podName>`` and removes
+  the ``kubeovn.io/kube-ovn-controller`` finalizer;
+* subnets get upstream's defaults (provider, vpc, protocol, gateway, excludeIps), status counters, and
+  namespaces get the ``ovn.kubernetes.io/logical_switch``/``cidr``/``exclude_ips`` annotations.
+
+Races, resolved deterministically: every pod, VM, IP and subnet key goes through one FIFO queue, so a
+VM deleted and recreated under the same name has its old addresses released (``handleDeleteVM`` or the
+old launcher pod's delete) before the new launcher pod is allocated - the new VM gets its address.
+(Upstream uses separate queues and a ``podKeyMutex``; there the order is not guaranteed.)
+
+Not modelled: dual-stack subnets, IPPools, VIPs, multus attachment networks, underlay/VLAN, the LSP
+options live migration sets (``--enable-live-migration-optimize``, invisible through the API).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import resources as r
+from ..store import ApiError, WatchEvent, now_rfc3339
+from ..view import (
+    JSON,
+    Key,
+    Reconciler,
+    Requeue,
+    World,
+    annotations_of,
+    is_deleting,
+    namespace_subnets,
+)
+from ..webhook import validate_pod_network
+
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_SUBNET = "ovn-default"
+DEFAULT_VPC = "ovn-cluster"
+JOIN_SUBNET = "join"
+FINALIZER = "kubeovn.io/kube-ovn-controller"
+A_PREFIX = "ovn.kubernetes.io/"
+ALLOCATED = A_PREFIX + "allocated"
+ROUTED = A_PREFIX + "routed"
+IP_ADDRESS = A_PREFIX + "ip_address"
+MAC_ADDRESS = A_PREFIX + "mac_address"
+CIDR = A_PREFIX + "cidr"
+GATEWAY = A_PREFIX + "gateway"
+LOGICAL_SWITCH = A_PREFIX + "logical_switch"
+LOGICAL_ROUTER = A_PREFIX + "logical_router"
+POD_NIC_TYPE = A_PREFIX + "pod_nic_type"
+VM_ANNOTATION = A_PREFIX + "virtualmachine"
+EXCLUDE_IPS = A_PREFIX + "exclude_ips"
+SUBNET_LABEL = A_PREFIX + "subnet"
+NODE_NAME_LABEL = A_PREFIX + "node-name"
+IP_RESERVED_LABEL = A_PREFIX + "ip_reserved"
+POD_TYPE_VM = "VirtualMachine"
+POD_NIC_TYPE_DEFAULT = "veth-pair"
+
+ERR_CONFLICT = "AddressConflict"
+ERR_OUT_OF_RANGE = "AddressOutOfRange"
+ERR_NO_AVAILABLE = "NoAvailableAddress"
+ERR_NO_SUBNET = "SubnetNotExist"
+
+
+class IpamError(Exception):
+    """An IPAM failure; ``str()`` is upstream's error text (``ErrConflict`` = ``AddressConflict`` …)."""
+
+
+# ----------------------------------------------------------------------------- IPAM
+@dataclass
+class SubnetIpam:
+    """The addresses of one subnet (single stack)."""
+
+    name: str
+    network: IPNet
+    gateway: str
+    excludes: set[str]
+    nic_to_ip: dict[str, str] = field(default_factory=dict)
+    ip_to_keys: dict[str, list[str]] = field(default_factory=dict)
+    nic_to_mac: dict[str, str] = field(default_factory=dict)
+    mac_to_key: dict[str, str] = field(default_factory=dict)
+    key_nics: dict[str, set[str]] = field(default_factory=dict)
+    released: deque[str] = field(default_factory=deque)
+    _next: int = 1
+
+    @property
+    def first(self) -> int:
+        return int(self.network.network_address) + 1
+
+    @property
+    def last(self) -> int:
+        """Last usable address (``ipam.NewSubnet``: v4 excludes the broadcast address)."""
+        top = int(self.network.broadcast_address)
+        return top - 1 if self.network.version == 4 else top
+
+    def size(self) -> int:
+        return max(self.last - self.first + 1, 0)
+
+    def in_range(self, ip: IPAddr) -> bool:
+        return ip.version == self.network.version and self.first <= int(ip) <= self.last
+
+    def using(self) -> int:
+        return len(self.ip_to_keys)
+
+    def available(self) -> int:
+        excluded = sum(1 for e in self.excludes if e not in self.ip_to_keys and self._usable(e))
+        return self.size() - self.using() - excluded
+
+    def _usable(self, ip: str) -> bool:
+        try:
+            return self.in_range(ipaddress.ip_address(ip))
+        except ValueError:
+            return False
+
+    def _push(self, key: str, nic: str) -> None:
+        self.key_nics.setdefault(key, set()).add(nic)
+
+    def _mac_for(self, key: str, nic: str, mac: str | None, rng: random.Random) -> str:
+        if mac is None:
+            if nic in self.nic_to_mac:
+                return self.nic_to_mac[nic]
+            while True:  # util.GenerateMac: 00:00:00 + three random bytes
+                candidate = "00:00:00:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(3))
+                if candidate not in self.mac_to_key:
+                    self.mac_to_key[candidate] = key
+                    self.nic_to_mac[nic] = candidate
+                    return candidate
+        if mac:
+            owner = self.mac_to_key.get(mac)
+            if owner is not None and owner != key:
+                raise IpamError(ERR_CONFLICT)
+            self.mac_to_key[mac] = key
+            self.nic_to_mac[nic] = mac
+        return mac
+
+    def get_static(
+        self, key: str, nic: str, ip: IPAddr, mac: str | None, rng: random.Random, check_conflict: bool = True
+    ) -> tuple[str, str]:
+        """``Subnet.GetStaticAddress``: (ip, mac) or :class:`IpamError`."""
+        text = str(ip)
+        if nic in self.nic_to_ip and self.nic_to_ip[nic] != text:
+            self.release_addr(key, nic)
+        if not self.in_range(ip):
+            raise IpamError(ERR_OUT_OF_RANGE)
+        self._push(key, nic)
+        mac_str = self._mac_for(key, nic, mac, rng)
+        holders = self.ip_to_keys.get(text)
+        if holders is not None:
+            if key not in holders:
+                if not check_conflict:
+                    self.nic_to_ip[nic] = text
+                    holders.append(key)
+                    return text, mac_str
+                raise IpamError(ERR_CONFLICT)
+            self.nic_to_ip[nic] = text
+            return text, mac_str
+        if text in self.released:
+            self.released.remove(text)
+        self.nic_to_ip[nic] = text
+        self.ip_to_keys[text] = [key]
+        return text, mac_str
+
+    def get_random(self, key: str, nic: str, mac: str | None, rng: random.Random) -> tuple[str, str]:
+        """``Subnet.getV4RandomAddress``: the NIC's current address, else the next free one."""
+        if nic in self.nic_to_ip and (self.nic_to_mac.get(nic) or mac == ""):
+            return self.nic_to_ip[nic], self.nic_to_mac.get(nic, "")
+        text = self._next_free()
+        if text is None:
+            raise IpamError(ERR_NO_AVAILABLE)
+        self.nic_to_ip[nic] = text
+        self.ip_to_keys[text] = [key]
+        self._push(key, nic)
+        return text, self._mac_for(key, nic, mac, rng)
+
+    def _next_free(self) -> str | None:
+        while self.first + self._next - 1 <= self.last:
+            candidate = str(ipaddress.ip_address(self.first + self._next - 1))
+            self._next += 1
+            if candidate in self.ip_to_keys or candidate in self.excludes or candidate in self.released:
+                continue
+            return candidate
+        while self.released:
+            candidate = self.released.popleft()
+            if candidate not in self.ip_to_keys:
+                return candidate
+        return None
+
+    def release_addr(self, key: str, nic: str) -> None:
+        """``Subnet.releaseAddr``: the NIC's address and MAC go back to the pool."""
+        ip = self.nic_to_ip.pop(nic, None)
+        if ip is not None:
+            holders = self.ip_to_keys.get(ip, [])
+            if key in holders:
+                holders.remove(key)
+            if not holders:
+                self.ip_to_keys.pop(ip, None)
+                if ip not in self.excludes:
+                    self.released.append(ip)
+        mac = self.nic_to_mac.pop(nic, None)
+        if mac is not None and self.mac_to_key.get(mac) == key:
+            del self.mac_to_key[mac]
+        nics = self.key_nics.get(key)
+        if nics is not None:
+            nics.discard(nic)
+            if not nics:
+                del self.key_nics[key]
+
+
+@dataclass
+class Ipam:
+    """``ipam.IPAM``: one :class:`SubnetIpam` per subnet (so VPCs may reuse CIDRs)."""
+
+    rng: random.Random
+    subnets: dict[str, SubnetIpam] = field(default_factory=dict)
+
+    def add_or_update_subnet(self, name: str, cidr: str, gateway: str, excludes: list[str]) -> None:
+        network = ipaddress.ip_network(cidr.split(",")[0], strict=False)
+        expanded = _expand_excludes(excludes)
+        current = self.subnets.get(name)
+        if current is not None and current.network == network:
+            current.gateway, current.excludes = gateway, expanded
+            return
+        fresh = SubnetIpam(name, network, gateway, expanded)
+        if current is not None:  # CIDR changed: keep the allocations still in range
+            for nic, ip in current.nic_to_ip.items():
+                if fresh.in_range(ipaddress.ip_address(ip)):
+                    for key in current.ip_to_keys.get(ip, []):
+                        fresh.ip_to_keys.setdefault(ip, []).append(key)
+                        fresh._push(key, nic)
+                    fresh.nic_to_ip[nic] = ip
+                    if nic in current.nic_to_mac:
+                        fresh.nic_to_mac[nic] = current.nic_to_mac[nic]
+                        fresh.mac_to_key[current.nic_to_mac[nic]] = current.mac_to_key.get(
+                            current.nic_to_mac[nic], ""
+                        )
+        self.subnets[name] = fresh
+
+    def delete_subnet(self, name: str) -> None:
+        self.subnets.pop(name, None)
+
+    def get_static_address(
+        self, key: str, nic: str, ip: str, mac: str | None, subnet: str, check_conflict: bool = True
+    ) -> tuple[str, str]:
+        """``IPAM.GetStaticAddress``."""
+        s = self.subnets.get(subnet)
+        if s is None:
+            raise IpamError(ERR_NO_SUBNET)
+        addr = ipaddress.ip_address(ip.split(",")[0].strip())
+        return s.get_static(key, nic, addr, mac, self.rng, check_conflict)
+
+    def get_random_address(self, key: str, nic: str, mac: str | None, subnet: str) -> tuple[str, str]:
+        s = self.subnets.get(subnet)
+        if s is None:
+            raise IpamError(ERR_NO_SUBNET)
+        return s.get_random(key, nic, mac, self.rng)
+
+    def release_by_nic(self, key: str, nic: str, subnet: str) -> None:
+        """``IPAM.ReleaseAddressByNic``."""
+        s = self.subnets.get(subnet)
+        if s is not None:
+            s.release_addr(key, nic)
+
+    def holder(self, subnet: str, ip: str) -> list[str]:
+        s = self.subnets.get(subnet)
+        return list(s.ip_to_keys.get(ip, [])) if s else []
+
+
+def _expand_excludes(excludes: list[str]) -> set[str]:
+    out: set[str] = set()
+    for item in excludes:
+        item = item.strip()
+        if ".." in item:
+            lo, _, hi = item.partition("..")
+            try:
+                a, b = int(ipaddress.ip_address(lo)), int(ipaddress.ip_address(hi))
+            except ValueError:
+                continue
+            if b - a > 65536:
+                b = a + 65536
+            out.update(str(ipaddress.ip_address(i)) for i in range(a, b + 1))
+        elif item:
+            out.add(item)
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+def is_vm_pod(pod: JSON) -> tuple[bool, str]:
+    """``isVMPod`` (``pod.go`` L2722-2731): any ownerReference of kind VirtualMachineInstance with an
+    apiVersion prefix ``kubevirt.io/`` - controller or not, uid never checked."""
+    for owner in pod.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("kind") == "VirtualMachineInstance" and str(owner.get("apiVersion", "")).startswith(
+            "kubevirt.io/"
+        ):
+            return True, str(owner.get("name", ""))
+    return False, ""
+
+
+def is_sts_pod(pod: JSON) -> bool:
+    return any(o.get("kind") == "StatefulSet" for o in pod.get("metadata", {}).get("ownerReferences") or [])
+
+
+def pod_phase_alive(pod: JSON) -> bool:
+    """``isPodStatusPhaseAlive``: not Succeeded/Failed."""
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def port_name(name: str, namespace: str) -> str:
+    """``ovs.PodNameToPortName`` for the default provider ``ovn``."""
+    return f"{name}.{namespace}"
+
+
+@dataclass
+class DeleteDecision:
+    """What ``handleDeletePod`` decided for a deleted pod."""
+
+    keep: bool
+    owner_to_del: bool
+    owner_deleted: bool
+    ipcr_to_delete: list[str]
+
+
+@dataclass
+class Lsp:
+    """A logical switch port: ``external_ids:pod`` is ``key``, ``ls`` the subnet."""
+
+    key: str
+    subnet: str
+    ip: str
+    mac: str
+
+
+# ----------------------------------------------------------------------------- controller
+class KubeOvnController(Reconciler):
+    name = "kube-ovn-controller"
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world)
+        self.version = world.kube_ovn_version
+        self.ua = f"kube-ovn-controller/{self.version}"
+        self.keep_vm_ip = world.config.keep_vm_ip
+        from ... import versions
+
+        self.release = versions.kube_ovn_release(world.controller_release_version)
+        seed = world.config.seed
+        self.ipam = Ipam(random.Random(seed if seed is not None else None))
+        world.ipam = self.ipam
+        self.lsps: dict[str, Lsp] = {}
+        #: Deleted pods awaiting ``handleDeletePod``: key -> last object (``deletingPodObjMap``).
+        self.deleting: dict[Key, JSON] = {}
+        self.decisions: dict[Key, DeleteDecision] = {}
+        self.deleted_vms: dict[Key, JSON] = {}
+
+    # events --------------------------------------------------------------
+    def on_event(self, ev: WatchEvent) -> None:
+        obj = ev.object
+        m = obj.get("metadata", {})
+        kind = ev.rt.key
+        if kind == r.PODS.key:
+            if (obj.get("spec") or {}).get("hostNetwork"):
+                return
+            if ev.type == "DELETED":
+                key: Key = ("pod-del", m.get("namespace", ""), m.get("name", ""), m.get("uid", ""))
+                # The keep/release decision is taken as the deletion is observed (upstream takes it when
+                # the delete queue item runs, normally milliseconds later) so that a test which waits for
+                # "VM stopped" and then deletes the VM sees the stop-path decision deterministically.
+                self.deleting[key] = obj
+                self.decisions[key] = self._delete_decision(obj)
+                self.queue.add(key)
+            else:
+                self.queue.add(("pod", m.get("namespace", ""), m.get("name", "")))
+        elif kind == r.VMS.key and ev.type == "DELETED":
+            key = ("vm-del", m.get("namespace", ""), m.get("name", ""))
+            self.deleted_vms[key] = obj
+            self.queue.add(key)
+        elif kind == r.SUBNETS.key:
+            self.queue.add(("subnet", m.get("name", "")))
+            self.queue.add(("vpc", (obj.get("spec") or {}).get("vpc") or DEFAULT_VPC))
+            for ns in (obj.get("spec") or {}).get("namespaces") or []:
+                self.queue.add(("ns", ns))
+            if ev.type == "DELETED":
+                self.queue.add(("ns-all",))
+        elif kind == r.IPS.key and ev.type != "DELETED":
+            if m.get("deletionTimestamp"):
+                self.queue.add(("ip", m.get("name", "")))
+        elif kind == r.NAMESPACES.key and ev.type != "DELETED":
+            self.queue.add(("ns", m.get("name", "")))
+        elif kind == r.VPCS.key and ev.type != "DELETED":
+            self.queue.add(("vpc", m.get("name", "")))
+
+    def resync(self) -> None:
+        for subnet in self.store.iter_raw(r.SUBNETS):
+            self._sync_subnet_now(subnet)
+        for kind, rt in (("subnet", r.SUBNETS), ("vpc", r.VPCS), ("ns", r.NAMESPACES)):
+            for obj in self.store.iter_raw(rt):
+                self.queue.add((kind, obj["metadata"]["name"]))
+        for pod in self.store.iter_raw(r.PODS):
+            if not (pod.get("spec") or {}).get("hostNetwork"):
+                self.queue.add(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
+
+    async def handle(self, key: Key) -> None:
+        kind = key[0]
+        if kind == "pod":
+            await self._handle_pod(key[1], key[2])
+        elif kind == "pod-del":
+            obj = self.deleting.get(key)
+            if obj is not None:
+                self._handle_delete_pod(obj, self.decisions.get(key))
+                self.deleting.pop(key, None)
+                self.decisions.pop(key, None)
+        elif kind == "vm-del":
+            self.deleted_vms.pop(key, None)
+            self._handle_delete_vm(key[1], key[2])
+        elif kind == "subnet":
+            self._handle_subnet(key[1])
+        elif kind == "ip":
+            self._handle_deleting_ip(key[1])
+        elif kind == "ns":
+            self._handle_namespace(key[1])
+        elif kind == "ns-all":
+            for ns in self.store.iter_raw(r.NAMESPACES):
+                self.queue.add(("ns", ns["metadata"]["name"]))
+        elif kind == "vpc":
+            self._handle_vpc(key[1])
+
+    # names ---------------------------------------------------------------
+    def name_by_pod(self, pod: JSON) -> str:
+        """``getNameByPod`` (L2813-2820)."""
+        if self.keep_vm_ip:
+            vm, vm_name = is_vm_pod(pod)
+            if vm:
+                return vm_name
+        return str(pod["metadata"]["name"])
+
+    def pod_subnet(self, pod: JSON) -> str:
+        """``getPodDefaultSubnet``: annotation, else the namespace's first bound subnet, else ovn-default."""
+        ann = annotations_of(pod)
+        if ann.get(LOGICAL_SWITCH):
+            return ann[LOGICAL_SWITCH].strip()
+        bound = namespace_subnets(self.store, pod["metadata"]["namespace"])
+        return bound[0] if bound else DEFAULT_SUBNET
+
+    # pods ----------------------------------------------------------------
+    async def _handle_pod(self, namespace: str, name: str) -> None:
+        pod = self.store.get(r.PODS, namespace, name)
+        if pod is None or (pod.get("spec") or {}).get("hostNetwork"):
+            return
+        vm, _ = is_vm_pod(pod)
+        if not pod_phase_alive(pod):
+            if not vm and not is_sts_pod(pod) and annotations_of(pod).get(ALLOCATED) == "true":
+                # enqueueUpdatePod: a finished plain pod is handled like a deleted one.
+                self._handle_delete_pod(pod)
+            return
+        if is_deleting(pod):
+            return
+        ann = annotations_of(pod)
+        invalid = validate_pod_network(ann)
+        if invalid is not None:
+            self.world.log(self.name, f"pod.go:518] validate pod {namespace}/{name} failed: {invalid}")
+            self._event(pod, "Warning", "ValidatePodNetworkFailed", invalid)
+            raise Requeue()
+        if ann.get(ALLOCATED) != "true":
+            # needAllocateSubnets (L1868-1893). Upstream re-runs the (idempotent) allocation of a pod
+            # carrying kubevirt.io/migrationJobName on every update; once is equivalent here.
+            self._allocate(pod)
+            return
+        if (pod.get("spec") or {}).get("nodeName") and ann.get(ROUTED) != "true":
+            self.store.mutate(r.PODS, namespace, name, _set_annotations({ROUTED: "true"}), user_agent=self.ua)
+
+    def _allocate(self, pod: JSON) -> None:
+        """``reconcileAllocateSubnets`` + ``acquireAddress`` for the default provider."""
+        m = pod["metadata"]
+        namespace, name = m["namespace"], m["name"]
+        ann = annotations_of(pod)
+        vm, vm_name = is_vm_pod(pod)
+        pod_name = self.name_by_pod(pod)
+        key = f"{namespace}/{pod_name}"
+        nic = port_name(pod_name, namespace)
+        subnet_name = self.pod_subnet(pod)
+        subnet = self.store.get(r.SUBNETS, "", subnet_name)
+        if subnet is None or subnet_name not in self.ipam.subnets:
+            self.world.log(
+                self.name,
+                f"pod.go:527] failed to get pod nets: subnet {subnet_name} not found "
+                f"for pod {namespace}/{name}",
+            )
+            raise Requeue()
+        mac = ann.get(MAC_ADDRESS) or None
+        candidates = [subnet_name]
+        if not ann.get(LOGICAL_SWITCH):
+            candidates += [s for s in namespace_subnets(self.store, namespace) if s != subnet_name]
+        try:
+            static = ann.get(IP_ADDRESS, "")
+            if static:
+                error: IpamError | None = None
+                for candidate in candidates:
+                    if candidate not in self.ipam.subnets:
+                        continue
+                    try:
+                        ip, mac_out = self.ipam.get_static_address(key, nic, static, mac, candidate)
+                    except IpamError as exc:
+                        error = exc
+                        continue
+                    subnet_name = candidate
+                    break
+                else:
+                    raise error or IpamError(ERR_NO_AVAILABLE)
+            else:
+                ip, mac_out = self.ipam.get_random_address(key, nic, mac, subnet_name)
+        except IpamError as exc:
+            self.world.log(
+                self.name,
+                f"pod.go:2465] failed to get static ip {static or '<random>'}, mac "
+                f"{mac}, subnet {subnet_name}, err {exc}",
+            )
+            self._event(pod, "Warning", "AcquireAddressFailed", str(exc))
+            raise Requeue() from None
+        subnet = self.store.get(r.SUBNETS, "", subnet_name) or subnet
+        spec = subnet.get("spec") or {}
+        self.lsps[nic] = Lsp(key, subnet_name, ip, mac_out)
+        pod_type = "StatefulSet" if is_sts_pod(pod) else (POD_TYPE_VM if vm else "")
+        self._create_or_update_ip_cr(
+            nic,
+            pod_name,
+            ip,
+            mac_out,
+            subnet_name,
+            namespace,
+            str((pod.get("spec") or {}).get("nodeName", "")),
+            pod_type,
+        )
+        patch: dict[str, str | None] = {
+            IP_ADDRESS: ip,
+            MAC_ADDRESS: mac_out or None,
+            CIDR: str(spec.get("cidrBlock", "")),
+            GATEWAY: str(spec.get("gateway", "")),
+            LOGICAL_SWITCH: subnet_name,
+            ALLOCATED: "true",
+        }
+        if not ann.get(POD_NIC_TYPE):
+            patch[POD_NIC_TYPE] = POD_NIC_TYPE_DEFAULT
+        if vm and self.keep_vm_ip:
+            patch[VM_ANNOTATION] = vm_name
+        if spec.get("vpc"):
+            patch[LOGICAL_ROUTER] = str(spec["vpc"])
+        if (pod.get("spec") or {}).get("nodeName"):
+            patch[ROUTED] = "true"
+        self.world.log(
+            self.name, f"pod.go:651] allocate {ip}, mac {mac_out} for {key} from subnet {subnet_name}"
+        )
+        if self.store.mutate(r.PODS, namespace, name, _set_annotations(patch), user_agent=self.ua) is None:
+            # The pod went away between allocation and patch (L786-795): recycle as a delete.
+            self._handle_delete_pod(pod)
+        self._subnet_status(subnet_name)
+
+    def _create_or_update_ip_cr(
+        self,
+        ip_name: str,
+        pod_name: str,
+        ip: str,
+        mac: str,
+        subnet: str,
+        namespace: str,
+        node: str,
+        pod_type: str,
+    ) -> None:
+        """``createOrUpdateIPCR`` (``ip.go`` L374-470)."""
+        v4, v6 = (ip, "") if ":" not in ip else ("", ip)
+        current = self.store.get(r.IPS, "", ip_name)
+        if current is not None and is_deleting(current):
+            self.queue.add(("ip", ip_name))
+            return
+        spec = {
+            "podName": pod_name,
+            "namespace": namespace,
+            "subnet": subnet,
+            "nodeName": node,
+            "ipAddress": ip,
+            "v4IpAddress": v4,
+            "v6IpAddress": v6,
+            "macAddress": mac,
+            "attachIps": [],
+            "attachMacs": [],
+            "attachSubnets": [],
+            "podType": pod_type,
+        }
+        if current is None:
+            self.store.create(
+                r.IPS,
+                {
+                    "apiVersion": "kubeovn.io/v1",
+                    "kind": "IP",
+                    "metadata": {
+                        "name": ip_name,
+                        "labels": {
+                            SUBNET_LABEL: subnet,
+                            NODE_NAME_LABEL: node,
+                            subnet: "",
+                            IP_RESERVED_LABEL: "false",
+                        },
+                        "finalizers": [FINALIZER],
+                    },
+                    "spec": spec,
+                },
+                user_agent=self.ua,
+            )
+            return
+        new = dict(current)
+        labels = dict(current["metadata"].get("labels") or {})
+        old_subnet = (current.get("spec") or {}).get("subnet", "")
+        if old_subnet and old_subnet != subnet:
+            labels.pop(old_subnet, None)
+        labels.update({SUBNET_LABEL: subnet, NODE_NAME_LABEL: node, subnet: ""})
+        if labels == current["metadata"].get("labels") and spec == current.get("spec"):
+            return
+        new["metadata"] = {**current["metadata"], "labels": labels}
+        fins = list(new["metadata"].get("finalizers") or [])
+        if FINALIZER not in fins:
+            fins.append(FINALIZER)
+        new["metadata"]["finalizers"] = fins
+        new["spec"] = spec
+        self.store.update(r.IPS, new, user_agent=self.ua, check_rv=False)
+
+    def _delete_decision(self, pod: JSON) -> DeleteDecision:
+        """The keep-or-release part of ``handleDeletePod`` (L1135-1215)."""
+        m = pod["metadata"]
+        keep = owner_to_del = owner_deleted = False
+        ipcr_to_delete: list[str] = []
+        vm, vm_name = is_vm_pod(pod)
+        if vm and self.keep_vm_ip:
+            if m.get("deletionTimestamp"):
+                owner_to_del = self._is_vm_to_del(pod, vm_name)
+                keep = not owner_to_del
+            if keep:
+                owner_deleted, ipcr_to_delete = self._check_pod_net_to_del(pod, vm_name)
+                if owner_deleted or ipcr_to_delete:
+                    keep = False
+        return DeleteDecision(keep, owner_to_del, owner_deleted, ipcr_to_delete)
+
+    def _handle_delete_pod(self, pod: JSON, decision: DeleteDecision | None = None) -> None:
+        """``handleDeletePod`` (L1100-1345)."""
+        m = pod["metadata"]
+        namespace, name = m["namespace"], m["name"]
+        current = self.store.get(r.PODS, namespace, name)
+        if current is not None and current["metadata"]["uid"] != m.get("uid"):
+            return  # a pod with the same name exists again
+        pod_name = self.name_by_pod(pod)
+        pod_key = f"{namespace}/{pod_name}"
+        d = decision or self._delete_decision(pod)
+        owner_to_del, owner_deleted, ipcr_to_delete = d.owner_to_del, d.owner_deleted, d.ipcr_to_delete
+        vm, _ = is_vm_pod(pod)
+        sts = is_sts_pod(pod)
+        if d.keep:
+            self.world.log(self.name, f"pod.go:1181] try keep ip for vm pod {pod_key}")
+            return
+        for nic in [n for n, lsp in self.lsps.items() if lsp.key == pod_key]:
+            del self.lsps[nic]
+        nic = port_name(pod_name, namespace)
+        if (sts or vm) and not owner_to_del and not owner_deleted and nic not in ipcr_to_delete:
+            self.world.log(self.name, f"pod.go:1321] skip clean ip CR {nic}")
+            return
+        ip_cr = self.store.get(r.IPS, "", nic)
+        if ip_cr is None:
+            return
+        if (ip_cr["metadata"].get("labels") or {}).get(IP_RESERVED_LABEL) == "true":
+            return
+        self.world.log(self.name, f"pod.go:1337] delete ip CR {nic}")
+        self._delete_ip_cr(nic)
+        subnet = str((ip_cr.get("spec") or {}).get("subnet", ""))
+        self.ipam.release_by_nic(pod_key, nic, subnet)
+        self._subnet_status(subnet)
+
+    def _is_vm_to_del(self, pod: JSON, vmi_name: str) -> bool:
+        """``isVMToDel`` (L2764-2811)."""
+        namespace = pod["metadata"]["namespace"]
+        vmi = self.store.get(r.VMIS, namespace, vmi_name)
+        if vmi is None:
+            vmi_alive, vm_name = False, vmi_name
+        else:
+            owned, vm_name = False, ""
+            for owner in vmi["metadata"].get("ownerReferences") or []:
+                if owner.get("kind") == "VirtualMachine" and str(owner.get("apiVersion", "")).startswith(
+                    "kubevirt.io/"
+                ):
+                    owned, vm_name = True, str(owner.get("name", ""))
+                    break
+            if not owned and is_deleting(vmi):
+                return True
+            vmi_alive = not is_deleting(vmi)
+        if vmi_alive:
+            return False
+        vm_obj = self.store.get(r.VMS, namespace, vm_name)
+        return vm_obj is None or is_deleting(vm_obj)
+
+    def _check_pod_net_to_del(self, pod: JSON, vm_name: str) -> tuple[bool, list[str]]:
+        """``appendCheckPodNetToDel`` + ``appendCheckPodNonMultusNetToDel`` + ``shouldCleanPodNet``."""
+        namespace = pod["metadata"]["namespace"]
+        vm_obj = self.store.get(r.VMS, namespace, vm_name)
+        if vm_obj is None:
+            return True, []
+        owner_ann = dict(
+            (((vm_obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations")
+            or {}
+        )
+        ann = annotations_of(pod)
+        pod_switch = ann.get(LOGICAL_SWITCH, "").strip()
+        if not pod_switch:
+            return False, []
+        ipcr = port_name(vm_name, namespace)
+        owner_subnet = owner_ann.get(LOGICAL_SWITCH, "")
+        if not owner_subnet:
+            ns_subnets = namespace_subnets(self.store, namespace) or [DEFAULT_SUBNET]
+            if pod_switch not in ns_subnets:
+                return False, [ipcr]
+            return False, []
+        subnet = self.store.get(r.SUBNETS, "", pod_switch)
+        pod_ip = ann.get(IP_ADDRESS, "")
+        if subnet is None or not pod_ip:
+            return False, []
+        cidr = str((subnet.get("spec") or {}).get("cidrBlock", ""))
+        from ..webhook import cidr_contains_ip
+
+        if not cidr or not cidr_contains_ip(cidr, pod_ip) or pod_switch != owner_subnet:
+            return False, [ipcr]
+        return False, []
+
+    def _handle_delete_vm(self, namespace: str, name: str) -> None:
+        """``handleDeleteVM`` (``kubevirt.go`` L55-94), v1.14.0+ only."""
+        if not self.release.releases_stopped_vm_ip:
+            return
+        vm_key = f"{namespace}/{name}"
+        for nic, lsp in list(self.lsps.items()):
+            if lsp.key != vm_key:
+                continue
+            self._delete_ip_cr(nic)
+            self.ipam.release_by_nic(vm_key, nic, lsp.subnet)
+            del self.lsps[nic]
+            self.world.log(self.name, f"kubevirt.go:80] release ip {lsp.ip} of deleted vm {vm_key}")
+            self._subnet_status(lsp.subnet)
+
+    def _delete_ip_cr(self, name: str) -> None:
+        try:
+            self.store.delete(r.IPS, "", name, user_agent=self.ua)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    def _handle_deleting_ip(self, name: str) -> None:
+        """``handleUpdateIP`` for an IP CR with a deletionTimestamp (``ip.go``)."""
+        ip_cr = self.store.get(r.IPS, "", name)
+        if ip_cr is None or not is_deleting(ip_cr):
+            return
+        spec = ip_cr.get("spec") or {}
+        pod_key = f"{spec.get('namespace', '')}/{spec.get('podName', '')}"
+        lsp = self.lsps.get(name)
+        if lsp is not None and lsp.key == pod_key:
+            del self.lsps[name]
+        self.ipam.release_by_nic(pod_key, name, str(spec.get("subnet", "")))
+
+        def drop(obj: JSON) -> None:
+            obj["metadata"]["finalizers"] = [
+                f
+                for f in obj["metadata"].get("finalizers") or []
+                if f not in (FINALIZER, "kube-ovn-controller")
+            ]
+
+        self.store.mutate(r.IPS, "", name, drop, user_agent=self.ua)
+        self._subnet_status(str(spec.get("subnet", "")))
+
+    # subnets, vpcs, namespaces --------------------------------------------
+    def _sync_subnet_now(self, subnet: JSON) -> None:
+        spec = subnet.get("spec") or {}
+        cidr = str(spec.get("cidrBlock", ""))
+        if not cidr:
+            return
+        try:
+            net = ipaddress.ip_network(cidr.split(",")[0], strict=False)
+        except ValueError:
+            return
+        gateway = str(spec.get("gateway") or ipaddress.ip_address(int(net.network_address) + 1))
+        excludes = list(spec.get("excludeIps") or [gateway])
+        self.ipam.add_or_update_subnet(subnet["metadata"]["name"], cidr, gateway, excludes)
+
+    def _handle_subnet(self, name: str) -> None:
+        """``formatSubnet`` defaults + IPAM registration + status (``subnet.go``)."""
+        subnet = self.store.get(r.SUBNETS, "", name)
+        if subnet is None:
+            self.ipam.delete_subnet(name)
+            return
+        if is_deleting(subnet):
+            return
+        spec = dict(subnet.get("spec") or {})
+        cidr = str(spec.get("cidrBlock", ""))
+        try:
+            net = ipaddress.ip_network(cidr.split(",")[0], strict=False)
+        except ValueError:
+            self.world.log(self.name, f"subnet.go] subnet {name} has invalid cidr {cidr!r}")
+            return
+        defaults: dict[str, Any] = {}
+        if not spec.get("provider"):
+            defaults["provider"] = "ovn"
+        if not spec.get("vpc") and spec.get("provider", "ovn") == "ovn":
+            defaults["vpc"] = DEFAULT_VPC
+        if not spec.get("protocol"):
+            defaults["protocol"] = "IPv4" if net.version == 4 else "IPv6"
+        gateway = spec.get("gateway") or str(ipaddress.ip_address(int(net.network_address) + 1))
+        if not spec.get("gateway"):
+            defaults["gateway"] = gateway
+        if not spec.get("excludeIps"):
+            defaults["excludeIps"] = [gateway]
+        if not spec.get("gatewayType"):
+            defaults["gatewayType"] = "distributed"
+        if defaults:
+
+            def fill(obj: JSON) -> None:
+                obj.setdefault("spec", {}).update(defaults)
+
+            subnet = self.store.mutate(r.SUBNETS, "", name, fill, user_agent=self.ua) or subnet
+        self._sync_subnet_now(subnet)
+        self._subnet_status(name)
+
+    def _subnet_status(self, name: str) -> None:
+        s = self.ipam.subnets.get(name)
+        subnet = self.store.get(r.SUBNETS, "", name)
+        if s is None or subnet is None:
+            return
+        fam = "v4" if s.network.version == 4 else "v6"
+        other = "v6" if fam == "v4" else "v4"
+        using_ips = sorted(s.ip_to_keys, key=lambda a: int(ipaddress.ip_address(a)))
+        status = dict(subnet.get("status") or {})
+        status.update(
+            {
+                f"{fam}availableIPs": s.available(),
+                f"{fam}usingIPs": s.using(),
+                f"{fam}usingIPrange": ",".join(using_ips),
+                f"{other}availableIPs": 0,
+                f"{other}usingIPs": 0,
+            }
+        )
+        now = now_rfc3339()
+        conds = [c for c in status.get("conditions") or [] if c.get("type") not in ("Validated", "Ready")]
+        conds += [
+            {
+                "type": "Validated",
+                "status": "True",
+                "reason": "ValidateLogicalSwitchSuccess",
+                "lastUpdateTime": now,
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "ResourceReady",
+                "lastUpdateTime": now,
+                "lastTransitionTime": now,
+            },
+        ]
+        old_conds = {c.get("type"): c for c in (subnet.get("status") or {}).get("conditions") or []}
+        for c in conds:
+            old = old_conds.get(c.get("type"))
+            if old is not None and old.get("status") == c.get("status"):
+                c.update({k: old[k] for k in ("lastUpdateTime", "lastTransitionTime") if k in old})
+        status["conditions"] = conds
+        if status == subnet.get("status"):
+            return
+        subnet["status"] = status
+        self.store.update(r.SUBNETS, subnet, user_agent=self.ua, subresource="status", check_rv=False)
+
+    def _handle_vpc(self, name: str) -> None:
+        vpc = self.store.get(r.VPCS, "", name)
+        if vpc is None or is_deleting(vpc):
+            return
+        subnets = sorted(
+            s["metadata"]["name"]
+            for s in self.store.iter_raw(r.SUBNETS)
+            if (s.get("spec") or {}).get("vpc") == name
+        )
+        status = dict(vpc.get("status") or {})
+        status.update(
+            {
+                "default": name == DEFAULT_VPC,
+                "defaultLogicalSwitch": DEFAULT_SUBNET
+                if name == DEFAULT_VPC
+                else status.get("defaultLogicalSwitch", ""),
+                "router": name,
+                "standby": True,
+                "subnets": subnets,
+            }
+        )
+        if status == vpc.get("status"):
+            return
+        vpc["status"] = status
+        self.store.update(r.VPCS, vpc, user_agent=self.ua, subresource="status", check_rv=False)
+
+    def _handle_namespace(self, name: str) -> None:
+        """``handleAddNamespace``: the namespace's subnets, CIDRs and excludes as annotations."""
+        ns = self.store.get(r.NAMESPACES, "", name)
+        if ns is None or is_deleting(ns):
+            return
+        names = namespace_subnets(self.store, name) or [DEFAULT_SUBNET]
+        cidrs, excludes = [], []
+        for sname in names:
+            subnet = self.store.get(r.SUBNETS, "", sname)
+            if subnet is None:
+                continue
+            spec = subnet.get("spec") or {}
+            cidrs.append(str(spec.get("cidrBlock", "")))
+            excludes.append(",".join(spec.get("excludeIps") or []))
+        wanted = {LOGICAL_SWITCH: ",".join(names), CIDR: ";".join(cidrs), EXCLUDE_IPS: ";".join(excludes)}
+        if all(annotations_of(ns).get(k) == v for k, v in wanted.items()):
+            return
+        self.store.mutate(r.NAMESPACES, "", name, _set_annotations(dict(wanted)), user_agent=self.ua)
+
+    # events --------------------------------------------------------------
+    def _event(self, pod: JSON, etype: str, reason: str, message: str) -> None:
+        self.world.record_event(
+            pod, etype, reason, message, component="kube-ovn-controller", user_agent=self.ua
+        )
+
+
+def _set_annotations(values: dict[str, str | None]) -> Any:
+    def apply(obj: JSON) -> None:
+        ann = obj.setdefault("metadata", {}).setdefault("annotations", {})
+        for k, v in values.items():
+            if v is None:
+                ann.pop(k, None)
+            else:
+                ann[k] = v
+
+    return apply
+
+
+# ----------------------------------------------------------------------------- kube-ovn-cni
+def cni_ready(world: World, pod: JSON) -> bool:
+    """Whether kube-ovn-cni's ``handleAdd`` would complete for ``pod`` (``pkg/daemon/handler.go``
+    L120-240): the pod has an address (``allocated``) and its route (``routed``)."""
+    ann = annotations_of(pod)
+    return ann.get(ALLOCATED) == "true" and ann.get(ROUTED) == "true" and bool(ann.get(IP_ADDRESS))
+
+
+def cni_add(world: World, pod: JSON, node: str) -> None:
+    """``UpdateIPCR`` (handler.go L430-470): the IP CR follows the node the pod runs on. The IP CR name
+    is the VM name for launcher pods (``ovn.kubernetes.io/virtualmachine``), else the pod name."""
+    ann = annotations_of(pod)
+    ns = pod["metadata"]["namespace"]
+    name = ann.get(VM_ANNOTATION) or pod["metadata"]["name"]
+    subnet = ann.get(LOGICAL_SWITCH, "")
+    ua = f"kube-ovn-cni/{world.kube_ovn_version}"
+
+    def follow(ip_cr: JSON) -> JSON | None:
+        spec = ip_cr.setdefault("spec", {})
+        if spec.get("nodeName") == node:
+            return None
+        spec.update({"nodeName": node, "attachIps": [], "attachSubnets": [], "attachMacs": []})
+        labels = ip_cr["metadata"].setdefault("labels", {})
+        if subnet:
+            labels[subnet] = ""
+        labels[NODE_NAME_LABEL] = node
+        return ip_cr
+
+    current = world.store.get(r.IPS, "", port_name(name, ns))
+    if current is None or is_deleting(current):
+        return
+    changed = follow(current)
+    if changed is not None:
+        world.store.update(r.IPS, changed, user_agent=ua, check_rv=False)
+
+
+def pod_ip(pod: JSON) -> str:
+    return annotations_of(pod).get(IP_ADDRESS, "").split(",")[0]

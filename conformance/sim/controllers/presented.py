@@ -1,0 +1,495 @@
+"""What the simulated cluster presents as installed: the objects a real kind + Kube-OVN + KubeVirt
+cluster has before the suite starts, so version detection and readiness checks read them as they
+would on a real cluster.
+
+* namespaces ``default``, ``kube-system``, ``kube-public``, ``kube-node-lease``, ``kubevirt``;
+* Kube-OVN (``dist/images/install.sh`` + ``yamls/webhook.yaml``): VPC ``ovn-cluster``, Subnets
+  ``ovn-default`` (10.16.0.0/16, gateway 10.16.0.1, excludeIps [10.16.0.1]) and ``join``
+  (100.64.0.0/16, the nodes' IP CRs ``node-<node>``); Deployments ``kube-system/kube-ovn-controller``
+  (image ``docker.io/kubeovn/kube-ovn:<version>``, args include ``--keep-vm-ip=true|false``) and
+  ``kube-system/kube-ovn-webhook`` (same tag; the *default release's* tag when ``webhook_policy``
+  overrides the policy; 0 ready replicas when ``webhook == "off"``), Service ``kube-ovn-webhook``, the
+  ValidatingWebhookConfiguration ``kube-ovn-webhook`` with the entry ``pod-ip-validating.kube-ovn.io``
+  (rules as upstream's ``yamls/webhook.yaml``: pods CREATE …; ``failurePolicy: Ignore``,
+  ``timeoutSeconds: 5``, ``sideEffects: None``);
+* KubeVirt: the ``kubevirt/kubevirt`` CR (``status.phase: Deployed``, ``observedKubeVirtVersion``,
+  ``Available=True``) and Deployments ``virt-api``, ``virt-controller``, ``virt-operator``;
+* component pods (host network, one per Deployment plus ``virt-handler-*`` per node) whose
+  ``pods/log`` shows the component's log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ... import versions
+from .. import resources as r
+from ..store import ResourceType, now_rfc3339
+from ..view import JSON, World
+from . import kubeovn, scheduler
+
+NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "kubevirt")
+
+
+def _ensure(world: World, rt: ResourceType, obj: JSON, user_agent: str) -> None:
+    m = obj["metadata"]
+    if world.store.get(rt, m.get("namespace", ""), m["name"]) is None:
+        world.store.create(rt, obj, user_agent=user_agent)
+
+
+def _hash(text: str, n: int) -> str:
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    digest = hashlib.sha256(text.encode()).digest()
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:n])
+
+
+def seed(world: World) -> None:
+    config = world.config
+    k8s_ua = f"kube-apiserver/{config.kubernetes_version}"
+    kubectl_ua = f"kubectl/{versions.K8S_VERSION} (linux/amd64) kubernetes/install"
+    for ns in NAMESPACES:
+        _ensure(
+            world,
+            r.NAMESPACES,
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            },
+            k8s_ua,
+        )
+    scheduler.seed_nodes(world)
+    _seed_kube_ovn(world, kubectl_ua)
+    _seed_kubevirt(world)
+
+
+def _deployment(name: str, namespace: str, image: str, args: list[str], ready: bool, labels: JSON) -> JSON:
+    now = now_rfc3339()
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"deployment.kubernetes.io/revision": "1"},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {"name": name, "image": image, "args": args, "imagePullPolicy": "IfNotPresent"}
+                    ]
+                },
+            },
+        },
+        "status": {
+            "observedGeneration": 1,
+            "replicas": 1,
+            "updatedReplicas": 1,
+            **({"readyReplicas": 1, "availableReplicas": 1} if ready else {"unavailableReplicas": 1}),
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": "True" if ready else "False",
+                    "reason": "MinimumReplicasAvailable" if ready else "MinimumReplicasUnavailable",
+                    "message": "Deployment has minimum availability."
+                    if ready
+                    else "Deployment does not have minimum availability.",
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "NewReplicaSetAvailable",
+                    "message": f'ReplicaSet "{name}-{_hash(name, 10)}" has successfully progressed.',
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                },
+            ],
+        },
+    }
+
+
+def _component_pod(world: World, name: str, namespace: str, image: str, labels: JSON, node: str) -> None:
+    pod_name = (
+        f"{name}-{_hash(name + 'rs', 10)}-{_hash(name + node, 5)}"
+        if not name.startswith("virt-handler")
+        else f"{name}-{_hash(node, 5)}"
+    )
+    _ensure(
+        world,
+        r.PODS,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod_name, "namespace": namespace, "labels": labels},
+            "spec": {
+                "hostNetwork": True,
+                "nodeName": node,
+                "restartPolicy": "Always",
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{"name": name, "image": image}],
+            },
+            "status": {"phase": "Pending"},
+        },
+        f"kubelet/{world.config.kubernetes_version}",
+    )
+
+
+def _seed_kube_ovn(world: World, ua: str) -> None:
+    config = world.config
+    version = config.kube_ovn_version
+    image = f"docker.io/kubeovn/kube-ovn:{version}"
+    webhook_tag = versions.KUBE_OVN_VERSION if config.webhook_policy else version
+    webhook_image = f"docker.io/kubeovn/kube-ovn:{webhook_tag}"
+    release = versions.kube_ovn_release(version)
+    _ensure(
+        world,
+        r.VPCS,
+        {"apiVersion": "kubeovn.io/v1", "kind": "Vpc", "metadata": {"name": "ovn-cluster"}, "spec": {}},
+        ua,
+    )
+    _ensure(
+        world,
+        r.SUBNETS,
+        {
+            "apiVersion": "kubeovn.io/v1",
+            "kind": "Subnet",
+            "metadata": {"name": kubeovn.DEFAULT_SUBNET},
+            "spec": {
+                "cidrBlock": "10.16.0.0/16",
+                "gateway": "10.16.0.1",
+                "excludeIps": ["10.16.0.1"],
+                "vpc": kubeovn.DEFAULT_VPC,
+                "provider": "ovn",
+                "protocol": "IPv4",
+                "default": True,
+                "gatewayType": "distributed",
+                "natOutgoing": True,
+                "private": False,
+                "enableLb": True,
+                "gatewayNode": "",
+            },
+        },
+        ua,
+    )
+    _ensure(
+        world,
+        r.SUBNETS,
+        {
+            "apiVersion": "kubeovn.io/v1",
+            "kind": "Subnet",
+            "metadata": {"name": kubeovn.JOIN_SUBNET},
+            "spec": {
+                "cidrBlock": "100.64.0.0/16",
+                "gateway": "100.64.0.1",
+                "excludeIps": ["100.64.0.1"],
+                "vpc": kubeovn.DEFAULT_VPC,
+                "provider": "ovn",
+                "protocol": "IPv4",
+                "default": False,
+                "gatewayType": "distributed",
+                "natOutgoing": False,
+                "private": False,
+                "enableLb": True,
+                "gatewayNode": "",
+            },
+        },
+        ua,
+    )
+    controller_ua = f"kube-ovn-controller/{version}"
+    # Node join addresses (``handleAddNode``): IP CR ``node-<node>`` owned by the Node.
+    for i, node in enumerate(scheduler.node_names(config.workers)):
+        node_obj = world.store.get(r.NODES, "", node)
+        if node_obj is None or world.store.get(r.IPS, "", f"node-{node}") is not None:
+            continue
+        ip = f"100.64.0.{i + 2}"
+        mac = "00:00:00:" + ":".join(hashlib.sha256(node.encode()).hexdigest()[j : j + 2] for j in (0, 2, 4))
+        world.store.create(
+            r.IPS,
+            {
+                "apiVersion": "kubeovn.io/v1",
+                "kind": "IP",
+                "metadata": {
+                    "name": f"node-{node}",
+                    "finalizers": [kubeovn.FINALIZER],
+                    "labels": {
+                        kubeovn.SUBNET_LABEL: kubeovn.JOIN_SUBNET,
+                        kubeovn.NODE_NAME_LABEL: node,
+                        kubeovn.JOIN_SUBNET: "",
+                        kubeovn.IP_RESERVED_LABEL: "false",
+                    },
+                    "ownerReferences": [
+                        {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_obj["metadata"]["uid"]}
+                    ],
+                },
+                "spec": {
+                    "podName": node,
+                    "namespace": "",
+                    "subnet": kubeovn.JOIN_SUBNET,
+                    "nodeName": node,
+                    "ipAddress": ip,
+                    "v4IpAddress": ip,
+                    "v6IpAddress": "",
+                    "macAddress": mac,
+                    "attachIps": [],
+                    "attachMacs": [],
+                    "attachSubnets": [],
+                    "podType": "",
+                },
+            },
+            user_agent=controller_ua,
+        )
+
+        def annotate(obj: JSON, ip: str = ip, mac: str = mac, node: str = node) -> None:
+            obj["metadata"].setdefault("annotations", {}).update(
+                {
+                    kubeovn.ALLOCATED: "true",
+                    kubeovn.IP_ADDRESS: ip,
+                    kubeovn.MAC_ADDRESS: mac,
+                    kubeovn.CIDR: "100.64.0.0/16",
+                    kubeovn.GATEWAY: "100.64.0.1",
+                    kubeovn.LOGICAL_SWITCH: kubeovn.JOIN_SUBNET,
+                    "ovn.kubernetes.io/port_name": f"node-{node}",
+                    "ovn.kubernetes.io/chassis": hashlib.sha256(node.encode()).hexdigest()[:36],
+                }
+            )
+
+        world.store.mutate(r.NODES, "", node, annotate, user_agent=controller_ua)
+        if world.ipam is not None:
+            world.ipam.add_or_update_subnet(
+                kubeovn.JOIN_SUBNET, "100.64.0.0/16", "100.64.0.1", ["100.64.0.1"]
+            )
+            world.ipam.get_static_address(node, f"node-{node}", ip, mac, kubeovn.JOIN_SUBNET)
+    args = [
+        "--default-cidr=10.16.0.0/16",
+        "--default-gateway=10.16.0.1",
+        "--default-exclude-ips=",
+        "--node-switch-cidr=100.64.0.0/16",
+        "--network-type=geneve",
+        "--default-interface-name=",
+        f"--keep-vm-ip={'true' if config.keep_vm_ip else 'false'}",
+        "--enable-lb=true",
+        "--enable-np=true",
+        "--enable-eip-snat=true",
+        "--log_file=/var/log/kube-ovn/kube-ovn-controller.log",
+        "--v=3",
+    ]
+    if release.releases_stopped_vm_ip:  # the flag arrives with v1.14.0 (#4773)
+        args.insert(7, "--enable-live-migration-optimize=true")
+    system_ns = "kube-system"
+    _ensure(
+        world,
+        r.DEPLOYMENTS,
+        _deployment("kube-ovn-controller", system_ns, image, args, True, {"app": "kube-ovn-controller"}),
+        ua,
+    )
+    webhook_on = config.webhook == "on"
+    _ensure(
+        world,
+        r.DEPLOYMENTS,
+        _deployment(
+            "kube-ovn-webhook",
+            system_ns,
+            webhook_image,
+            ["--port=8443", "--health-probe-port=8080", "--v=3"],
+            webhook_on,
+            {"app": "kube-ovn-webhook"},
+        ),
+        ua,
+    )
+    _ensure(
+        world,
+        r.SERVICES,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-ovn-webhook", "namespace": system_ns},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": "10.96.0.100",
+                "clusterIPs": ["10.96.0.100"],
+                "ports": [{"name": "kube-ovn-webhook", "protocol": "TCP", "port": 443, "targetPort": 8443}],
+                "selector": {"app": "kube-ovn-webhook"},
+                "sessionAffinity": "None",
+            },
+        },
+        ua,
+    )
+    _ensure(
+        world,
+        r.VWC,
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {
+                "name": "kube-ovn-webhook",
+                "annotations": {
+                    "cert-manager.io/inject-ca-from": "kube-system/kube-ovn-webhook-serving-cert"
+                },
+            },
+            "webhooks": [
+                {
+                    "name": "pod-ip-validating.kube-ovn.io",
+                    "rules": [
+                        {
+                            "operations": ["CREATE"],
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "resources": ["deployments", "statefulsets", "daemonsets"],
+                            "scope": "*",
+                        },
+                        {
+                            "operations": ["CREATE"],
+                            "apiGroups": ["batch"],
+                            "apiVersions": ["v1"],
+                            "resources": ["jobs", "cronjobs"],
+                            "scope": "*",
+                        },
+                        {
+                            "operations": ["CREATE"],
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "resources": ["pods"],
+                            "scope": "*",
+                        },
+                        {
+                            "operations": ["CREATE", "UPDATE", "DELETE"],
+                            "apiGroups": ["kubeovn.io"],
+                            "apiVersions": ["v1"],
+                            "resources": [
+                                "subnets",
+                                "vpcs",
+                                "vips",
+                                "vpc-nat-gateways",
+                                "iptables-eips",
+                                "iptables-dnat-rules",
+                                "iptables-snat-rules",
+                                "iptables-fip-rules",
+                            ],
+                            "scope": "*",
+                        },
+                    ],
+                    "objectSelector": {
+                        "matchExpressions": [
+                            {"key": "app", "operator": "NotIn", "values": ["kube-ovn-webhook"]}
+                        ]
+                    },
+                    "namespaceSelector": {},
+                    "failurePolicy": "Ignore",
+                    "matchPolicy": "Equivalent",
+                    "admissionReviewVersions": ["v1", "v1beta1"],
+                    "sideEffects": "None",
+                    "timeoutSeconds": 5,
+                    "clientConfig": {
+                        "service": {
+                            "namespace": system_ns,
+                            "name": "kube-ovn-webhook",
+                            "path": "/validating",
+                            "port": 443,
+                        },
+                        "caBundle": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
+                    },
+                }
+            ],
+        },
+        ua,
+    )
+    cp = scheduler.CONTROL_PLANE
+    _component_pod(world, "kube-ovn-controller", system_ns, image, {"app": "kube-ovn-controller"}, cp)
+    if webhook_on:
+        _component_pod(world, "kube-ovn-webhook", system_ns, webhook_image, {"app": "kube-ovn-webhook"}, cp)
+
+
+def _seed_kubevirt(world: World) -> None:
+    config = world.config
+    kv = config.kubevirt_version
+    ua = f"virt-operator/{kv}"
+    now = now_rfc3339()
+    _ensure(
+        world,
+        r.KUBEVIRTS,
+        {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "KubeVirt",
+            "metadata": {
+                "name": "kubevirt",
+                "namespace": "kubevirt",
+                "finalizers": ["foregroundDeleteKubeVirt"],
+            },
+            "spec": {
+                "certificateRotateStrategy": {},
+                "imagePullPolicy": "IfNotPresent",
+                "configuration": {"developerConfiguration": {"useEmulation": True}},
+                "customizeComponents": {},
+                "infra": {"replicas": 1},
+                "workloadUpdateStrategy": {},
+            },
+            "status": {
+                "phase": "Deployed",
+                "observedKubeVirtVersion": kv,
+                "observedKubeVirtRegistry": "quay.io/kubevirt",
+                "targetKubeVirtVersion": kv,
+                "targetKubeVirtRegistry": "quay.io/kubevirt",
+                "operatorVersion": kv,
+                "observedGeneration": 2,
+                "defaultArchitecture": "amd64",
+                "conditions": [
+                    {
+                        "type": "Available",
+                        "status": "True",
+                        "reason": "AllComponentsReady",
+                        "message": "All components are ready.",
+                        "lastProbeTime": now,
+                        "lastTransitionTime": now,
+                    },
+                    {
+                        "type": "Progressing",
+                        "status": "False",
+                        "reason": "AllComponentsReady",
+                        "message": "All components are ready.",
+                        "lastProbeTime": now,
+                        "lastTransitionTime": now,
+                    },
+                    {
+                        "type": "Degraded",
+                        "status": "False",
+                        "reason": "AllComponentsReady",
+                        "message": "All components are ready.",
+                        "lastProbeTime": now,
+                        "lastTransitionTime": now,
+                    },
+                    {
+                        "type": "Created",
+                        "status": "True",
+                        "reason": "AllResourcesCreated",
+                        "message": "All resources were created.",
+                        "lastProbeTime": now,
+                        "lastTransitionTime": now,
+                    },
+                ],
+            },
+        },
+        ua,
+    )
+    for component in ("virt-api", "virt-controller", "virt-operator"):
+        image = f"quay.io/kubevirt/{component}:{kv}"
+        labels = {"kubevirt.io": component}
+        _ensure(world, r.DEPLOYMENTS, _deployment(component, "kubevirt", image, [], True, labels), ua)
+        _component_pod(world, component, "kubevirt", image, labels, scheduler.CONTROL_PLANE)
+    for node in scheduler.node_names(config.workers):
+        _component_pod(
+            world,
+            "virt-handler",
+            "kubevirt",
+            f"quay.io/kubevirt/virt-handler:{kv}",
+            {"kubevirt.io": "virt-handler"},
+            node,
+        )

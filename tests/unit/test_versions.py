@@ -1,0 +1,110 @@
+"""The Kube-OVN release table (``conformance.versions``), as verified against upstream tags."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import versions
+from conformance.sim import policies
+
+
+@pytest.mark.parametrize(
+    ("version", "policy"),
+    [
+        ("v1.10.8", "pod-name-equality-multus-bypass"),
+        ("v1.10.10", "pod-name-equality-multus-bypass"),
+        ("v1.11.24", "pod-name-equality-multus-bypass"),
+        ("v1.12.0", "pod-name-equality-multus-bypass"),
+        ("v1.12.35", "pod-name-equality-multus-bypass"),
+        ("v1.13.0", "pod-name-equality"),
+        ("v1.13.1", "reverse-containment"),
+        ("v1.13.14", "reverse-containment"),
+        ("v1.13.15", "owner-equality"),
+        ("v1.14.0", "reverse-containment"),
+        ("v1.14.4", "reverse-containment"),
+        ("v1.14.5", "owner-equality"),
+        ("v1.14.41", "owner-equality"),
+        ("v1.15.0", "owner-equality"),
+        ("v1.15.24", "owner-equality"),
+        ("v1.16.0", "owner-equality"),
+        ("v1.16.2", "owner-equality"),
+    ],
+)
+def test_webhook_policy_by_release(version: str, policy: str) -> None:
+    release = versions.kube_ovn_release(version)
+    assert release.webhook_policy == policy, f"{version}: expected {policy}, got {release.webhook_policy}"
+    assert release.webhook_policy in policies.BUILTIN, f"{policy} is not a built-in policy"
+
+
+@pytest.mark.parametrize(
+    ("version", "releases"), [("v1.12.35", False), ("v1.13.15", False), ("v1.14.0", True), ("v1.16.2", True)]
+)
+def test_handle_delete_vm_from_v1_14(version: str, releases: bool) -> None:
+    assert versions.kube_ovn_release(version).releases_stopped_vm_ip is releases
+
+
+@pytest.mark.parametrize(
+    ("version", "pin"),
+    [
+        ("v1.12.0", "v0.59.2"),
+        ("v1.12.20", "v1.3.0"),
+        ("v1.12.35", "v1.3.1"),
+        ("v1.13.0", "v1.3.1"),
+        ("v1.14.5", "v1.5.2"),
+        ("v1.15.3", "v1.7.0"),
+        ("v1.16.2", "v1.8.1"),
+    ],
+)
+def test_kubevirt_ci_pin(version: str, pin: str) -> None:
+    assert versions.kube_ovn_release(version).kubevirt_ci_version == pin
+
+
+def test_chart_v2_from_v1_14() -> None:
+    assert not versions.kube_ovn_release("v1.13.15").has_chart_v2
+    assert versions.kube_ovn_release("v1.14.0").has_chart_v2
+
+
+def test_latest_patches_are_the_upstream_tags() -> None:
+    assert versions.LATEST_PATCH == {
+        (1, 10): 10,
+        (1, 11): 24,
+        (1, 12): 35,
+        (1, 13): 15,
+        (1, 14): 41,
+        (1, 15): 24,
+        (1, 16): 2,
+    }
+    assert versions.KUBE_OVN_VERSION == "v1.16.2"
+    versions.kube_ovn_release(versions.KUBE_OVN_VERSION)
+
+
+@pytest.mark.parametrize("version", ["v1.10.7", "v1.9.17", "v1.9.40", "v1.8.0"])
+def test_older_releases_are_not_supported(version: str) -> None:
+    with pytest.raises(versions.VersionError, match="not supported") as err:
+        versions.kube_ovn_release(version)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "version", ["v1.16.3", "v1.17.0", "v1.14.42", "v1.10.9", "v1.11.4", "v1.11.9", "v2.0.0"]
+)
+def test_unknown_releases_are_refused(version: str) -> None:
+    with pytest.raises(versions.VersionError, match="unknown Kube-OVN version") as err:
+        versions.kube_ovn_release(version)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("version", ["1.16.2", "v1.16", "latest", ""])
+def test_malformed_versions(version: str) -> None:
+    with pytest.raises(versions.VersionError, match="malformed version"):
+        versions.kube_ovn_release(version)
+
+
+def test_representative_releases_cover_every_policy() -> None:
+    seen = {versions.kube_ovn_release(v).webhook_policy for v in versions.REPRESENTATIVE_RELEASES}
+    assert seen == {
+        "pod-name-equality-multus-bypass",
+        "pod-name-equality",
+        "reverse-containment",
+        "owner-equality",
+    }
