@@ -77,7 +77,16 @@ class RunResult:
 
     @property
     def verdict(self) -> Verdict:
-        return verdict(self.requirements, self.selected)
+        return verdict(self.requirements, self.selected, self.profile_requirements())
+
+    def profile_requirements(self) -> list[str] | None:
+        """The IDs of the run's profile (None for an unknown profile: every MUST then counts)."""
+        try:
+            from . import catalog
+
+            return list(catalog.profile_ids(self.profile))
+        except (ImportError, KeyError, ValueError):
+            return None
 
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -111,12 +120,14 @@ class RunResult:
         return cls(requirements=reqs, **kwargs)
 
 
-def verdict(requirements: list[RequirementResult], selected: list[str]) -> Verdict:
+def verdict(requirements: list[RequirementResult], selected: list[str],
+            profile: list[str] | None = None) -> Verdict:
     """The run's verdict for the requirements it selected.
 
     invalid (a precondition ``env.*`` failed or errored; this wins) > non-conformant (any selected
     requirement failed or errored, MUST or SHOULD) > incomplete (a MUST of the profile was skipped
-    or not run) > conformant.
+    or not selected — e.g. narrowed away by ``--requirement``) > conformant. ``profile`` is the IDs
+    of the chosen profile; without it every MUST of the catalog counts.
     """
     chosen = set(selected)
     for req in requirements:
@@ -127,7 +138,10 @@ def verdict(requirements: list[RequirementResult], selected: list[str]) -> Verdi
             return "invalid"
     if any(r.outcome in ("failed", "error") for r in requirements if r.id in chosen):
         return "non-conformant"
+    in_profile = set(profile) if profile is not None else None
     for req in requirements:
+        if in_profile is not None and req.id not in in_profile:
+            continue
         if req.level == "MUST" and req.outcome in ("skipped", "not-run"):
             return "incomplete"
     return "conformant"

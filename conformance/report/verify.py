@@ -118,7 +118,7 @@ def _check_self_consistency(data: dict[str, Any], run: RunResult, report_dir: Pa
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         problems.append(f"requirements listed twice: {_names(dupes)}")
-    recomputed = verdict(run.requirements, run.selected)
+    recomputed = verdict(run.requirements, run.selected, run.profile_requirements())
     if data.get("verdict") != recomputed:
         problems.append(f"report.json states verdict {data.get('verdict')!r} but its requirements give "
                         f"{recomputed!r}")

@@ -271,3 +271,19 @@ def test_progress_line() -> None:
         id="allow.live-migration", level="MUST", title="t", outcome="skipped", reason="needs two nodes\nmore"
     )
     assert progress_line(r, 1.0) == "SKIP  MUST   allow.live-migration  (1.0 s)  needs two nodes"
+
+
+def test_quick_profile_judges_only_its_own_musts() -> None:
+    reqs, selected = results("quick")
+    assert verdict(reqs, selected, catalog.profile_ids("quick")) == "conformant"
+    # Without the profile, every catalog MUST counts and the quick run is incomplete.
+    assert verdict(reqs, selected) == "incomplete"
+
+
+def test_requirement_narrowing_leaves_profile_musts_unselected() -> None:
+    reqs, _ = results("baseline")
+    narrowed = ["env.webhook-live", "env.keep-vm-ip", "allow.restart"]
+    for r in reqs:
+        if r.id not in narrowed:
+            r.outcome = "not-run"
+    assert verdict(reqs, narrowed, catalog.profile_ids("baseline")) == "incomplete"

@@ -1,0 +1,79 @@
+"""Every modelled Kube-OVN release (and the unreleased / reference policies) gets exactly the verdicts
+docs/verdict-derivation.md derives from upstream code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from conformance import catalog
+
+from .conftest import Run
+from .expected import MODELS, exit_code, table
+
+LEVELS = {r.id: r.level for r in catalog.all_requirements()}
+EXPECTED = table()
+
+CASES = [pytest.param(col, MODELS[col], id=col) for col in MODELS]
+# The default release (no option at all) behaves as the v1.14.5+ column.
+CASES.append(pytest.param("v1.14.5+", [], id="default-v1.16.2"))
+
+
+def test_table_covers_the_catalog() -> None:
+    for column, outcomes in EXPECTED.items():
+        assert set(outcomes) == set(LEVELS), f"{column}: table rows differ from the catalog"
+
+
+@pytest.mark.parametrize(("column", "args"), CASES)
+def test_extended_verdicts(kovc: Callable[..., Run], column: str, args: list[str]) -> None:
+    run = kovc(*args, "--profile", "extended")
+    assert run.report, f"no report.json: {run.explain()}"
+    seen = run.outcomes()
+    wrong = {rid: (want, seen.get(rid)) for rid, want in EXPECTED[column].items() if seen.get(rid) != want}
+    assert not wrong, f"{column}: requirement -> (expected, seen): {wrong}\n{run.explain()}"
+    assert run.exit_code == exit_code(EXPECTED[column], LEVELS, "extended"), run.explain()
+    _check_evidence(column, run)
+
+
+def _check_evidence(column: str, run: Run) -> None:
+    """A verdict is only as good as its reason: failures carry the webhook's own words."""
+    for req in run.report["requirements"]:
+        if req["outcome"] != "failed":
+            continue
+        text = " ".join([req.get("reason") or ""] + [c.get("message") or "" for c in req["cases"]])
+        assert text.strip(), f"{column}: {req['id']} failed without a message"
+        if req["id"] in ("allow.restart", "allow.stop-start", "allow.launcher-pod-deleted"):
+            assert "denied the request" in text and "is conflict with ip crd" in text, \
+                f"{column}: {req['id']} should quote the webhook's denial, saw: {text[:500]}"
+        if req["id"].startswith("deny."):
+            admitted = [c for c in req["cases"] if c.get("admitted_then")]
+            assert admitted, f"{column}: {req['id']} failed but no case says what happened after admission"
+    outcomes = {r["id"]: r for r in run.report["requirements"]}
+    if column in ("v1.14.5+", "v1.13.15"):
+        then = {c.get("admitted_then") for c in outcomes["deny.cross-namespace"]["cases"]}
+        assert "blocked-by-ipam" in then, f"{column}: cross-namespace challenger should be stopped by IPAM: {then}"
+        then = {c.get("admitted_then") for c in outcomes["deny.pod-named-like-vm"]["cases"]}
+        assert "took-over-address" in then, f"{column}: pod named like the VM should take over: {then}"
+    if column in ("v1.12", "v1.13.0", "v1.13.1–14", "v1.13.15"):
+        assert run.report.get("leaked_ips"), f"{column}: the stopped-then-deleted VM's IP CR leak is not reported"
+
+
+def test_default_baseline_is_conformant(kovc: Callable[..., Run]) -> None:
+    run = kovc("--profile", "baseline")
+    assert run.exit_code == 0, run.explain()
+    assert run.report["verdict"] == "conformant"
+    assert run.report["simulated"] is True
+    should = [r for r in run.report["requirements"] if r["level"] == "SHOULD"]
+    assert should and all(r["outcome"] == "not-run" for r in should)
+
+
+def test_v1_14_2_baseline_fails_restart_with_the_denial(kovc: Callable[..., Run]) -> None:
+    run = kovc("--kube-ovn-version", "v1.14.2", "--profile", "baseline")
+    assert run.exit_code == 1, run.explain()
+    restart = run.requirement("allow.restart")
+    assert restart["outcome"] == "failed"
+    text = " ".join([restart.get("reason") or ""] + [c.get("message") or "" for c in restart["cases"]])
+    assert 'admission webhook "pod-ip-validating.kube-ovn.io" denied the request' in text, text
+    md = (run.report_dir / "report.md").read_text()
+    assert "allow.restart" in md and "denied the request" in md
