@@ -23,6 +23,7 @@ Server-side apply (``application/apply-patch+yaml``) is an approximation: see ``
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import math
@@ -309,6 +310,137 @@ def wanted_representation(request: web.BaseRequest) -> Representation:
     return "json"
 
 
+# --------------------------------------------------------------------------- protobuf request bodies
+#: kubectl 1.32 sends built-in kinds created by its generators (``kubectl create namespace|configmap|
+#: serviceaccount``) in protobuf. Those few kinds are decoded (the wire format of ``generated.proto``);
+#: any other protobuf body answers 415 and clients fall back to JSON manifests (``kubectl apply -f``).
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+_PB_MAGIC = b"k8s\x00"
+
+#: "string" | "int" | "bool" | "bytes" | "time" | ("msg", schema) | ("map", kind) | ("list", kind)
+PbKind = Any
+PbSchema = dict[int, tuple[str, PbKind]]
+
+_PB_OWNER: PbSchema = {1: ("kind", "string"), 3: ("name", "string"), 4: ("uid", "string"),
+                       5: ("apiVersion", "string"), 6: ("controller", "bool"),
+                       7: ("blockOwnerDeletion", "bool")}
+_PB_META: PbSchema = {
+    1: ("name", "string"), 2: ("generateName", "string"), 3: ("namespace", "string"), 5: ("uid", "string"),
+    6: ("resourceVersion", "string"), 7: ("generation", "int"), 8: ("creationTimestamp", "time"),
+    11: ("labels", ("map", "string")), 12: ("annotations", ("map", "string")),
+    13: ("ownerReferences", ("list", ("msg", _PB_OWNER))), 14: ("finalizers", ("list", "string")),
+}
+_PB_OBJECT_REF: PbSchema = {1: ("kind", "string"), 2: ("namespace", "string"), 3: ("name", "string"),
+                            4: ("uid", "string"), 5: ("apiVersion", "string")}
+PB_KINDS: dict[tuple[str, str], PbSchema] = {
+    ("v1", "Namespace"): {1: ("metadata", ("msg", _PB_META)),
+                          2: ("spec", ("msg", {1: ("finalizers", ("list", "string"))})),
+                          3: ("status", ("msg", {1: ("phase", "string")}))},
+    ("v1", "ConfigMap"): {1: ("metadata", ("msg", _PB_META)), 2: ("data", ("map", "string")),
+                          3: ("binaryData", ("map", "bytes")), 4: ("immutable", "bool")},
+    ("v1", "ServiceAccount"): {1: ("metadata", ("msg", _PB_META)),
+                               2: ("secrets", ("list", ("msg", _PB_OBJECT_REF))),
+                               3: ("imagePullSecrets", ("list", ("msg", {1: ("name", "string")}))),
+                               4: ("automountServiceAccountToken", "bool")},
+}
+
+
+def _unsupported_body(ctype: str) -> ApiError:
+    return ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                                                 "accepted media types include: application/json, "
+                                                 f"application/yaml (got {ctype})")
+
+
+def _pb_fields(buf: bytes) -> list[tuple[int, int | bytes]]:
+    """(field number, value) pairs: ints for varint/fixed fields, bytes for length-delimited ones."""
+    out: list[tuple[int, int | bytes]] = []
+    i = 0
+
+    def varint() -> int:
+        nonlocal i
+        shift = value = 0
+        while True:
+            if i >= len(buf):
+                raise ApiError.bad_request("truncated protobuf body")
+            byte = buf[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    while i < len(buf):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((number, varint()))
+        elif wire == 2:
+            size = varint()
+            out.append((number, buf[i:i + size]))
+            i += size
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            out.append((number, int.from_bytes(buf[i:i + width], "little")))
+            i += width
+        else:
+            raise ApiError.bad_request(f"unsupported protobuf wire type {wire}")
+    return out
+
+
+def _pb_value(kind: PbKind, raw: int | bytes) -> Any:
+    if kind == "string":
+        return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    if kind == "bytes":
+        return base64.b64encode(raw if isinstance(raw, bytes) else b"").decode()
+    if kind == "int":
+        return raw if isinstance(raw, int) else 0
+    if kind == "bool":
+        return bool(raw)
+    if kind == "time":
+        seconds = dict(_pb_fields(raw)).get(1, 0) if isinstance(raw, bytes) else 0
+        stamp = datetime.fromtimestamp(int(seconds), UTC) if isinstance(seconds, int) and seconds else None
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp else None
+    if isinstance(kind, tuple) and kind[0] == "msg" and isinstance(raw, bytes):
+        return _pb_message(raw, kind[1])
+    raise ApiError.bad_request(f"unexpected protobuf value for {kind!r}")
+
+
+def _pb_message(buf: bytes, schema: PbSchema) -> JSON:
+    """Decode a message; empty values are dropped (as ``omitempty`` in the JSON form)."""
+    out: JSON = {}
+    for number, raw in _pb_fields(buf):
+        if number not in schema:
+            continue
+        name, kind = schema[number]
+        if isinstance(kind, tuple) and kind[0] == "map":
+            entry = dict(_pb_fields(raw)) if isinstance(raw, bytes) else {}
+            out.setdefault(name, {})[_pb_value("string", entry.get(1, b""))] = _pb_value(kind[1],
+                                                                                         entry.get(2, b""))
+        elif isinstance(kind, tuple) and kind[0] == "list":
+            out.setdefault(name, []).append(_pb_value(kind[1], raw))
+        else:
+            value = _pb_value(kind, raw)
+            if value not in (None, "", 0, False, {}):
+                out[name] = value
+    return out
+
+
+def decode_protobuf(raw: bytes) -> JSON:
+    """The JSON form of a protobuf-encoded built-in object (see :data:`PB_KINDS`); 415 otherwise."""
+    if not raw.startswith(_PB_MAGIC):
+        raise _unsupported_body(PROTOBUF)
+    envelope = dict(_pb_fields(raw[len(_PB_MAGIC):]))
+    type_meta = envelope.get(1, b"")
+    types = dict(_pb_fields(type_meta)) if isinstance(type_meta, bytes) else {}
+    api_version = _pb_value("string", types.get(1, b""))
+    kind = _pb_value("string", types.get(2, b""))
+    schema = PB_KINDS.get((api_version, kind))
+    body = envelope.get(2, b"")
+    if schema is None or not isinstance(body, bytes):
+        raise _unsupported_body(f"{PROTOBUF} ({api_version} {kind})")
+    return {"apiVersion": api_version, "kind": kind, **_pb_message(body, schema)}
+
+
 # --------------------------------------------------------------------------- the server
 def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
@@ -368,7 +500,7 @@ class ApiServer:
         parts = [p for p in path.split("/") if p]
         if parts and parts[0] in ("healthz", "readyz", "livez"):
             return web.Response(text="ok", content_type="text/plain")
-        if path == "/version":
+        if parts == ["version"]:
             return json_response(self.version())
         if parts and parts[0] == "openapi":
             return self._openapi_response(parts)
@@ -619,10 +751,10 @@ class ApiServer:
                 raise ApiError.bad_request("the request body is empty")
             return None
         ctype = request.content_type
+        if ctype == PROTOBUF:
+            return decode_protobuf(raw)
         if "protobuf" in ctype or "cbor" in ctype:
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                                                        f"accepted media types include: application/json, "
-                                                        f"application/yaml (got {ctype})")
+            raise _unsupported_body(ctype)
         try:
             if "yaml" in ctype:
                 return yaml.safe_load(raw.decode("utf-8"))
@@ -938,6 +1070,9 @@ class ApiServer:
                 if out is not None:
                     await send(*out)
         except (ConnectionResetError, ConnectionError):
+            return response
+        except Exception:  # a bug once streaming: log it and end the stream (the status is already sent)
+            log.exception("internal error in watch %s", request.path_qs)
             return response
         finally:
             store.unsubscribe(sub)

@@ -5,7 +5,8 @@
 - ``sim_kubeconfig``, ``sim_api`` (a ``kubernetes`` ApiClient), ``kubectl`` (runs the real kubectl
   against the session cluster; ``kubectl_argv`` is its command prefix), ``sim_namespace`` (a fresh
   namespace per test).
-- ``sim_wait``: wait for a predicate on the store, woken by store events (no polling sleeps).
+- ``sim_wait``: wait for a predicate on the store, woken by store events (no polling sleeps);
+  ``wait_store`` does the same for another cluster.
 - ``api_only_cluster``: factory for dedicated API-only clusters (faults, small history, audit file).
 """
 
@@ -89,6 +90,12 @@ def wait_on_store(
 
     if not sim.call_async(run, timeout + 10):
         raise AssertionError(f"expected {what} within {timeout:.0f}s; it did not happen")
+
+
+@pytest.fixture
+def wait_store() -> Callable[..., None]:
+    """``wait_store(sim, predicate, what, timeout=10)`` for clusters other than ``sim_cluster``."""
+    return wait_on_store
 
 
 @pytest.fixture

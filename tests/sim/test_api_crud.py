@@ -25,12 +25,16 @@ def cm(name: str, data: dict[str, str] | None = None, **meta: Any) -> dict[str, 
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **meta}, "data": data or {}}
 
 
+#: Bound to a node no kubelet serves: the world's scheduler and kubelets leave such pods alone.
+NOWHERE = "kovc-test-nowhere"
+
+
 def pod(name: str, containers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name},
-        "spec": {"containers": containers or [{"name": "main", "image": "busybox"}]},
+        "spec": {"nodeName": NOWHERE, "containers": containers or [{"name": "main", "image": "busybox"}]},
     }
 
 

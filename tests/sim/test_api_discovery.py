@@ -166,3 +166,17 @@ def test_startup_time(tmp_path: Any) -> None:
     finally:
         sim.stop()
     assert not sim.running
+
+
+def test_https_with_self_signed_certificate(tmp_path: Any) -> None:
+    pytest.importorskip("cryptography", reason="HTTPS needs the cryptography package")
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    with SimCluster(SimConfig(https=True), world=False) as sim:
+        assert sim.url.startswith("https://127.0.0.1:")
+        api = k8s_config.new_client_from_config(str(sim.write_kubeconfig(tmp_path / "kc")))
+        try:
+            assert k8s.VersionApi(api).get_code().git_version == f"{K8S_VERSION}+kovc-sim"
+        finally:
+            api.close()

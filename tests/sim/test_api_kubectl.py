@@ -171,3 +171,25 @@ def test_get_ips_prints_printer_columns(kubectl: Kubectl, sim_api: k8s.ApiClient
 @pytest.mark.parametrize("args", [("get", "vm", "-A"), ("get", "vmi", "-A"), ("version",)])
 def test_other_kubectl_reads(kubectl: Kubectl, args: tuple[str, ...]) -> None:
     ok(kubectl(*args), f"kubectl {' '.join(args)}")
+
+
+def test_create_generators_send_protobuf(
+    kubectl: Kubectl, sim_api: k8s.ApiClient, sim_namespace: str
+) -> None:
+    """kubectl 1.32 sends protobuf for ``kubectl create namespace|configmap|serviceaccount``."""
+    ns = f"{sim_namespace}-gen"
+    ok(kubectl("create", "namespace", ns), "kubectl create namespace")
+    ok(
+        kubectl("create", "configmap", "lit", "-n", ns, "--from-literal=a=b", "--from-literal=c=d"),
+        "create cm",
+    )
+    ok(kubectl("create", "serviceaccount", "robot", "-n", ns), "kubectl create serviceaccount")
+    core = k8s.CoreV1Api(sim_api)
+    namespace = core.read_namespace(ns)
+    assert namespace.status.phase == "Active" and namespace.metadata.uid
+    assert core.read_namespaced_config_map("lit", ns).data == {"a": "b", "c": "d"}
+    assert core.read_namespaced_service_account("robot", ns).metadata.namespace == ns
+    failed = kubectl("create", "deployment", "web", "-n", ns, "--image=busybox")
+    assert failed.returncode != 0 and "unknown format" in failed.stderr, (
+        "protobuf bodies of other kinds are refused with 415"
+    )

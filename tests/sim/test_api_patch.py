@@ -178,7 +178,10 @@ def test_http_strategic_merge_on_pod_containers(sim_api: k8s.ApiClient, sim_name
         sim_namespace,
         {
             "metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]},
+            "spec": {
+                "nodeName": "kovc-test-nowhere",  # no kubelet touches it
+                "containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}],
+            },
         },
     )
     patched = core.patch_namespaced_pod(

@@ -14,7 +14,7 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from conformance.sim.cluster import SimCluster
-from conformance.sim.resources import CONFIGMAPS, NAMESPACES
+from conformance.sim.resources import CONFIGMAPS, NAMESPACES, SERVICEACCOUNTS
 from conformance.sim.store import Store
 
 
@@ -146,12 +146,22 @@ def test_initial_events_end_bookmark_and_legacy_watch_path(
 
 
 @pytest.fixture
-def short_history(api_only_cluster: Callable[..., SimCluster]) -> SimCluster:
+def short_history(api_only_cluster: Callable[..., SimCluster], wait_store: Callable[..., None]) -> SimCluster:
+    """A cluster whose watch history holds 3 events: the last three of ten ConfigMap creations."""
     sim = api_only_cluster()
+    sim.call(lambda s: s.create(NAMESPACES, {"metadata": {"name": "h"}}, user_agent="kovc-tests/setup"))
+    # Let the namespace controller finish with "h" (ServiceAccount, finalizer, phase) first.
+    wait_store(
+        sim,
+        lambda s: (
+            s.get(SERVICEACCOUNTS, "h", "default") is not None
+            and (s.get(NAMESPACES, "", "h") or {}).get("status", {}).get("phase") == "Active"
+        ),
+        "namespace h settled",
+    )
 
     def churn(store: Store) -> None:
         store.history_size = 3
-        store.create(NAMESPACES, {"metadata": {"name": "h"}}, user_agent="kovc-tests/setup")
         for i in range(10):
             store.create(CONFIGMAPS, cm(f"c{i}"), namespace="h", user_agent="kovc-tests/setup")
 
@@ -184,7 +194,10 @@ def test_too_old_resource_version_is_one_410_error_event(short_history: SimClust
             timeoutSeconds="1",
         )
     )
-    assert [e["type"] for e in resumed] == ["ADDED"] * len(resumed) and resumed, resumed
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in resumed] == [
+        ("ADDED", "c8"),
+        ("ADDED", "c9"),
+    ]
 
 
 def test_python_client_sees_410_on_too_old_resource_version(short_history: SimCluster, tmp_path: Any) -> None:
