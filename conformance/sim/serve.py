@@ -1,7 +1,8 @@
 """``kovc sim serve``: run a simulated cluster in the foreground until SIGINT/SIGTERM.
 
     kovc sim serve --kubeconfig /tmp/sim.kubeconfig [--kube-ovn-version v1.13.14]
-                   [--sim-webhook-policy P] [--sim-webhook on|off] [--sim-faults RATE] [--sim-seed N]
+                   [--kubevirt-version V] [--k8s-version V] [--sim-webhook-policy P]
+                   [--sim-webhook on|off] [--sim-faults RATE] [--sim-seed N]
                    [--audit-log FILE] [--workers N] [--port N] [--ready-file F]
 
 Once serving it writes the kubeconfig and, with ``--ready-file``, a JSON document
@@ -136,6 +137,10 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
     if kubevirt:
         versions.parse(kubevirt)
         config.kubevirt_version = kubevirt
+    kubernetes = getattr(args, "k8s_version", None)
+    if kubernetes:
+        versions.parse(kubernetes)
+        config.kubernetes_version = kubernetes
     policy = getattr(args, "sim_webhook_policy", None)
     if policy:
         check_policy(policy)
@@ -175,6 +180,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audit-log", metavar="FILE", help="append every mutating request as a JSON line")
     parser.add_argument("--kube-ovn-version", metavar="V", default=versions.KUBE_OVN_VERSION,
                         help=f"the modelled Kube-OVN release (default: {versions.KUBE_OVN_VERSION})")
+    parser.add_argument("--kubevirt-version", metavar="V", default=None,
+                        help=f"the modelled KubeVirt release (default: {versions.KUBEVIRT_VERSION})")
+    parser.add_argument("--k8s-version", metavar="V", default=None,
+                        help=f"the Kubernetes version /version reports (default: {versions.K8S_VERSION})")
     add_sim_options(parser)
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="number of workers the simulated cluster is sized for")
