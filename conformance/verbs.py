@@ -393,6 +393,15 @@ class Actions:
                 _attach("answer", describe_error(exc))
                 return None, exc
 
+    def dry_run_pod(self, namespace: str, ip: str, subnet: str | None = templates.DEFAULT_SUBNET
+                    ) -> tuple[Literal["admitted", "denied", "other"], str]:
+        """One ``dryRun=All`` plain pod requesting ``ip``: admitted, denied by the webhook, or other."""
+        with allure.step(f"dryRun pod requesting {ip}"):
+            answer, text = waits.dry_run_answer(self.kube, namespace, ip, subnet, webhook_name=self.webhook,
+                                                name=f"dry-{names.rand(6)}")
+            _attach("answer", text)
+            return answer, text
+
     def dry_run_until(self, namespace: str, ip: str, subnet: str | None,
                       expect: Literal["denied", "admitted"]) -> waits.DryRunResult:
         """The webhook reads IP CRs from a cache: repeat a dryRun probe until it answers ``expect``
