@@ -306,21 +306,21 @@ def test_table_and_partial_metadata(
         {
             "apiVersion": "kubeovn.io/v1",
             "kind": "IP",
-            "metadata": {"name": f"tab.{sim_namespace}"},
+            "metadata": {"name": f"tabip.{sim_namespace}"},
             "spec": {
-                "v4IpAddress": "10.16.0.77",
+                "v4IpAddress": "10.16.250.77",
                 "macAddress": "00:00:00:00:00:01",
                 "nodeName": "n1",
                 "subnet": "ovn-default",
-                "podName": "tab",
+                "podName": "tabip",
                 "namespace": sim_namespace,
             },
         },
     )
-    ips = _raw(sim_cluster, f"/apis/kubeovn.io/v1/ips/tab.{sim_namespace}", table_accept)
+    ips = _raw(sim_cluster, f"/apis/kubeovn.io/v1/ips/tabip.{sim_namespace}", table_accept)
     cells = dict(zip([c["name"] for c in ips["columnDefinitions"]], ips["rows"][0]["cells"], strict=True))
     assert {k: cells[k] for k in ("V4IP", "Mac", "Node", "Subnet")} == {
-        "V4IP": "10.16.0.77",
+        "V4IP": "10.16.250.77",
         "Mac": "00:00:00:00:00:01",
         "Node": "n1",
         "Subnet": "ovn-default",
@@ -337,7 +337,7 @@ def test_table_and_partial_metadata(
         "application/vnd.kubernetes.protobuf, application/json",
     )
     assert plain["kind"] == "PodList"
-    custom.delete_cluster_custom_object("kubeovn.io", "v1", "ips", f"tab.{sim_namespace}")
+    custom.delete_cluster_custom_object("kubeovn.io", "v1", "ips", f"tabip.{sim_namespace}")
 
 
 def test_store_writes_carry_user_agent(

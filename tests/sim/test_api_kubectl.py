@@ -150,7 +150,7 @@ def test_get_ips_prints_printer_columns(kubectl: Kubectl, sim_api: k8s.ApiClient
             "kind": "IP",
             "metadata": {"name": name},
             "spec": {
-                "v4IpAddress": "10.16.0.5",
+                "v4IpAddress": "10.16.250.5",
                 "macAddress": "00:00:00:aa:bb:cc",
                 "nodeName": "n1",
                 "subnet": "ovn-default",
@@ -163,7 +163,7 @@ def test_get_ips_prints_printer_columns(kubectl: Kubectl, sim_api: k8s.ApiClient
         out = ok(kubectl("get", "ips", name), "kubectl get ips")
         header, row = out.splitlines()[:2]
         assert header.split() == ["NAME", "V4IP", "V6IP", "MAC", "NODE", "SUBNET"], header
-        assert row.split() == [name, "10.16.0.5", "00:00:00:aa:bb:cc", "n1", "ovn-default"], row
+        assert row.split() == [name, "10.16.250.5", "00:00:00:aa:bb:cc", "n1", "ovn-default"], row
     finally:
         k8s.CustomObjectsApi(sim_api).delete_cluster_custom_object("kubeovn.io", "v1", "ips", name)
 
