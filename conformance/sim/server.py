@@ -1002,6 +1002,9 @@ class ApiServer:
                 first_table = False
             await response.write(json.dumps({"type": etype, "object": obj}).encode() + b"\n")
 
+        # UNFINISHED: a watch resumed from a resourceVersion with a selector does not know which objects
+        # matched at that version, so an object that matched then and stops matching later gets no
+        # DELETED event (the initial-list form, without resourceVersion, is exact).
         def translate(ev: WatchEvent, full: bool) -> tuple[str, JSON] | None:
             obj = ev.object
             meta = obj.get("metadata", {})
