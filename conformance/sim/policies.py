@@ -41,6 +41,23 @@ from .webhook import (
 
 JSON = dict[str, Any]
 
+__all__ = [
+    "BUILTIN",
+    "CONFLICT_FORMAT",
+    "IP_ADDRESS_ANNOTATION",
+    "IP_POOL_ANNOTATION",
+    "LOGICAL_SWITCH_ANNOTATION",
+    "MIGRATION_JOB_NAME_ANNOTATION",
+    "POD_TYPE_VM",
+    "ForwardContainment",
+    "OwnerEquality",
+    "PodNameEquality",
+    "PodNameEqualityMultusBypass",
+    "Reference",
+    "ReverseContainment",
+    "conflict_message",
+]
+
 MIGRATION_JOB_NAME_ANNOTATION = "kubevirt.io/migrationJobName"
 ATTACHMENT_NETWORK_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
@@ -292,6 +309,10 @@ class Reference:
     * no annotation-only bypass: ``kubevirt.io/migrationJobName`` changes nothing.
 
     Denials use upstream's message format (``annotation static-ip %s is conflict with ip crd %s, ip %s``).
+
+    With keep-vm-ip off, the IP CR of a launcher pod is named after the pod (``podName`` = the pod name),
+    so only that pod name passes - a migration target or a restarted launcher then needs its old IP CR
+    to be gone first, as IPAM (keyed by pod name) requires anyway.
     """
 
     name = "reference"

@@ -18,14 +18,13 @@ import contextlib
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import resources as r
 from .config import SimConfig
-from .store import ApiError, ResourceType, Store, WatchEvent, deepcopy_json, now_rfc3339
+from .store import ApiError, Store, WatchEvent, now_rfc3339
 
 if TYPE_CHECKING:
     from .controllers.kubeovn import Ipam
@@ -41,11 +40,6 @@ def now_rfc3339_nano() -> str:
     now = datetime.now(UTC)
     frac = f"{now.microsecond:06d}000".rstrip("0")
     return now.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
-
-
-def meta(obj: JSON) -> JSON:
-    m: JSON = obj.setdefault("metadata", {})
-    return m
 
 
 def annotations_of(obj: JSON) -> dict[str, str]:
@@ -361,16 +355,6 @@ async def until(store: Store, predicate: Any, what: str, timeout: float = 5.0) -
         store.unsubscribe(sub)
 
 
-def ns_name_key(obj: JSON) -> Key:
-    m = obj.get("metadata", {})
-    return (str(m.get("namespace", "")), str(m.get("name", "")))
-
-
-def keys_of(store: Store, rt: ResourceType) -> Iterable[Key]:
-    for obj in store.iter_raw(rt):
-        yield ns_name_key(obj)
-
-
 # ----------------------------------------------------------------------------- webhook view
 class StoreView:
     """``webhook.WebhookView`` over the store (deep copies; read-only)."""
@@ -405,7 +389,3 @@ def namespace_subnets(store: Store, namespace: str) -> list[str]:
             names.append(str(subnet["metadata"]["name"]))
     return sorted(names)
 
-
-def copy(obj: JSON) -> JSON:
-    result: JSON = deepcopy_json(obj)
-    return result

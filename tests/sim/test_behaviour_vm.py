@@ -567,3 +567,21 @@ def test_webhook_off_admits_and_ipam_decides() -> None:
         assert deployment["status"].get("readyReplicas", 0) == 0
 
     sim(scenario, webhook="off")
+
+
+def test_namespace_deletion_takes_vms_and_their_addresses() -> None:
+    pytest.importorskip("conformance.sim.controllers.namespaces")
+
+    async def scenario(store: Store) -> None:
+        ns = new_namespace(store, "doomed")
+        store.create(r.VMS, vm_manifest("web", ns, "10.16.0.37"), user_agent=UA)
+        await until(store, running_vmi(ns, "web"), "web Running")
+        store.delete(r.NAMESPACES, "", ns, user_agent=UA)
+        await until(
+            store,
+            lambda s: s.get(r.NAMESPACES, "", ns) is None and s.get(r.IPS, "", "web.doomed") is None,
+            "the namespace gone and the VM's IP CR released",
+            timeout=10,
+        )
+
+    sim(scenario)

@@ -1485,8 +1485,10 @@ def make_validators(world: World) -> list[Validator]:
     store = world.store
 
     def denied(webhook: str, code: int, message: str, details: JSON | None = None) -> ApiError:
+        # webhooks.ToAdmissionResponseError: code 400, no reason; ToAdmissionResponse(causes): 422 Invalid.
+        reason = "Invalid" if code == 422 else ""
         return ApiError(
-            code, "", f'admission webhook "{webhook}" denied the request: {message}', details=details
+            code, reason, f'admission webhook "{webhook}" denied the request: {message}', details=details
         )
 
     def validate_vmim(req: AdmissionRequest) -> None:
