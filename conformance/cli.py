@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for words, module, help_text in COMMANDS:
         if len(words) == 1:
-            sub = top.add_parser(words[0], help=help_text)
+            sub: argparse.ArgumentParser = top.add_parser(words[0], help=help_text)
         else:
             if words[0] not in groups:
                 grp = top.add_parser(words[0], help=f"{words[0]} commands")

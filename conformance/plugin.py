@@ -632,10 +632,7 @@ def _message(report: pytest.TestReport) -> str:
 
 def _skip_reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        text = str(longrepr[2])
-    else:
-        text = report.longreprtext or "skipped"
+    text = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else report.longreprtext or "skipped"
     return text.removeprefix("Skipped: ").strip()
 
 

@@ -40,6 +40,11 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def copy_obj(obj: JSON) -> JSON:
+    """A deep copy of one JSON object."""
+    return {k: deepcopy_json(v) for k, v in obj.items()}
+
+
 def deepcopy_json(value: Any) -> Any:
     """A fast deep copy for JSON-shaped data (dicts, lists and scalars only)."""
     if isinstance(value, dict):
@@ -216,7 +221,9 @@ def _match_labels(labels: dict[str, str], selector: str) -> bool:
 
 def _split_selector(selector: str) -> list[str]:
     """Split on commas that are not inside a ``(…)`` value set."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in selector:
         if ch == "(":
             depth += 1
@@ -327,7 +334,7 @@ class Store:
     # ----------------------------------------------------------------- reads
     def get(self, rt: ResourceType, namespace: str, name: str) -> JSON | None:
         obj = self._objects[rt.key].get((namespace if rt.namespaced else "", name))
-        return deepcopy_json(obj) if obj is not None else None
+        return copy_obj(obj) if obj is not None else None
 
     def require(self, rt: ResourceType, namespace: str, name: str) -> JSON:
         obj = self.get(rt, namespace, name)
@@ -457,7 +464,7 @@ class Store:
         self._objects[rt.key][(ns, name)] = obj
         self._audit("create", rt, ns, name, user_agent, path, 201)
         self._emit("ADDED", rt, obj, rv)
-        return deepcopy_json(obj)
+        return copy_obj(obj)
 
     def update(
         self,
@@ -487,7 +494,7 @@ class Store:
                                               "to the latest version and try again")
         cur_meta = current["metadata"]
         if subresource == "status":
-            new = deepcopy_json(current)
+            new = copy_obj(current)
             if "status" in obj:
                 new["status"] = obj["status"]
             else:
@@ -514,7 +521,7 @@ class Store:
         if new == current:
             # A no-op write does not bump the resourceVersion (as the real API server).
             self._audit(verb, rt, ns, name, user_agent, path, 200, dry_run)
-            return deepcopy_json(current)
+            return copy_obj(current)
         self._admit(AdmissionRequest("UPDATE", rt, ns, name, deepcopy_json(new), deepcopy_json(current),
                                      dry_run, user_agent))
         if dry_run:
@@ -528,13 +535,13 @@ class Store:
             del self._objects[rt.key][(ns, name)]
             self._audit(verb, rt, ns, name, user_agent, path, 200)
             self._emit("DELETED", rt, new, rv)
-            return deepcopy_json(new)
+            return copy_obj(new)
         rv = self._next_rv()
         new["metadata"]["resourceVersion"] = str(rv)
         self._objects[rt.key][(ns, name)] = new
         self._audit(verb, rt, ns, name, user_agent, path, 200)
         self._emit("MODIFIED", rt, new, rv)
-        return deepcopy_json(new)
+        return copy_obj(new)
 
     def mutate(
         self,
@@ -579,7 +586,7 @@ class Store:
         self._admit(AdmissionRequest("DELETE", rt, ns, name, None, deepcopy_json(current), dry_run, user_agent))
         if dry_run:
             self._audit("delete", rt, ns, name, user_agent, path, 200, True)
-            return deepcopy_json(current)
+            return copy_obj(current)
         meta = current["metadata"]
         finalizers = list(meta.get("finalizers") or [])
         if propagation == "Foreground" and "foregroundDeletion" not in finalizers:
@@ -600,11 +607,11 @@ class Store:
                 self._objects[rt.key][(ns, name)] = new
                 self._audit("delete", rt, ns, name, user_agent, path, 200)
                 self._emit("MODIFIED", rt, new, rv)
-                return deepcopy_json(new)
+                return copy_obj(new)
             self._audit("delete", rt, ns, name, user_agent, path, 200)
-            return deepcopy_json(current)
+            return copy_obj(current)
         rv = self._next_rv()
-        gone = deepcopy_json(current)
+        gone = copy_obj(current)
         gone["metadata"]["resourceVersion"] = str(rv)
         if not gone["metadata"].get("deletionTimestamp"):
             gone["metadata"]["deletionTimestamp"] = now_rfc3339()
@@ -652,9 +659,9 @@ class Store:
             if since_rv is not None:
                 backlog = self.events_since(rt, namespace, since_rv)
                 last = since_rv
-                for ev in backlog:
-                    last = ev.rv
-                    yield ev
+                for old in backlog:
+                    last = old.rv
+                    yield old
             else:
                 last = self._rv
             while True:

@@ -7,8 +7,8 @@ from __future__ import annotations
 MODELS: dict[str, list[str]] = {
     "v1.12": ["--kube-ovn-version", "v1.12.0"],
     "v1.13.0": ["--kube-ovn-version", "v1.13.0"],
-    "v1.13.1–14": ["--kube-ovn-version", "v1.13.14"],
-    "v1.14.0–4": ["--kube-ovn-version", "v1.14.2"],
+    "v1.13.1-14": ["--kube-ovn-version", "v1.13.14"],
+    "v1.14.0-4": ["--kube-ovn-version", "v1.14.2"],
     "v1.13.15": ["--kube-ovn-version", "v1.13.15"],
     "v1.14.5+": ["--kube-ovn-version", "v1.14.5"],
     "fwd": ["--sim-webhook-policy", "forward-containment"],

@@ -17,7 +17,7 @@ MUSTS = {r.id for r in catalog.all_requirements() if r.level == "MUST"}
 
 @pytest.mark.parametrize(("column", "args", "seed"), [
     pytest.param("v1.14.5+", [], "7", id="default"),
-    pytest.param("v1.14.0–4", ["--kube-ovn-version", "v1.14.2"], "11", id="v1.14.2"),
+    pytest.param("v1.14.0-4", ["--kube-ovn-version", "v1.14.2"], "11", id="v1.14.2"),
 ])
 def test_faults_do_not_change_verdicts(kovc: Callable[..., Run], column: str, args: list[str], seed: str) -> None:
     run = kovc(*args, "--sim-faults", "0.05", "--sim-seed", seed, "--profile", "baseline")

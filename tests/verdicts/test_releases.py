@@ -55,7 +55,7 @@ def _check_evidence(column: str, run: Run) -> None:
         assert "blocked-by-ipam" in then, f"{column}: cross-namespace challenger should be stopped by IPAM: {then}"
         then = {c.get("admitted_then") for c in outcomes["deny.pod-named-like-vm"]["cases"]}
         assert "took-over-address" in then, f"{column}: pod named like the VM should take over: {then}"
-    if column in ("v1.12", "v1.13.0", "v1.13.1–14", "v1.13.15"):
+    if column in ("v1.12", "v1.13.0", "v1.13.1-14", "v1.13.15"):
         assert run.report.get("leaked_ips"), f"{column}: the stopped-then-deleted VM's IP CR leak is not reported"
 
 
