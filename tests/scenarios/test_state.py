@@ -10,20 +10,31 @@ import pytest
 
 from conformance import assertions, names, waits
 from conformance.kube import PODS, Kube
-from conformance.verbs import T_GONE, Actions
+from conformance.verbs import T_GONE, VM, Actions
 
 SUBNET = "ovn-default"
 
 
+@pytest.fixture
+def two_running_vms(ns: str, act: Actions) -> list[VM]:
+    """The precondition of state.ip-released-on-delete: two running static-IP VMs with IP CRs."""
+    vms = []
+    for _ in range(2):
+        vm = act.create_vm(ns, names.holder(), act.take_ip(SUBNET), SUBNET)
+        act.wait_vm_running(vm)
+        assertions.snapshot_ip(act.kube, vm.name, ns)
+        vms.append(vm)
+    return vms
+
+
 @pytest.mark.conformance("state.ip-released-on-delete")
-def test_ip_released_on_delete(ns: str, act: Actions, record: Any, addresses: Any) -> None:
+def test_ip_released_on_delete(ns: str, act: Actions, record: Any, addresses: Any,
+                               two_running_vms: list[VM]) -> None:
     """The IP CR disappears within 120 s after deleting a running VM and after deleting a stopped VM
     (two cases, both reported)."""
-    for case, stop_first in (("running VM deleted", False), ("stopped VM deleted", True)):
+    for (case, stop_first), vm in zip((("running VM deleted", False), ("stopped VM deleted", True)),
+                                      two_running_vms, strict=True):
         with record.subcase(case):
-            vm = act.create_vm(ns, names.holder(), act.take_ip(SUBNET), SUBNET)
-            act.wait_vm_running(vm)
-            assertions.snapshot_ip(act.kube, vm.name, ns)
             if stop_first:
                 act.stop(vm)
                 assertions.snapshot_ip(act.kube, vm.name, ns)  # kept while stopped
