@@ -1,0 +1,130 @@
+"""Cleanup: after a passing run, a failing run and a run interrupted by SIGINT mid-scenario, nothing
+labelled ``kovc.io/run`` remains (cluster-scoped kinds included), and the simulated cluster's audit log
+shows no request from kovc touching anything but what the run itself created.
+
+The cluster here is a separately started ``kovc sim serve --audit-log F`` reached through
+``--backend existing`` — the same path a vendor's cluster takes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Every kind the suite may create, cluster-scoped ones included.
+KINDS = ("namespaces", "pods", "configmaps", "virtualmachines", "virtualmachineinstances",
+         "virtualmachineinstancemigrations", "virtualmachineclones", "ips", "subnets", "vpcs")
+CLUSTER_SCOPED_CREATES = {"subnets.kubeovn.io", "vpcs.kubeovn.io"}
+
+
+@dataclass
+class Served:
+    kubeconfig: Path
+    audit: Path
+    proc: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    version = getattr(request, "param", "v1.16.2")
+    ready = tmp_path / "ready.json"
+    kubeconfig, audit = tmp_path / "kubeconfig", tmp_path / "audit.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "sim", "serve", "--kubeconfig", str(kubeconfig),
+                             "--audit-log", str(audit), "--ready-file", str(ready), "--kube-ovn-version", version],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert proc.poll() is None, "kovc sim serve exited early"
+        assert time.monotonic() < deadline, "kovc sim serve did not become ready in 30 s"
+        time.sleep(0.05)
+    yield Served(kubeconfig, audit, proc)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def kovc_run(served: Served, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "conformance", "run", "--backend", "existing",
+                             "--kubeconfig", str(served.kubeconfig), "--report-dir", str(tmp_path / "report"),
+                             "--timeout-scale", "0.02", *args],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+
+
+def leftovers(served: Served) -> list[str]:
+    out = subprocess.run(["kubectl", "--kubeconfig", str(served.kubeconfig), "get", ",".join(KINDS), "-A",
+                          "-l", "kovc.io/run", "-o", "name"], capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def audit_violations(served: Served) -> list[str]:
+    """kovc's mutating requests that touched something the run did not create."""
+    rows: list[dict[str, Any]] = [json.loads(line) for line in served.audit.read_text().splitlines() if line]
+    mine = [r for r in rows if r["userAgent"].startswith("kovc/") and not r.get("dryRun")]
+    assert mine, "the audit log shows no request from kovc at all"
+    namespaces = {r["name"] for r in mine if r["verb"] == "create" and r["resource"] == "namespaces"}
+    created = {(r["resource"], r["namespace"], r["name"]) for r in mine if r["verb"] == "create"}
+    bad = []
+    for r in mine:
+        key = (r["resource"], r["namespace"], r["name"])
+        if r["verb"] == "create":
+            ok = r["resource"] == "namespaces" or r["namespace"] in namespaces or \
+                r["resource"] in CLUSTER_SCOPED_CREATES
+        else:
+            ok = key in created or r["namespace"] in namespaces or \
+                (r["resource"] == "namespaces" and r["name"] in namespaces)
+        if not ok:
+            bad.append(f"{r['verb']} {r['resource']} {r['namespace']}/{r['name']} ({r['path']})")
+    return bad
+
+
+def test_passing_run_leaves_nothing(served: Served, tmp_path: Path) -> None:
+    proc = kovc_run(served, tmp_path, "--profile", "baseline")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert leftovers(served) == []
+    assert audit_violations(served) == []
+
+
+@pytest.mark.parametrize("served", ["v1.14.2"], indirect=True)
+def test_failing_run_leaves_nothing(served: Served, tmp_path: Path) -> None:
+    proc = kovc_run(served, tmp_path, "--profile", "quick")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["backend"] == "existing" and report["simulated"] is True
+    assert leftovers(served) == []
+    assert audit_violations(served) == []
+
+
+def test_sigint_mid_scenario_leaves_nothing(served: Served, tmp_path: Path) -> None:
+    proc = kovc_run(served, tmp_path, "--profile", "baseline")
+    deadline = time.monotonic() + 120
+    # Interrupt as soon as the run has a VM of its own: mid-scenario.
+    while True:
+        assert proc.poll() is None, "the run ended before it created a VM"
+        assert time.monotonic() < deadline, "no VM created by kovc within 120 s"
+        text = served.audit.read_text() if served.audit.exists() else ""
+        if any('"virtualmachines.kubevirt.io"' in line and '"kovc/' in line and '"create"' in line
+               for line in text.splitlines()):
+            break
+        time.sleep(0.02)
+    # The check below can fail: right now the run's objects are there, and the selector finds them.
+    assert leftovers(served), "the run's labelled objects are not visible mid-run"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert leftovers(served) == [], out[-3000:]
+    assert audit_violations(served) == []
