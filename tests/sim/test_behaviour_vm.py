@@ -454,11 +454,22 @@ def test_vm_recreated_under_the_same_name_gets_its_address() -> None:
         ns = new_namespace(store, "recreate")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.34"), user_agent=UA)
         await until(store, running_vmi(ns, "web"), "web Running")
+        # A backlog in kube-ovn-controller's queue: the old VM is gone (and recreated) before the controller
+        # has processed the old launcher pod's deletion.
+        for i in range(30):
+            store.create(r.PODS, {"metadata": {"name": f"filler-{i}", "namespace": ns},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}}, user_agent=UA)
         store.delete(r.VMS, ns, "web", user_agent=UA)
         await until(store, lambda s: s.get(r.VMS, ns, "web") is None, "web deleted")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.34"), user_agent=UA)
         vmi = await until(store, running_vmi(ns, "web"), "the recreated web Running")
         assert vmi["status"]["interfaces"][0]["ipAddress"] == "10.16.0.34"
+        await asyncio.sleep(0.05)
+        cr = store.get(r.IPS, "", "web.recreate")
+        assert cr is not None and not cr["metadata"].get("deletionTimestamp"), f"the IP CR of the new VM: {cr}"
+        assert cr["spec"]["podName"] == "web" and cr["spec"]["ipAddress"] == "10.16.0.34"
+        ipam = world_of(store).ipam
+        assert ipam is not None and ipam.holder("ovn-default", "10.16.0.34") == [f"{ns}/web"]
 
     sim(scenario)
 

@@ -42,10 +42,13 @@ Controller (:class:`KubeOvnController`, one FIFO queue):
 * subnets get upstream's defaults (provider, vpc, protocol, gateway, excludeIps), status counters, and
   namespaces get the ``ovn.kubernetes.io/logical_switch``/``cidr``/``exclude_ips`` annotations.
 
-Races, resolved deterministically: every pod, VM, IP and subnet key goes through one FIFO queue, so a
-VM deleted and recreated under the same name has its old addresses released (``handleDeleteVM`` or the
-old launcher pod's delete) before the new launcher pod is allocated - the new VM gets its address.
-(Upstream uses separate queues and a ``podKeyMutex``; there the order is not guaranteed.)
+Races, resolved deterministically: every pod, VM, IP and subnet key goes through one FIFO queue, and
+an IP CR the controller deletes is finished (address released, finalizer removed) in the same step, so
+a VM deleted and recreated under the same name has its old IP CR and address released
+(``handleDeleteVM`` or the old launcher pod's delete) before the new launcher pod is allocated - the new
+VM gets its address and a fresh IP CR. The keep/release decision for a deleted pod is taken when the
+deletion is observed. (Upstream uses separate queues and a ``podKeyMutex``; there the order is not
+guaranteed: ``createOrUpdateIPCR`` skips an IP CR that is being deleted.)
 
 Not modelled: dual-stack subnets, IPPools, VIPs, multus attachment networks, underlay/VLAN, the LSP
 options live migration sets (``--enable-live-migration-optimize``, invisible through the API).
@@ -780,11 +783,16 @@ class KubeOvnController(Reconciler):
             self._subnet_status(lsp.subnet)
 
     def _delete_ip_cr(self, name: str) -> None:
+        """Delete an IP CR and finish its deletion (``handleUpdateIP``: release, drop the finalizer) in the
+        same step, so a later queue item - e.g. the launcher pod of a VM recreated under the same name -
+        never sees it half-deleted (upstream's update-IP queue normally runs within milliseconds)."""
         try:
             self.store.delete(r.IPS, "", name, user_agent=self.ua)
         except ApiError as exc:
             if exc.code != 404:
                 raise
+            return
+        self._handle_deleting_ip(name)
 
     def _handle_deleting_ip(self, name: str) -> None:
         """``handleUpdateIP`` for an IP CR with a deletionTimestamp (``ip.go``)."""

@@ -18,9 +18,9 @@ retried whenever pods or nodes change.
 Kubelet (user agent ``kubelet/<kubernetes version>``): a bound pod starts once kube-ovn-cni can set up
 its network (Kube-OVN ``allocated`` and ``routed``; ``hostNetwork`` pods use the node IP) - phase
 ``Running``, ``podIP``/``podIPs``, ``Ready``/``ContainersReady``/``Initialized``/``PodScheduled``
-conditions, running ``containerStatuses``. A pod whose address never comes gets one
-``FailedCreatePodSandBox`` Warning (kube-ovn-cni's "no address allocated" error) and stays
-``Pending``/``ContainerCreating``. A pod with ``restartPolicy: Never`` whose containers run a command
+conditions, running ``containerStatuses``. A pod whose address does not come gets a
+``FailedCreatePodSandBox`` Warning (kube-ovn-cni's "no address allocated" error; repeated, aggregated,
+as the kubelet retries) and stays ``Pending``. A pod with ``restartPolicy: Never`` whose containers run a command
 that finishes (not ``sleep``/``tail -f``/``while`` loops; ``exit N`` decides the exit code) ends
 ``Succeeded`` (or ``Failed``).
 
