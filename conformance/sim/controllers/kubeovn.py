@@ -698,7 +698,7 @@ class KubeOvnController(Reconciler):
             self.world.log(self.name, f"pod.go:1181] try keep ip for vm pod {pod_key}")
             return
         for nic in [n for n, lsp in self.lsps.items() if lsp.key == pod_key]:
-            del self.lsps[nic]
+            self.lsps.pop(nic, None)
         nic = port_name(pod_name, namespace)
         if (sts or vm) and not owner_to_del and not owner_deleted and nic not in ipcr_to_delete:
             self.world.log(self.name, f"pod.go:1321] skip clean ip CR {nic}")
@@ -778,7 +778,7 @@ class KubeOvnController(Reconciler):
                 continue
             self._delete_ip_cr(nic)
             self.ipam.release_by_nic(vm_key, nic, lsp.subnet)
-            del self.lsps[nic]
+            self.lsps.pop(nic, None)
             self.world.log(self.name, f"kubevirt.go:80] release ip {lsp.ip} of deleted vm {vm_key}")
             self._subnet_status(lsp.subnet)
 
