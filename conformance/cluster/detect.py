@@ -271,6 +271,7 @@ class KubeVirtStatus:
     available: bool
     use_emulation: bool | None
     feature_gates: list[str]
+    deleting: bool = False
 
 
 def kubevirt_status(api: Any) -> KubeVirtStatus | None:
@@ -290,7 +291,8 @@ def kubevirt_status(api: Any) -> KubeVirtStatus | None:
                           observed_version=str(status.get("observedKubeVirtVersion", "")),
                           available=conditions.get("Available") == "True",
                           use_emulation=dev.get("useEmulation"),
-                          feature_gates=[str(g) for g in dev.get("featureGates") or []])
+                          feature_gates=[str(g) for g in dev.get("featureGates") or []],
+                          deleting=bool(kv["metadata"].get("deletionTimestamp")))
 
 
 @dataclass
@@ -312,6 +314,9 @@ class Detection:
         out: list[str] = []
         if self.kubevirt is None:
             out.append("KubeVirt is not installed: no KubeVirt CR (kubevirts.kubevirt.io) in any namespace")
+        elif self.kubevirt.deleting:
+            out.append(f"KubeVirt is being removed: KubeVirt {self.kubevirt.namespace}/{self.kubevirt.name} "
+                       "has a deletionTimestamp")
         elif self.kubevirt.phase != "Deployed" or not self.kubevirt.available:
             out.append(f"KubeVirt is not ready: KubeVirt {self.kubevirt.namespace}/{self.kubevirt.name} "
                        f"has phase {self.kubevirt.phase or '(none)'} and Available="

@@ -18,7 +18,7 @@ Each follows upstream's own kind recipe (kube-ovn-facts.md §3.2 and its Correct
   patched with ``infra.replicas: 1``, the feature gates the suite needs (``Snapshot``: virt-api refuses
   to create a ``VirtualMachineClone`` unless it is on — ``vmclone-admitter.go`` "snapshot feature gate
   is not enabled", v0.58.0 to v1.9.0 — which ``deny.clone`` needs) and ``useEmulation: true`` when a
-  node lacks ``/dev/kvm``; then phase ``Deployed`` and condition ``Available``, and the observed
+  node lacks ``/dev/kvm`` (``false`` otherwise); then phase ``Deployed`` and condition ``Available``, and the observed
   version checked.
 
 Every external program runs through :func:`run_program` (tests stand in ``kind``, ``helm``, ``docker``
@@ -118,8 +118,9 @@ def run_program(argv: Sequence[str], *, step: str, obj: str, timeout: float,
     return proc
 
 
-def download(url: str, dest: Path, *, step: str, timeout: float = STEP_TIMEOUTS["download"]) -> Path:
+def download(url: str, dest: Path, *, step: str, timeout: float | None = None) -> Path:
     """Fetch ``url`` into ``dest`` (atomically); :class:`BackendError` naming the URL otherwise."""
+    timeout = STEP_TIMEOUTS["download"] if timeout is None else timeout
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -172,6 +173,7 @@ class Sources:
         self.workdir = workdir
         self.manifests_dir = manifests_dir
         self.manifests = {m.filename: m for m in run_manifests(v)}
+        self._tree: Path | None = None
 
     def describe(self, m: Manifest) -> str:
         if self.manifests_dir is not None:
@@ -206,7 +208,12 @@ class Sources:
         return self.path(filename, step).read_text(encoding="utf-8")
 
     def kube_ovn_tree(self, step: str) -> Path:
-        """The Kube-OVN source tree at the tag (charts, install.sh, yamls/webhook.yaml)."""
+        """The Kube-OVN source tree at the tag (charts, install.sh, yamls/webhook.yaml), unpacked once."""
+        if self._tree is None:
+            self._tree = self._unpack(step)
+        return self._tree
+
+    def _unpack(self, step: str) -> Path:
         archive = kube_ovn_archive_name(self.v.kube_ovn)
         if self.manifests_dir is not None:
             tree = self.manifests_dir / archive.removesuffix(".tar.gz")
@@ -257,8 +264,9 @@ class Installer:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def kubectl(self, *args: str, step: str, obj: str, timeout: float = STEP_TIMEOUTS["kubectl"],
+    def kubectl(self, *args: str, step: str, obj: str, timeout: float | None = None,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
+        timeout = STEP_TIMEOUTS["kubectl"] if timeout is None else timeout
         return run_program([self.kubectl_bin, *args], step=step, obj=obj, timeout=timeout + 30, env=self.env,
                            check=check)
 
@@ -283,7 +291,8 @@ class Installer:
         self.kubectl("apply", "-f", str(path), step=step, obj=obj, timeout=STEP_TIMEOUTS["kubectl"] * 2)
 
     def rollout(self, kind: str, name: str, namespace: str, *, step: str,
-                timeout: float = STEP_TIMEOUTS["rollout"]) -> None:
+                timeout: float | None = None) -> None:
+        timeout = STEP_TIMEOUTS["rollout"] if timeout is None else timeout
         self.kubectl("-n", namespace, "rollout", "status", f"{kind}/{name}", f"--timeout={int(timeout)}s",
                      step=step, obj=f"{kind} {namespace}/{name}", timeout=timeout)
 
@@ -313,14 +322,15 @@ class Installer:
         """``kubectl label node --overwrite -l node-role.kubernetes.io/control-plane
         kube-ovn/role=master`` (upstream ``make install-chart``; install.sh step 1 does the same)."""
         step = "label-masters"
-        self.kubectl("label", "node", "--overwrite", "-l", "node-role.kubernetes.io/control-plane",
-                     "kube-ovn/role=master", step=step, obj="control-plane nodes")
-        labelled = self.kubectl_json("get", "nodes", "-l", "kube-ovn/role=master", step=step,
-                                     obj="nodes labelled kube-ovn/role=master").get("items") or []
-        if not labelled:
-            raise BackendError(f"{step}: nodes: expected a control-plane node (label node-role."
-                               "kubernetes.io/control-plane) to label kube-ovn/role=master, saw none")
-        return [n["metadata"]["name"] for n in labelled]
+        selector = "node-role.kubernetes.io/control-plane"
+        nodes = self.kubectl_json("get", "nodes", "-l", selector, step=step,
+                                  obj=f"nodes with label {selector}").get("items") or []
+        if not nodes:
+            raise BackendError(f"{step}: nodes: expected a control-plane node (label {selector}) to label "
+                               "kube-ovn/role=master, saw none")
+        self.kubectl("label", "node", "--overwrite", "-l", selector, "kube-ovn/role=master", step=step,
+                     obj="control-plane nodes")
+        return [n["metadata"]["name"] for n in nodes]
 
     def install_kube_ovn(self) -> str:
         """Kube-OVN at the requested release; returns how (chart v2 / install.sh)."""
@@ -418,9 +428,8 @@ class Installer:
         dev = ((current.get("spec") or {}).get("configuration") or {}).get("developerConfiguration") or {}
         gates = list(dev.get("featureGates") or [])
         gates += [g for g in KUBEVIRT_FEATURE_GATES if g not in gates]
-        dev_patch: dict[str, Any] = {"featureGates": gates}
-        if use_emulation:
-            dev_patch["useEmulation"] = True
+        # Explicit either way: a reused cluster may carry an earlier run's setting.
+        dev_patch: dict[str, Any] = {"featureGates": gates, "useEmulation": use_emulation}
         patch = {"spec": {"configuration": {"developerConfiguration": dev_patch}, "infra": {"replicas": 1}}}
         self.kubectl("-n", "kubevirt", "patch", "kubevirt", "kubevirt", "--type=merge",
                      "-p", json.dumps(patch), step=step, obj="KubeVirt kubevirt/kubevirt")

@@ -201,9 +201,8 @@ class KindBackend:
             ("kubevirt", f"kubectl apply -f kubevirt-operator.yaml ({v.kubevirt}); virt-operator replicas 1; "
                          "rollout; wait for kubevirts.kubevirt.io; apply kubevirt-cr.yaml; patch "
                          "featureGates [Snapshot] (VirtualMachineClone, deny.clone), infra.replicas 1, "
-                         "useEmulation if no "
-                         f"/dev/kvm; wait phase Deployed and Available; check observedKubeVirtVersion "
-                         f"{v.kubevirt}"),
+                         "useEmulation true if a node has no /dev/kvm (else false); wait phase "
+                         f"Deployed and Available; check observedKubeVirtVersion {v.kubevirt}"),
             ("detect", "read back server version, kube-ovn-controller and webhook image tags, KubeVirt "
                        "version, keep-vm-ip, the webhook configuration"),
             ("teardown", f"kind delete cluster --name={self.cluster_name}: {keep}"),

@@ -10,8 +10,8 @@ Behaviour switches (environment, set per test with monkeypatch):
 * ``KOVC_STANDIN_SIM_ARGS``: extra ``kovc sim serve`` arguments (e.g. ``--kube-ovn-version v1.14.2``);
 * ``KOVC_STANDIN_HELM_FAIL``: helm exits 1 with an error line;
 * ``KOVC_STANDIN_DOCKER_PRESENT`` / ``KOVC_STANDIN_DOCKER_UNPULLABLE``: comma lists of images that
-  ``docker image inspect`` finds / ``docker pull`` cannot fetch; ``KOVC_STANDIN_KVM=1``: nodes have
-  ``/dev/kvm``.
+  ``docker image inspect`` finds (``*``: all, the fixture's default) / ``docker pull`` cannot fetch;
+* ``KOVC_STANDIN_KVM=1``: nodes have ``/dev/kvm``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,69 @@ def opt(name, default=None):
     return default
 '''
 
+#: Stand-ins for what the simulated cluster does not model around installs, started by the stand-in
+#: ``kind create cluster``: kube-controller-manager's Deployment controller (with the kubelets behind
+#: it) — whenever a Deployment's spec changes (generation ahead of observedGeneration, or no status at
+#: all) its replicas are reported updated, ready and available, as a real cluster does once the pods
+#: run — and virt-operator observing a changed KubeVirt CR (``status.observedGeneration`` follows
+#: ``metadata.generation``; ``kubectl wait --for=condition`` waits for that, as it should).
+CONTROLLER_MANAGER = r'''
+import sys, threading, time
+from kubernetes import client, config, watch
+api = config.new_client_from_config(sys.argv[1])
+api.user_agent = "kube-controller-manager/v1.35.1 (stand-in)"
+apps = client.AppsV1Api(api)
+custom = client.CustomObjectsApi(api)
+
+def observe_kubevirt(kv):
+    meta, status = kv["metadata"], kv.get("status") or {}
+    if status.get("observedGeneration", 0) < meta.get("generation", 1):
+        custom.patch_namespaced_custom_object_status(
+            "kubevirt.io", "v1", meta["namespace"], "kubevirts", meta["name"],
+            {"status": {"observedGeneration": meta.get("generation", 1)}})
+
+def kubevirt_loop():
+    while True:
+        try:
+            listed = custom.list_cluster_custom_object("kubevirt.io", "v1", "kubevirts")
+            for kv in listed["items"]:
+                observe_kubevirt(kv)
+            for event in watch.Watch().stream(custom.list_cluster_custom_object, "kubevirt.io", "v1",
+                                              "kubevirts", resource_version=listed["metadata"]["resourceVersion"],
+                                              timeout_seconds=30):
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    observe_kubevirt(event["object"])
+        except Exception:
+            time.sleep(0.1)
+
+threading.Thread(target=kubevirt_loop, daemon=True).start()
+
+def reconcile(d):
+    meta, status = d.metadata, d.status
+    if status is not None and status.observed_generation is not None \
+            and status.observed_generation >= (meta.generation or 1):
+        return
+    n = d.spec.replicas if d.spec.replicas is not None else 1
+    apps.patch_namespaced_deployment_status(meta.name, meta.namespace, {"status": {
+        "observedGeneration": meta.generation or 1, "replicas": n, "updatedReplicas": n,
+        "readyReplicas": n, "availableReplicas": n,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                       {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}})
+
+while True:
+    try:
+        listed = apps.list_deployment_for_all_namespaces()
+        for d in listed.items:
+            reconcile(d)
+        for event in watch.Watch().stream(apps.list_deployment_for_all_namespaces,
+                                          resource_version=listed.metadata.resource_version,
+                                          timeout_seconds=30):
+            if event["type"] in ("ADDED", "MODIFIED"):
+                reconcile(event["object"])
+    except Exception:
+        time.sleep(0.1)
+'''
+
 KIND_SCRIPT = _COMMON + r'''
 record("kind")
 state = Path(os.environ["KOVC_STANDIN_STATE"])
@@ -102,14 +165,21 @@ elif args[:2] == ["create", "cluster"]:
             print("ERROR: simulated cluster did not start", file=sys.stderr)
             sys.exit(1)
         time.sleep(0.05)
-    (state / f"{name}.json").write_text(json.dumps({"pid": proc.pid, "kubeconfig": str(kubeconfig),
-                                                    "config": config}))
+    cm = subprocess.Popen([sys.executable, "-c", os.environ["KOVC_STANDIN_CM"], str(kubeconfig)],
+                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (state / f"{name}.json").write_text(json.dumps({"pid": proc.pid, "cm_pid": cm.pid,
+                                                    "kubeconfig": str(kubeconfig), "config": config}))
     print(f"Creating cluster \"{name}\" ... (stand-in: simulated cluster pid {proc.pid})")
 elif args[:2] == ["delete", "cluster"]:
     name = opt("--name", "kind")
     st = state / f"{name}.json"
     if st.exists():
-        pid = json.loads(st.read_text())["pid"]
+        info = json.loads(st.read_text())
+        pid = info["pid"]
+        try:
+            os.kill(info["cm_pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         try:
             os.kill(pid, signal.SIGTERM)
             for _ in range(200):
@@ -121,7 +191,10 @@ elif args[:2] == ["delete", "cluster"]:
     print(f"Deleting cluster \"{name}\" ...")
 elif args[:2] == ["get", "nodes"]:
     name = opt("--name", "kind")
-    print(f"{name}-control-plane\n{name}-worker\n{name}-worker2")
+    kubeconfig = json.loads((state / f"{name}.json").read_text())["kubeconfig"]
+    out = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "get", "nodes", "-o", "name"],
+                         capture_output=True, text=True, check=True).stdout
+    print("\n".join(n.split("/", 1)[1] for n in out.split()))
 elif args[:2] == ["export", "kubeconfig"]:
     name = opt("--name", "kind")
     src = json.loads((state / f"{name}.json").read_text())["kubeconfig"]
@@ -152,7 +225,8 @@ args = sys.argv[1:]
 def listed(var):
     return [x for x in os.environ.get(var, "").split(",") if x]
 if args[:2] == ["image", "inspect"]:
-    sys.exit(0 if args[2] in listed("KOVC_STANDIN_DOCKER_PRESENT") else 1)
+    present = listed("KOVC_STANDIN_DOCKER_PRESENT")
+    sys.exit(0 if args[2] in present or "*" in present else 1)
 if args[:1] == ["pull"]:
     if args[1] in listed("KOVC_STANDIN_DOCKER_UNPULLABLE"):
         print(f"Error response from daemon: pull access denied for {args[1]}", file=sys.stderr)
@@ -194,10 +268,14 @@ def _write_script(path: Path, body: str) -> None:
 def _kill_leftovers(state: Path) -> None:
     for st in state.glob("*.json"):
         try:
-            pid = json.loads(st.read_text())["pid"]
-            os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, ValueError, KeyError, OSError):
-            pass
+            info = json.loads(st.read_text())
+        except (ValueError, OSError):
+            continue
+        for key in ("cm_pid", "pid"):
+            try:
+                os.kill(int(info[key]), signal.SIGTERM)
+            except (ProcessLookupError, ValueError, KeyError, OSError):
+                pass
 
 
 
@@ -308,7 +386,7 @@ set -euo pipefail
 REGISTRY="docker.io/kubeovn"
 VERSION="v0.0.0-wrong"
 ENABLE_KEEP_VM_IP=${ENABLE_KEEP_VM_IP:-true}
-printf '{"prog": "install.sh", "argv": ["VERSION=%s", "ENABLE_KEEP_VM_IP=%s"]}\\n' \\
+printf '{"prog": "install.sh", "argv": ["kube-ovn %s", "keep-vm-ip %s"]}\\n' \\
   "$VERSION" "$ENABLE_KEEP_VM_IP" >> "$KOVC_STANDIN_LOG"
 kubectl get nodes -o name >/dev/null
 echo "[Step 5/6] Add kubectl plugin PATH"
@@ -475,3 +553,10 @@ def seed_presented_state(kubeconfig: Path, **kwargs: Any) -> None:
     subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "-n", "kubevirt", "patch", "kubevirt",
                     "kubevirt", "--subresource=status", "--type=merge", "-p", kubevirt_status_patch(version)],
                    capture_output=True, text=True, timeout=60, check=True)
+
+
+def start_controller_manager(kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
+    """The stand-in controller manager (see :data:`CONTROLLER_MANAGER`) for a served simulated cluster."""
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-c", CONTROLLER_MANAGER, str(kubeconfig)], stdout=out,
+                                stderr=subprocess.STDOUT)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cluster_helpers import (
+    CONTROLLER_MANAGER,
     DOCKER_SCRIPT,
     HELM_SCRIPT,
     KIND_SCRIPT,
@@ -35,6 +36,8 @@ def standins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandI
     monkeypatch.setenv("KOVC_STANDIN_LOG", str(s.log))
     monkeypatch.setenv("KOVC_STANDIN_STATE", str(s.state))
     monkeypatch.setenv("KOVC_SIM_LAUNCHER", SIM_LAUNCHER)
+    monkeypatch.setenv("KOVC_STANDIN_CM", CONTROLLER_MANAGER)
+    monkeypatch.setenv("KOVC_STANDIN_DOCKER_PRESENT", "*")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     for var in ("KIND_VERSION", "KIND_DOWNLOAD_URL", "KIND_EXPERIMENTAL_PROVIDER", "KUBECONFIG"):
         monkeypatch.delenv(var, raising=False)
@@ -58,3 +61,12 @@ def served_sim(tmp_path: Path) -> Iterator[ServedSim]:
             sim.proc.wait(10)
         except subprocess.TimeoutExpired:
             sim.proc.kill()
+
+
+@pytest.fixture(autouse=True)
+def short_step_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that hangs against the simulated cluster fails in seconds, not after the real budgets."""
+    from conformance.cluster import install
+
+    for key in install.STEP_TIMEOUTS:
+        monkeypatch.setitem(install.STEP_TIMEOUTS, key, 20.0)
