@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .. import versions
@@ -42,17 +43,20 @@ def run(args: argparse.Namespace) -> int:
     if args.manifests:
         manifests = run_manifests(v)
         if args.format == "json":
-            print(json.dumps([{"filename": m.filename, "url": m.url, "purpose": m.purpose}
-                              for m in manifests], indent=2))
+            text = json.dumps([{"filename": m.filename, "url": m.url, "purpose": m.purpose}
+                               for m in manifests], indent=2)
         else:
-            for m in manifests:
-                print(f"{m.filename} {m.url}")
-        return 0
-    images = run_images(v)
-    if args.format == "json":
-        print(json.dumps([{"image": i.image, "components": list(i.components), "loadable": i.loadable}
-                          for i in images], indent=2))
+            text = "\n".join(f"{m.filename} {m.url}" for m in manifests)
     else:
-        for i in images:
-            print(i.image)
+        images = run_images(v)
+        if args.format == "json":
+            text = json.dumps([{"image": i.image, "components": list(i.components), "loadable": i.loadable}
+                               for i in images], indent=2)
+        else:
+            text = "\n".join(i.image for i in images)
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `kovc images | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
