@@ -93,6 +93,8 @@ class Challenge:
     admitted_then: str | None = None
     dry_run: waits.DryRunResult | None = None
     holder_problems: list[str] = field(default_factory=list)
+    #: From the dryRun probe to the verdict on the challenger, seconds.
+    duration_s: float = 0.0
 
     @property
     def message(self) -> str:
@@ -533,6 +535,7 @@ class Actions:
                            owner_references: list[JSON] | None = None,
                            holder_running: bool = True) -> Challenge:
         """A plain pod requesting the holder's IP (after the dryRun probe is denied)."""
+        started = time.monotonic()
         subnet = holder.subnet if subnet is None else subnet
         before = assertions.snapshot_ip(self.kube, holder.name, holder.namespace)
         dry = self.dry_run_until(namespace, holder.ip, subnet, "denied")
@@ -550,6 +553,7 @@ class Actions:
             then = self._admitted(namespace, name, "pod", holder.ip, holder)
             result = Challenge(False, f"pod {namespace}/{name} was created", admitted_then=then, dry_run=dry)
         result.holder_problems = self.holder_intact(holder, before, running=holder_running)
+        result.duration_s = round(time.monotonic() - started, 3)
         return result
 
     def challenge_with_vm(self, holder: VM, namespace: str, name: str, *, subnet: str | None = None,
@@ -557,6 +561,7 @@ class Actions:
                           holder_running: bool = True) -> Challenge:
         """A VM requesting the holder's IP (or created by ``create``, e.g. a clone): its VMI must show
         the webhook's denial, no launcher pod."""
+        started = time.monotonic()
         subnet = holder.subnet if subnet is None else subnet
         before = assertions.snapshot_ip(self.kube, holder.name, holder.namespace)
         dry = self.dry_run_until(namespace, holder.ip, subnet, "denied")
@@ -578,6 +583,7 @@ class Actions:
             result = Challenge(False, "no webhook denial and no launcher pod within the timeout: "
                                f"{outcome.text}", admitted_then=then, dry_run=dry)
         result.holder_problems = self.holder_intact(holder, before, running=holder_running)
+        result.duration_s = round(time.monotonic() - started, 3)
         return result
 
     def judge(self, case: str, result: Challenge, *, requirement: str | None = None) -> None:
@@ -587,4 +593,5 @@ class Actions:
             message += "; the holder was affected: " + "; ".join(result.holder_problems)
         ok = result.denied and not result.holder_problems
         self.record.case(case, "passed" if ok else "failed", message=None if ok else message,
-                         admitted_then=result.admitted_then, requirement=requirement)
+                         admitted_then=result.admitted_then, duration_s=result.duration_s,
+                         requirement=requirement)

@@ -15,10 +15,18 @@ from .expected import table
 
 MUSTS = {r.id for r in catalog.all_requirements() if r.level == "MUST"}
 
+#: The blunt mutants make every scenario of the other family wait out its timeout for nothing: run only
+#: the family they break (plus one legitimate operation for admit_all, which must still pass).
+NARROW: dict[str, list[str]] = {
+    "admit_all": sorted(rid for rid in MUSTS if rid.startswith("deny.")) + ["allow.restart"],
+    "deny_all_static": sorted(rid for rid in MUSTS if rid.startswith("allow.")),
+}
+
 
 @pytest.mark.parametrize("mutant", sorted(m for m in EXPECTED_FAILURES if m != "reworded_reference"))
 def test_mutant_is_caught(kovc: Callable[..., Run], mutant: str) -> None:
-    run = kovc("--sim-webhook-policy", f"conformance.sim.mutants:{mutant}", "--profile", "baseline")
+    narrow = [arg for rid in NARROW.get(mutant, []) for arg in ("--requirement", rid)]
+    run = kovc("--sim-webhook-policy", f"conformance.sim.mutants:{mutant}", "--profile", "baseline", *narrow)
     assert run.exit_code == 1, f"{mutant} must make the run non-conformant (exit 1): {run.explain()}"
     seen = run.outcomes()
     assert seen.get("env.webhook-live") == "passed", f"{mutant}: the run must stay valid: {run.explain()}"
@@ -28,7 +36,7 @@ def test_mutant_is_caught(kovc: Callable[..., Run], mutant: str) -> None:
     if mutant == "admit_all":
         deny = [rid for rid in MUSTS if rid.startswith("deny.")]
         assert all(seen[rid] == "failed" for rid in deny), {rid: seen[rid] for rid in deny}
-        assert all(seen[rid] == "passed" for rid in MUSTS if rid.startswith("allow.")), seen
+        assert seen["allow.restart"] == "passed", seen
     if mutant == "deny_all_static":
         allow = [rid for rid in MUSTS if rid.startswith("allow.") and rid != "allow.live-migration"]
         assert all(seen[rid] == "failed" for rid in allow), {rid: seen[rid] for rid in allow}
