@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -79,7 +80,8 @@ INSTALL_SH_CUT = 'echo "[Step 5/6]'
 
 
 def default_log(line: str) -> None:
-    print(f"kovc kind: {line}", file=sys.stderr, flush=True)
+    """Progress on stderr, time-stamped so a real run's step durations can be read off."""
+    print(f"kovc kind [{time.strftime('%H:%M:%S')}]: {line}", file=sys.stderr, flush=True)
 
 
 def _one_line(text: str, limit: int = 300) -> str:

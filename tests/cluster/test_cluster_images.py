@@ -115,3 +115,17 @@ def test_run_lists_are_consistent() -> None:
     assert [i.image for i in run_images(v)].count(f"docker.io/kubeovn/kube-ovn:{v.kube_ovn}") == 1
     assert {m.filename for m in run_manifests(v)} == {f"kube-ovn-{v.kube_ovn}.tar.gz", "cert-manager.yaml",
                                                       "kubevirt-operator.yaml", "kubevirt-cr.yaml"}
+
+
+def test_closed_pipe_is_not_an_error() -> None:
+    """``kovc images | head -1``: the reader leaves early; no traceback, exit 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from conformance.cli import main; "
+                             "sys.exit(main(['images', '--format', 'json']))"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == 0 and "Traceback" not in err, err
