@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import retry, retry_if_exception, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from .. import USER_AGENT, _data, versions
 from . import detect
@@ -70,7 +70,11 @@ STEP_TIMEOUTS: dict[str, float] = {
     "nodes-ready": 600.0,
     "kubevirt-api": 120.0,
     "kubevirt-deployed": 900.0,
+    "webhook-ready": 180.0,
 }
+#: What ``kubectl apply`` prints while an admission webhook it needs is not serving yet.
+WEBHOOK_STARTING = ("failed calling webhook", "no endpoints available for service",
+                    "x509: certificate signed by unknown authority")
 CONTROL_PLANE_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 #: KubeVirt feature gates the suite needs: ``Snapshot`` for ``VirtualMachineClone`` (deny.clone).
 #: Live migration needs none (the LiveMigration gate is GA since v0.56, kubevirt-facts.md §2.3).
@@ -290,7 +294,19 @@ class Installer:
             self._api = None
 
     def apply_file(self, path: Path, *, step: str, obj: str) -> None:
-        self.kubectl("apply", "-f", str(path), step=step, obj=obj, timeout=STEP_TIMEOUTS["kubectl"] * 2)
+        """``kubectl apply -f``, retried while an admission webhook the manifest depends on is still
+        starting (cert-manager's for the webhook's Certificate, virt-operator's for the KubeVirt CR:
+        ``failed calling webhook`` right after their rollout) — up to ``STEP_TIMEOUTS["webhook-ready"]``."""
+
+        def starting_webhook(exc: BaseException) -> bool:
+            return isinstance(exc, BackendError) and any(s in str(exc) for s in WEBHOOK_STARTING)
+
+        @retry(retry=retry_if_exception(starting_webhook), stop=stop_after_delay(STEP_TIMEOUTS["webhook-ready"]),
+               wait=wait_exponential(multiplier=0.5, max=10), reraise=True)
+        def apply() -> None:
+            self.kubectl("apply", "-f", str(path), step=step, obj=obj, timeout=STEP_TIMEOUTS["kubectl"] * 2)
+
+        apply()
 
     def rollout(self, kind: str, name: str, namespace: str, *, step: str,
                 timeout: float | None = None) -> None:

@@ -456,3 +456,28 @@ def test_step_failures_name_step_object_and_what_was_seen(installer_for: Callabl
     (tree / "charts" / "kube-ovn-v2" / "Chart.yaml").unlink()
     with pytest.raises(BackendError, match=r"^kube-ovn: chart .*kube-ovn-v2: no Chart\.yaml"):
         inst.install_kube_ovn()
+
+
+@needs_world
+def test_apply_waits_for_a_starting_admission_webhook(installer_for: Callable[..., install.Installer],
+                                                      tmp_path: Path) -> None:
+    """Right after cert-manager's rollout its webhook may not serve yet: the apply is retried."""
+    inst = installer_for()
+    marker = tmp_path / "failed-once"
+    wrapper = tmp_path / "kubectl-wrapper"
+    wrapper.write_text(f"""#!/bin/sh
+if [ "$1" = "apply" ] && [ ! -e {marker} ]; then
+  touch {marker}
+  echo 'Error from server (InternalError): error when creating "webhook.yaml": Internal error occurred: \
+failed calling webhook "webhook.cert-manager.io": connect: connection refused' >&2
+  exit 1
+fi
+exec kubectl "$@"
+""")
+    wrapper.chmod(0o755)
+    inst.kubectl_bin = str(wrapper)
+    inst.install_webhook()
+    assert marker.exists()
+    (tmp_path / "broken.yaml").write_text("kind: Nonsense\n")
+    with pytest.raises(BackendError, match=r"^s: o: `kubectl-wrapper apply -f .*broken\.yaml` exited 1"):
+        inst.apply_file(tmp_path / "broken.yaml", step="s", obj="o")  # any other error: at once
