@@ -1,0 +1,34 @@
+"""``kovc run --backend kind``: create -> install -> scenarios -> delete, with stand-in kind/helm/docker
+and a simulated cluster behind them (the scenarios run against it through the real kubectl-installed
+objects)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from cluster_helpers import StandIns, needs_world
+
+from conformance import versions
+
+
+@needs_world
+def test_kovc_run_kind_quick_profile(standins: StandIns, manifests_dir: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--backend", "kind", "--profile", "quick",
+                           "--manifests-dir", str(manifests_dir), "--report-dir", str(report),
+                           "--timeout-scale", "0.05"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    data = json.loads((report / "report.json").read_text())
+    assert data["backend"] == "kind" and data["simulated"] is True and data["verdict"] == "conformant"
+    assert data["versions"]["kube_ovn_webhook"] == versions.KUBE_OVN_VERSION
+    assert data["versions"]["kind_node_image"] == versions.KIND_NODE_IMAGE
+    outcomes = {r["id"]: r["outcome"] for r in data["requirements"]}
+    assert outcomes["allow.restart"] == "passed" and outcomes["deny.other-vm"] == "passed"
+    kind_calls = standins.calls("kind")
+    assert sum(c[:2] == ["create", "cluster"] for c in kind_calls) == 1
+    assert sum(c[:2] == ["delete", "cluster"] for c in kind_calls) == 1
+    assert standins.running_clusters() == []
+    assert "kovc kind [" in proc.stderr and "deleting kind cluster kovc" in proc.stderr
