@@ -560,3 +560,14 @@ def start_controller_manager(kubeconfig: Path, log: Path) -> subprocess.Popen[by
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-c", CONTROLLER_MANAGER, str(kubeconfig)], stdout=out,
                                 stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds (a simulated cluster's shutdown is not what these
+    tests measure)."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

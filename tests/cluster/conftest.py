@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from cluster_helpers import (
     _kill_leftovers,
     _write_script,
     serve_sim,
+    stop_process,
     write_manifests_dir,
 )
 
@@ -56,11 +56,7 @@ def served_sim(tmp_path: Path) -> Iterator[ServedSim]:
     try:
         yield sim
     finally:
-        sim.proc.terminate()
-        try:
-            sim.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.proc.kill()
+        stop_process(sim.proc)
 
 
 @pytest.fixture(autouse=True)

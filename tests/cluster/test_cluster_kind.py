@@ -22,6 +22,7 @@ from cluster_helpers import (
     needs_world,
     serve_sim,
     start_controller_manager,
+    stop_process,
     write_manifests_dir,
 )
 
@@ -160,7 +161,7 @@ def kind_download(standins: StandIns) -> Iterator[str]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/kind-linux-amd64"
     finally:
@@ -275,6 +276,7 @@ def test_full_path_with_chart_v2(standins: StandIns, manifests_dir: Path, tmp_pa
 @needs_world
 def test_install_sh_path_and_kvm_present(standins: StandIns, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kind_module, "run_images", lambda v: [])  # preloading is tested above
     version = "v1.13.15"
     monkeypatch.setenv("KOVC_STANDIN_SIM_ARGS", f"--kube-ovn-version {version}")
     monkeypatch.setenv("KOVC_STANDIN_KVM", "1")
@@ -402,8 +404,7 @@ def installer_for(tmp_path: Path) -> Iterator[Callable[..., install.Installer]]:
         for inst in apis:
             inst.close()
         for proc in procs:
-            proc.terminate()
-            proc.wait(10)
+            stop_process(proc)
 
 
 @needs_world
