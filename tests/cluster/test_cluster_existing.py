@@ -201,3 +201,34 @@ def test_plan_touches_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def _write(path: Path, doc: object) -> str:
     path.write_text(json.dumps(doc))
     return str(path)
+
+
+def test_kovc_run_existing_writes_only_its_own_objects(cluster: ServedSim, tmp_path: Path) -> None:
+    """A whole run (quick profile) through ``--backend existing``: the audit log shows every write made
+    with kovc's user agent landing on an object the run created (its namespaces, what is inside them,
+    cluster-scoped objects it created) — nothing installed is touched."""
+    import subprocess
+    import sys
+
+    before = len(audit(cluster))
+    report = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--backend", "existing", "--kubeconfig",
+                           str(cluster.kubeconfig), "--profile", "quick", "--report-dir", str(report),
+                           "--timeout-scale", "0.05"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    data = json.loads((report / "report.json").read_text())
+    assert data["backend"] == "existing" and data["simulated"] is True and data["verdict"] == "conformant"
+    ours = [e for e in audit(cluster)[before:] if str(e.get("userAgent", "")).startswith("kovc/")]
+    assert ours, "the run made no write: the check below would prove nothing"
+    created: set[tuple[str, str, str]] = set()
+    namespaces: set[str] = set()
+    for e in ours:
+        key = (str(e["resource"]), str(e["namespace"]), str(e["name"]))
+        if e["verb"] == "create" and not e.get("dryRun") and int(e.get("code", 0)) < 300:
+            created.add(key)
+            if e["resource"] == "namespaces":
+                namespaces.add(str(e["name"]))
+            continue
+        if e.get("dryRun") or int(e.get("code", 0)) >= 400:
+            continue  # admission probes and refused writes change nothing
+        assert e["namespace"] in namespaces or key in created, f"write outside the run's objects: {e}"
