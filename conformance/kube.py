@@ -584,8 +584,9 @@ class Kube:
                 return True
             if isinstance(exc, ApiException) and api_code(exc) == 409:
                 msg = api_message(exc).lower()
-                return "already underway" in msg or "modified" in msg or "conflict" in msg \
-                    or "operation cannot be fulfilled" in msg
+                # Only the transient 409s: a pending stop/start, or a stale object in virt-api's patch.
+                # "VM is already running" / "VM is not running" are final answers, never retried.
+                return "already underway" in msg or "has been modified" in msg
             return False
 
         self.request("PUT", path, body=body if body is not None else {}, retry=retryable)

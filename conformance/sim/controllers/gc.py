@@ -45,7 +45,10 @@ async def reconcile_loop(store: Store, sync: Callable[[], None], *, name: str, d
             except Exception:  # keep the controller alive; the next event retries
                 log.exception("%s: reconcile failed", name)
             try:
-                first = await asyncio.wait_for(sub.queue.get(), RESYNC_SECONDS)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                # races with an arriving event, and the controller then never stops.
+                async with asyncio.timeout(RESYNC_SECONDS):
+                    first = await sub.queue.get()
             except TimeoutError:
                 continue
             if first is None:
