@@ -96,6 +96,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exclusive: the scenario needs the nodes to itself (one worker)")
     config.addinivalue_line("markers", "allure_label: allure label marker")
     config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker (--dist loadgroup)")
+    if not hasattr(config, "workerinput"):
+        # Here, not in pytest_cmdline_main: whether xdist's cmdline_main (which turns ``-n N`` into
+        # ``--dist load``) ran before ours depends on plugin load order; configure always runs after.
+        _prefer_loadgroup(config)
     state = _RunState.from_config(config)
     config.stash[STATE] = state
     if getattr(config, "workerinput", {}).get("kovc", {}).get("loadgroup"):
@@ -115,11 +119,9 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """``--plan``: print what the backend would do and stop, touching nothing. With ``-n`` and no
-    explicit ``--dist``: distribute with ``loadgroup``, so ``exclusive`` scenarios share one worker."""
+    """``--plan``: print what the backend would do and stop, touching nothing."""
     if hasattr(config, "workerinput"):
         return None
-    _prefer_loadgroup(config)
     if not getattr(config.option, "plan", False):
         return None
     from .cluster.select import BackendOptions, make_backend
@@ -136,8 +138,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 
 def _prefer_loadgroup(config: pytest.Config) -> None:
-    """xdist turned ``-n N`` into ``--dist load`` (its cmdline_main runs first); when the user did not
-    choose a mode, use ``loadgroup`` (identical for tests without ``xdist_group``)."""
+    """With ``-n N`` and no explicit ``--dist``, xdist distributes with ``load``: use ``loadgroup``
+    instead (identical for tests without ``xdist_group``), so ``exclusive`` scenarios share one worker."""
     if getattr(config.option, "dist", None) != "load" or not getattr(config.option, "numprocesses", None):
         return
     given = [*config.invocation_params.args, *config.getini("addopts"),
