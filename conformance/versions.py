@@ -16,8 +16,9 @@ KUBEVIRT_VERSION = "v1.8.1"
 #: kindest/node matching Kube-OVN release-1.15/1.16 CI (K8S_VERSION v1.35.1).
 K8S_VERSION = "v1.35.1"
 KIND_NODE_IMAGE = f"kindest/node:{K8S_VERSION}"
-#: cert-manager as in Kube-OVN's Makefile (CERT_MANAGER_VERSION).
-CERT_MANAGER_VERSION = "v1.21.1"
+#: cert-manager as in the default release's Makefile (CERT_MANAGER_VERSION at tag v1.16.2;
+#: master has moved on to v1.21.1).
+CERT_MANAGER_VERSION = "v1.20.1"
 #: kind >= v0.32.0 emits kubeadm v1beta4, which Kubernetes >= 1.36 requires; older kind cannot
 #: create current node images (pytest-kind's default v0.17.0 cannot).
 KIND_MIN_VERSION = "v0.32.0"
