@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from ..config import SimConfig
 from ..store import JSON, ApiError, ResourceType, Store
@@ -76,30 +77,29 @@ def _alive(store: Store, rt: ResourceType, obj: JSON) -> JSON | None:
     return current
 
 
-def _drop_refs(store: Store, rt: ResourceType, obj: JSON, uids: set[str], user_agent: str) -> None:
+def _filter_meta_list(
+    store: Store, rt: ResourceType, obj: JSON, field: str, keep: Callable[[Any], bool], user_agent: str
+) -> None:
+    """Keep only the entries of ``metadata.<field>`` that ``keep`` accepts; drop the field when none is left."""
+
     def edit(current: JSON) -> None:
         meta = current["metadata"]
-        refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") not in uids]
-        if refs:
-            meta["ownerReferences"] = refs
+        remaining = [item for item in meta.get(field) or [] if keep(item)]
+        if remaining:
+            meta[field] = remaining
         else:
-            meta.pop("ownerReferences", None)
+            meta.pop(field, None)
 
     ns, name = _key(obj)
     store.mutate(rt, ns, name, edit, user_agent=user_agent)
+
+
+def _drop_refs(store: Store, rt: ResourceType, obj: JSON, uids: set[str], user_agent: str) -> None:
+    _filter_meta_list(store, rt, obj, "ownerReferences", lambda ref: ref.get("uid") not in uids, user_agent)
 
 
 def _drop_finalizer(store: Store, rt: ResourceType, obj: JSON, finalizer: str, user_agent: str) -> None:
-    def edit(current: JSON) -> None:
-        meta = current["metadata"]
-        remaining = [f for f in meta.get("finalizers") or [] if f != finalizer]
-        if remaining:
-            meta["finalizers"] = remaining
-        else:
-            meta.pop("finalizers", None)
-
-    ns, name = _key(obj)
-    store.mutate(rt, ns, name, edit, user_agent=user_agent)
+    _filter_meta_list(store, rt, obj, "finalizers", lambda f: f != finalizer, user_agent)
 
 
 def sync_gc(store: Store, user_agent: str) -> None:

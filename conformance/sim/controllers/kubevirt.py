@@ -73,7 +73,7 @@ from typing import Any
 
 from ... import versions
 from .. import resources as r
-from ..store import AdmissionRequest, ApiError, Validator, WatchEvent, deepcopy_json, now_rfc3339
+from ..store import AdmissionRequest, ApiError, ResourceType, Validator, WatchEvent, deepcopy_json, now_rfc3339
 from ..view import (
     JSON,
     Key,
@@ -336,28 +336,45 @@ def _is_target_pod(pod: JSON) -> bool:
     return MIGRATION_JOB_UID in labels_of(pod)
 
 
-# ----------------------------------------------------------------------------- VirtualMachine
-class VmController(Reconciler):
-    name = "virt-controller-vm"
+class _KubeVirtReconciler(Reconciler):
+    """A virt-controller/virt-handler loop: the shared :class:`KubeVirt` state and event routing helpers."""
 
     def __init__(self, world: World, kv: KubeVirt) -> None:
         super().__init__(world)
         self.kv = kv
+
+    def _queue_object(self, obj: JSON) -> None:
+        """Queue the object itself (namespace, name)."""
+        self.queue.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+
+    def _queue_controller(self, obj: JSON, kind: str) -> None:
+        """Queue the object's controller (same namespace) when it is of ``kind``."""
+        ref = controller_ref(obj)
+        if ref is not None and ref.get("kind") == kind:
+            self.queue.add((obj["metadata"]["namespace"], str(ref.get("name", ""))))
+
+    def _queue_all(self, rt: ResourceType) -> None:
+        for obj in self.store.iter_raw(rt):
+            self._queue_object(obj)
+
+
+# ----------------------------------------------------------------------------- VirtualMachine
+class VmController(_KubeVirtReconciler):
+    name = "virt-controller-vm"
+
+    def __init__(self, world: World, kv: KubeVirt) -> None:
+        super().__init__(world, kv)
         self.once_started: set[str] = set()
         self.stopped_on_request: set[str] = set()
 
     def on_event(self, ev: WatchEvent) -> None:
-        m = ev.object["metadata"]
         if ev.rt.key == r.VMS.key and ev.type != "DELETED":
-            self.queue.add((m["namespace"], m["name"]))
+            self._queue_object(ev.object)
         elif ev.rt.key == r.VMIS.key:
-            ref = controller_ref(ev.object)
-            if ref is not None and ref.get("kind") == "VirtualMachine":
-                self.queue.add((m["namespace"], str(ref.get("name", ""))))
+            self._queue_controller(ev.object, "VirtualMachine")
 
     def resync(self) -> None:
-        for vm in self.store.iter_raw(r.VMS):
-            self.queue.add((vm["metadata"]["namespace"], vm["metadata"]["name"]))
+        self._queue_all(r.VMS)
 
     def _vmi_of(self, vm: JSON) -> JSON | None:
         vmi = self.store.get(r.VMIS, vm["metadata"]["namespace"], vm["metadata"]["name"])
@@ -606,27 +623,19 @@ class VmController(Reconciler):
 
 
 # ----------------------------------------------------------------------------- VirtualMachineInstance
-class VmiController(Reconciler):
+class VmiController(_KubeVirtReconciler):
     name = "virt-controller-vmi"
 
-    def __init__(self, world: World, kv: KubeVirt) -> None:
-        super().__init__(world)
-        self.kv = kv
-
     def on_event(self, ev: WatchEvent) -> None:
-        m = ev.object["metadata"]
         if ev.rt.key == r.VMIS.key and ev.type != "DELETED":
-            self.queue.add((m["namespace"], m["name"]))
+            self._queue_object(ev.object)
         elif ev.rt.key == r.PODS.key:
-            ref = controller_ref(ev.object)
-            if ref is not None and ref.get("kind") == "VirtualMachineInstance":
-                self.queue.add((m["namespace"], str(ref.get("name", ""))))
+            self._queue_controller(ev.object, "VirtualMachineInstance")
         elif ev.rt.key == r.VMS.key and ev.type == "DELETED":
-            self.queue.add((m["namespace"], m["name"]))
+            self._queue_object(ev.object)
 
     def resync(self) -> None:
-        for vmi in self.store.iter_raw(r.VMIS):
-            self.queue.add((vmi["metadata"]["namespace"], vmi["metadata"]["name"]))
+        self._queue_all(r.VMIS)
 
     async def handle(self, key: Key) -> None:
         ns, name = key
@@ -816,25 +825,17 @@ class VmiController(Reconciler):
 
 
 # ----------------------------------------------------------------------------- virt-handler
-class Handler(Reconciler):
+class Handler(_KubeVirtReconciler):
     name = "virt-handler"
 
-    def __init__(self, world: World, kv: KubeVirt) -> None:
-        super().__init__(world)
-        self.kv = kv
-
     def on_event(self, ev: WatchEvent) -> None:
-        m = ev.object["metadata"]
         if ev.rt.key == r.VMIS.key and ev.type != "DELETED":
-            self.queue.add((m["namespace"], m["name"]))
+            self._queue_object(ev.object)
         elif ev.rt.key == r.PODS.key and ev.type != "DELETED":
-            ref = controller_ref(ev.object)
-            if ref is not None and ref.get("kind") == "VirtualMachineInstance":
-                self.queue.add((m["namespace"], str(ref.get("name", ""))))
+            self._queue_controller(ev.object, "VirtualMachineInstance")
 
     def resync(self) -> None:
-        for vmi in self.store.iter_raw(r.VMIS):
-            self.queue.add((vmi["metadata"]["namespace"], vmi["metadata"]["name"]))
+        self._queue_all(r.VMIS)
 
     async def handle(self, key: Key) -> None:
         vmi = self.store.get(r.VMIS, key[0], key[1])
@@ -912,12 +913,11 @@ class Handler(Reconciler):
 
 
 # ----------------------------------------------------------------------------- migration
-class MigrationController(Reconciler):
+class MigrationController(_KubeVirtReconciler):
     name = "virt-controller-migration"
 
     def __init__(self, world: World, kv: KubeVirt) -> None:
-        super().__init__(world)
-        self.kv = kv
+        super().__init__(world, kv)
         self.switchovers: dict[str, float] = {}
 
     @property
@@ -930,7 +930,7 @@ class MigrationController(Reconciler):
     def on_event(self, ev: WatchEvent) -> None:
         m = ev.object["metadata"]
         if ev.rt.key == r.VMIMS.key and ev.type != "DELETED":
-            self.queue.add((m["namespace"], m["name"]))
+            self._queue_object(ev.object)
         elif ev.rt.key in (r.PODS.key, r.VMIS.key):
             ns = m["namespace"]
             vmi_name = (
@@ -949,8 +949,7 @@ class MigrationController(Reconciler):
                     self.queue.add((ns, vmim["metadata"]["name"]))
 
     def resync(self) -> None:
-        for vmim in self.store.iter_raw(r.VMIMS):
-            self.queue.add((vmim["metadata"]["namespace"], vmim["metadata"]["name"]))
+        self._queue_all(r.VMIMS)
 
     def _set_phase(self, vmim: JSON, phase: str, **extra: Any) -> JSON:
         def edit(obj: JSON) -> None:
@@ -973,11 +972,8 @@ class MigrationController(Reconciler):
             or vmim
         )
 
-    def _fail(self, vmim: JSON, message: str) -> None:
-        vmim = self._set_phase(vmim, "Failed")
-        self.kv.event(
-            vmim, "Warning", "FailedMigration", message, component="virtualmachine-migration-controller"
-        )
+    def _release(self, vmim: JSON) -> None:
+        """Drop the migration finalizer: the migration is final."""
         self.store.mutate(
             r.VMIMS,
             vmim["metadata"]["namespace"],
@@ -985,6 +981,13 @@ class MigrationController(Reconciler):
             _drop_finalizers(MIGRATION_FINALIZER),
             user_agent=self.kv.controller_ua,
         )
+
+    def _fail(self, vmim: JSON, message: str) -> None:
+        vmim = self._set_phase(vmim, "Failed")
+        self.kv.event(
+            vmim, "Warning", "FailedMigration", message, component="virtualmachine-migration-controller"
+        )
+        self._release(vmim)
 
     def _target_pod(self, vmim: JSON, vmi: JSON) -> JSON | None:
         uid = vmim["metadata"]["uid"]
@@ -1193,13 +1196,7 @@ class MigrationController(Reconciler):
             "Source node reported migration succeeded",
             component="virtualmachine-migration-controller",
         )
-        self.store.mutate(
-            r.VMIMS,
-            vmim["metadata"]["namespace"],
-            vmim["metadata"]["name"],
-            _drop_finalizers(MIGRATION_FINALIZER),
-            user_agent=self.kv.controller_ua,
-        )
+        self._release(vmim)
 
     def _create_target(self, vmim: JSON, vmi: JSON) -> str | None:
         """``migration.go`` ``createTargetPod`` (L889-1040)."""
@@ -1321,20 +1318,15 @@ def _filter_keys(values: dict[str, str], filters: list[str] | None) -> dict[str,
     return kept
 
 
-class CloneController(Reconciler):
+class CloneController(_KubeVirtReconciler):
     name = "virt-controller-clone"
-
-    def __init__(self, world: World, kv: KubeVirt) -> None:
-        super().__init__(world)
-        self.kv = kv
 
     def on_event(self, ev: WatchEvent) -> None:
         if ev.rt.key == r.VM_CLONES.key and ev.type != "DELETED":
-            self.queue.add((ev.object["metadata"]["namespace"], ev.object["metadata"]["name"]))
+            self._queue_object(ev.object)
 
     def resync(self) -> None:
-        for c in self.store.iter_raw(r.VM_CLONES):
-            self.queue.add((c["metadata"]["namespace"], c["metadata"]["name"]))
+        self._queue_all(r.VM_CLONES)
 
     def _phase(self, clone: JSON, phase: str, **extra: Any) -> JSON:
         def edit(obj: JSON) -> None:

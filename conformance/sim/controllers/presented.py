@@ -143,6 +143,29 @@ def _component_pod(world: World, name: str, namespace: str, image: str, labels: 
     )
 
 
+def _system_subnet(name: str, prefix: str, *, default: bool, nat: bool) -> JSON:
+    """One of the Subnets kube-ovn creates at install (``ovn-default``, ``join``): ``<prefix>.0/16``, gateway ``.1``."""
+    return {
+        "apiVersion": "kubeovn.io/v1",
+        "kind": "Subnet",
+        "metadata": {"name": name},
+        "spec": {
+            "cidrBlock": f"{prefix}.0/16",
+            "gateway": f"{prefix}.1",
+            "excludeIps": [f"{prefix}.1"],
+            "vpc": kubeovn.DEFAULT_VPC,
+            "provider": "ovn",
+            "protocol": "IPv4",
+            "default": default,
+            "gatewayType": "distributed",
+            "natOutgoing": nat,
+            "private": False,
+            "enableLb": True,
+            "gatewayNode": "",
+        },
+    }
+
+
 def _seed_kube_ovn(world: World, ua: str) -> None:
     config = world.config
     version = config.kube_ovn_version
@@ -156,54 +179,8 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
         {"apiVersion": "kubeovn.io/v1", "kind": "Vpc", "metadata": {"name": "ovn-cluster"}, "spec": {}},
         ua,
     )
-    _ensure(
-        world,
-        r.SUBNETS,
-        {
-            "apiVersion": "kubeovn.io/v1",
-            "kind": "Subnet",
-            "metadata": {"name": kubeovn.DEFAULT_SUBNET},
-            "spec": {
-                "cidrBlock": "10.16.0.0/16",
-                "gateway": "10.16.0.1",
-                "excludeIps": ["10.16.0.1"],
-                "vpc": kubeovn.DEFAULT_VPC,
-                "provider": "ovn",
-                "protocol": "IPv4",
-                "default": True,
-                "gatewayType": "distributed",
-                "natOutgoing": True,
-                "private": False,
-                "enableLb": True,
-                "gatewayNode": "",
-            },
-        },
-        ua,
-    )
-    _ensure(
-        world,
-        r.SUBNETS,
-        {
-            "apiVersion": "kubeovn.io/v1",
-            "kind": "Subnet",
-            "metadata": {"name": kubeovn.JOIN_SUBNET},
-            "spec": {
-                "cidrBlock": "100.64.0.0/16",
-                "gateway": "100.64.0.1",
-                "excludeIps": ["100.64.0.1"],
-                "vpc": kubeovn.DEFAULT_VPC,
-                "provider": "ovn",
-                "protocol": "IPv4",
-                "default": False,
-                "gatewayType": "distributed",
-                "natOutgoing": False,
-                "private": False,
-                "enableLb": True,
-                "gatewayNode": "",
-            },
-        },
-        ua,
-    )
+    _ensure(world, r.SUBNETS, _system_subnet(kubeovn.DEFAULT_SUBNET, "10.16.0", default=True, nat=True), ua)
+    _ensure(world, r.SUBNETS, _system_subnet(kubeovn.JOIN_SUBNET, "100.64.0", default=False, nat=False), ua)
     controller_ua = f"kube-ovn-controller/{version}"
     # Node join addresses (``handleAddNode``): IP CR ``node-<node>`` owned by the Node.
     for i, node in enumerate(scheduler.node_names(config.workers)):

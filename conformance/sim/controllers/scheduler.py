@@ -85,6 +85,16 @@ PROBE_COUNT = "kovc.io/probe-count"
 PROBE_DURATION_MS = "kovc.io/probe-duration-ms"
 DEFAULT_PROBE_INTERVAL_MS = 100
 SCHEDULER_UA = "default-scheduler"
+# A simulated node's capacity, reported as allocatable too (nothing reserved for the system).
+NODE_RESOURCES = {
+    "cpu": "8",
+    "memory": "16374584Ki",
+    "pods": "110",
+    "ephemeral-storage": "102626232Ki",
+    "devices.kubevirt.io/kvm": "1k",
+    "devices.kubevirt.io/tun": "1k",
+    "devices.kubevirt.io/vhost-net": "1k",
+}
 
 
 def worker_names(workers: int) -> list[str]:
@@ -149,24 +159,8 @@ def seed_nodes(world: World) -> None:
                         {"type": "InternalIP", "address": node_address(world, node)},
                         {"type": "Hostname", "address": node},
                     ],
-                    "capacity": {
-                        "cpu": "8",
-                        "memory": "16374584Ki",
-                        "pods": "110",
-                        "ephemeral-storage": "102626232Ki",
-                        "devices.kubevirt.io/kvm": "1k",
-                        "devices.kubevirt.io/tun": "1k",
-                        "devices.kubevirt.io/vhost-net": "1k",
-                    },
-                    "allocatable": {
-                        "cpu": "8",
-                        "memory": "16374584Ki",
-                        "pods": "110",
-                        "ephemeral-storage": "102626232Ki",
-                        "devices.kubevirt.io/kvm": "1k",
-                        "devices.kubevirt.io/tun": "1k",
-                        "devices.kubevirt.io/vhost-net": "1k",
-                    },
+                    "capacity": dict(NODE_RESOURCES),
+                    "allocatable": dict(NODE_RESOURCES),
                     "conditions": [
                         {
                             "type": t,
