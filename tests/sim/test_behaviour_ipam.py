@@ -3,49 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
+from behaviour_helpers import JSON, UA, bridge_vm, make_namespace, pod_running, sim
 
 from conformance.sim import resources as r
-from conformance.sim import world
-from conformance.sim.config import SimConfig
 from conformance.sim.store import ApiError, Store
-from conformance.sim.view import until, world_of
-
-JSON = dict[str, Any]
-UA = "kovc/test"
-
-
-def sim(coro: Callable[[Store], Awaitable[None]], **config: Any) -> None:
-    async def main() -> None:
-        async with world.running(SimConfig(**config)) as store:
-            await coro(store)
-            assert not world_of(store).errors, "\n".join(world_of(store).errors)
-
-    asyncio.run(main())
+from conformance.sim.view import until
 
 
 def vm_manifest(name: str, namespace: str, ip: str | None, annotations: dict[str, str] | None = None) -> JSON:
     tann = dict(annotations or {})
     if ip:
         tann["ovn.kubernetes.io/ip_address"] = ip
-    return {
-        "apiVersion": "kubevirt.io/v1",
-        "kind": "VirtualMachine",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "runStrategy": "Always",
-            "template": {
-                "metadata": {"annotations": tann},
-                "spec": {
-                    "domain": {"devices": {"interfaces": [{"name": "default", "bridge": {}}]}},
-                    "networks": [{"name": "default", "pod": {}}],
-                },
-            },
-        },
-    }
+    return bridge_vm(name, namespace, tann)
 
 
 def pod_manifest(
@@ -65,11 +36,6 @@ def pod_manifest(
     }
 
 
-def ns(store: Store, name: str) -> str:
-    store.create(r.NAMESPACES, {"metadata": {"name": name}}, user_agent=UA)
-    return name
-
-
 async def vm_running(store: Store, namespace: str, name: str) -> JSON:
     def check(s: Store) -> JSON | None:
         vmi = s.get(r.VMIS, namespace, name)
@@ -78,15 +44,6 @@ async def vm_running(store: Store, namespace: str, name: str) -> JSON:
         return None
 
     result: JSON = await until(store, check, f"VMI {namespace}/{name} Running")
-    return result
-
-
-async def pod_running(store: Store, namespace: str, name: str) -> JSON:
-    def check(s: Store) -> JSON | None:
-        pod = s.get(r.PODS, namespace, name)
-        return pod if pod and (pod.get("status") or {}).get("phase") == "Running" else None
-
-    result: JSON = await until(store, check, f"pod {namespace}/{name} Running")
     return result
 
 
@@ -107,7 +64,7 @@ async def acquire_failed(store: Store, namespace: str, prefix: str) -> JSON:
 
 def test_other_key_conflicts_and_is_never_allocated() -> None:
     async def scenario(store: Store) -> None:
-        a = ns(store, "a")
+        a = make_namespace(store, "a")
         store.create(r.VMS, vm_manifest("web", a, "10.16.0.50"), user_agent=UA)
         await vm_running(store, a, "web")
         store.create(r.PODS, pod_manifest("intruder", a, "10.16.0.50"), user_agent=UA)
@@ -128,7 +85,7 @@ def test_plain_pod_named_like_the_vm_takes_over_its_address() -> None:
     """kube-ovn-facts.md §1.7: same namespace, same name = same IPAM key: a real duplicate."""
 
     async def scenario(store: Store) -> None:
-        a = ns(store, "a")
+        a = make_namespace(store, "a")
         store.create(r.VMS, vm_manifest("web", a, "10.16.0.51"), user_agent=UA)
         vmi = await vm_running(store, a, "web")
         before = store.require(r.IPS, "", "web.a")
@@ -155,7 +112,7 @@ def test_plain_pod_named_like_the_vm_takes_over_its_address() -> None:
 
 def test_same_vm_name_in_another_namespace_is_stopped_by_ipam() -> None:
     async def scenario(store: Store) -> None:
-        a, b = ns(store, "a"), ns(store, "b")
+        a, b = make_namespace(store, "a"), make_namespace(store, "b")
         store.create(r.VMS, vm_manifest("web", a, "10.16.0.52"), user_agent=UA)
         await vm_running(store, a, "web")
         store.create(r.VMS, vm_manifest("web", b, "10.16.0.52"), user_agent=UA)
@@ -171,7 +128,7 @@ def test_same_vm_name_in_another_namespace_is_stopped_by_ipam() -> None:
 
 def test_namespace_bound_subnet() -> None:
     async def scenario(store: Store) -> None:
-        bound = ns(store, "bound")
+        bound = make_namespace(store, "bound")
         store.create(
             r.SUBNETS,
             {
@@ -207,7 +164,7 @@ def test_namespace_bound_subnet() -> None:
 
 def test_same_address_in_two_vpcs_is_fine() -> None:
     async def scenario(store: Store) -> None:
-        a = ns(store, "a")
+        a = make_namespace(store, "a")
         store.create(
             r.VPCS,
             {
@@ -260,7 +217,7 @@ def test_same_address_in_two_vpcs_is_fine() -> None:
 
 def test_out_of_range_and_dynamic_allocation() -> None:
     async def scenario(store: Store) -> None:
-        a = ns(store, "a")
+        a = make_namespace(store, "a")
         store.create(r.PODS, pod_manifest("far", a, "10.99.0.5"), user_agent=UA)
         event = await acquire_failed(store, a, "far")
         assert "AddressOutOfRange" in event["message"]
@@ -281,7 +238,7 @@ def test_out_of_range_and_dynamic_allocation() -> None:
 
 def test_static_mac_conflict() -> None:
     async def scenario(store: Store) -> None:
-        a = ns(store, "a")
+        a = make_namespace(store, "a")
         mac = {"ovn.kubernetes.io/mac_address": "00:00:00:11:22:33"}
         store.create(r.PODS, pod_manifest("m1", a, "10.16.0.70", mac), user_agent=UA)
         m1 = await pod_running(store, a, "m1")
@@ -295,7 +252,7 @@ def test_static_mac_conflict() -> None:
 
 def test_completed_plain_pod_releases_its_address() -> None:
     async def scenario(store: Store) -> None:
-        a = ns(store, "a")
+        a = make_namespace(store, "a")
         job = pod_manifest("job", a, "10.16.0.72")
         job["spec"]["containers"][0]["command"] = ["sh", "-c", "echo done"]
         store.create(r.PODS, job, user_agent=UA)
@@ -311,7 +268,7 @@ def test_completed_plain_pod_releases_its_address() -> None:
 
 def test_keep_vm_ip_off_names_the_ip_cr_after_the_pod() -> None:
     async def scenario(store: Store) -> None:
-        a = ns(store, "a")
+        a = make_namespace(store, "a")
         store.create(r.VMS, vm_manifest("web", a, "10.16.0.73"), user_agent=UA)
         vmi = await vm_running(store, a, "web")
         pod = next(

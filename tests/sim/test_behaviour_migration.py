@@ -5,71 +5,21 @@ v1.12 webhook denying the target pod."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
+from behaviour_helpers import JSON, UA, bridge_vm, make_namespace, probe_manifest, sim
 
 from conformance.sim import resources as r
 from conformance.sim import world
-from conformance.sim.config import SimConfig
 from conformance.sim.store import ApiError, Store
 from conformance.sim.view import until, world_of
-
-JSON = dict[str, Any]
-UA = "kovc/test"
-
-
-def sim(coro: Callable[[Store], Awaitable[None]], **config: Any) -> None:
-    async def main() -> None:
-        async with world.running(SimConfig(**config)) as store:
-            await coro(store)
-            assert not world_of(store).errors, "\n".join(world_of(store).errors)
-
-    asyncio.run(main())
 
 
 def vm_manifest(name: str, namespace: str, ip: str, *, migratable: bool = True) -> JSON:
     ann = {"ovn.kubernetes.io/ip_address": ip}
     if migratable:
         ann["kubevirt.io/allow-pod-bridge-network-live-migration"] = "true"
-    return {
-        "apiVersion": "kubevirt.io/v1",
-        "kind": "VirtualMachine",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "runStrategy": "Always",
-            "template": {
-                "metadata": {"annotations": ann},
-                "spec": {
-                    "domain": {"devices": {"interfaces": [{"name": "default", "bridge": {}}]}},
-                    "networks": [{"name": "default", "pod": {}}],
-                },
-            },
-        },
-    }
-
-
-def probe_manifest(
-    name: str, namespace: str, target: str, interval_ms: int, count: int | None = None
-) -> JSON:
-    ann = {"kovc.io/probe-target": target, "kovc.io/probe-interval-ms": str(interval_ms)}
-    if count is not None:
-        ann["kovc.io/probe-count"] = str(count)
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"kovc.io/probe": "true"},
-            "annotations": ann,
-        },
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "probe", "image": "busybox", "command": ["sh", "-c", "ping; exit 0"]}],
-        },
-    }
+    return bridge_vm(name, namespace, ann)
 
 
 async def running_vmi(store: Store, ns: str, name: str) -> JSON:
@@ -88,16 +38,11 @@ async def running_vmi(store: Store, ns: str, name: str) -> JSON:
     return result
 
 
-def setup_ns(store: Store, name: str) -> str:
-    store.create(r.NAMESPACES, {"metadata": {"name": name}}, user_agent=UA)
-    return name
-
-
 def test_migration_succeeds_across_nodes_with_the_modelled_gap() -> None:
     gap = 0.2
 
     async def scenario(store: Store) -> None:
-        ns = setup_ns(store, "mig")
+        ns = make_namespace(store, "mig")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.80"), user_agent=UA)
         vmi = await running_vmi(store, ns, "web")
@@ -106,7 +51,8 @@ def test_migration_succeeds_across_nodes_with_the_modelled_gap() -> None:
             p for p in store.list(r.PODS, ns)[0] if p["metadata"]["name"].startswith("virt-launcher-")
         ]
         ip_uid = store.require(r.IPS, "", "web.mig")["metadata"]["uid"]
-        store.create(r.PODS, probe_manifest("watch", ns, "10.16.0.80", 10), user_agent=UA)
+        watch = probe_manifest("watch", ns, "10.16.0.80", count=None, interval_ms=10, command="ping; exit 0")
+        store.create(r.PODS, watch, user_agent=UA)
         lines = world_of(store).pod_logs
         await until(store, lambda s: len(lines.get((ns, "watch"), [])) >= 5, "the probe answering")
         assert world.vm_action(store, cfg, ns, "web", "migrate", {}, UA) == {}
@@ -174,7 +120,7 @@ def test_migration_succeeds_across_nodes_with_the_modelled_gap() -> None:
 
 def test_migration_fails_clearly_with_one_schedulable_node() -> None:
     async def scenario(store: Store) -> None:
-        ns = setup_ns(store, "onenode")
+        ns = make_namespace(store, "onenode")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.81"), user_agent=UA)
         vmi = await running_vmi(store, ns, "web")
@@ -214,7 +160,7 @@ def test_migration_fails_clearly_with_one_schedulable_node() -> None:
 
 def test_bridge_binding_without_the_annotation_is_not_migratable() -> None:
     async def scenario(store: Store) -> None:
-        ns = setup_ns(store, "bridge")
+        ns = make_namespace(store, "bridge")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.82", migratable=False), user_agent=UA)
         vmi = await running_vmi(store, ns, "web")
@@ -248,7 +194,7 @@ def test_bridge_binding_without_the_annotation_is_not_migratable() -> None:
 
 def test_v1_12_webhook_denies_the_migration_target() -> None:
     async def scenario(store: Store) -> None:
-        ns = setup_ns(store, "old")
+        ns = make_namespace(store, "old")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.83"), user_agent=UA)
         vmi = await running_vmi(store, ns, "web")
@@ -278,7 +224,7 @@ def test_v1_12_webhook_denies_the_migration_target() -> None:
 
 def test_second_migration_while_one_is_in_flight_is_refused() -> None:
     async def scenario(store: Store) -> None:
-        ns = setup_ns(store, "twice")
+        ns = make_namespace(store, "twice")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.84"), user_agent=UA)
         await running_vmi(store, ns, "web")

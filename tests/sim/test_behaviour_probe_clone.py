@@ -4,90 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+
+from behaviour_helpers import JSON, UA, bridge_vm, make_namespace, pod_finished, probe_manifest, sim
 
 from conformance.sim import resources as r
 from conformance.sim import world
-from conformance.sim.config import SimConfig
 from conformance.sim.store import Store
 from conformance.sim.view import until, world_of
 
-JSON = dict[str, Any]
-UA = "kovc/test"
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z (reply|no reply) from (\S+) seq=(\d+)$")
-
-
-def sim(coro: Callable[[Store], Awaitable[None]], **config: Any) -> None:
-    async def main() -> None:
-        async with world.running(SimConfig(**config)) as store:
-            await coro(store)
-            assert not world_of(store).errors, "\n".join(world_of(store).errors)
-
-    asyncio.run(main())
 
 
 def vm_manifest(name: str, namespace: str, ip: str | None) -> JSON:
     ann = {"kubevirt.io/allow-pod-bridge-network-live-migration": "true", "custom.example.com/keep": "yes"}
     if ip:
         ann.update({"ovn.kubernetes.io/ip_address": ip, "ovn.kubernetes.io/mac_address": "00:00:00:12:34:56"})
-    return {
-        "apiVersion": "kubevirt.io/v1",
-        "kind": "VirtualMachine",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "annotations": {"ovn.kubernetes.io/note": "vm-level"},
-            "labels": {"team": "a"},
-        },
-        "spec": {
-            "runStrategy": "Always",
-            "template": {
-                "metadata": {"annotations": ann, "labels": {"app": name}},
-                "spec": {
-                    "domain": {"devices": {"interfaces": [{"name": "default", "bridge": {}}]}},
-                    "networks": [{"name": "default", "pod": {}}],
-                },
-            },
-        },
-    }
-
-
-def probe(
-    name: str,
-    namespace: str,
-    target: str,
-    *,
-    count: int | None,
-    interval_ms: int = 10,
-    subnet: str | None = None,
-) -> JSON:
-    ann = {"kovc.io/probe-target": target, "kovc.io/probe-interval-ms": str(interval_ms)}
-    if count is not None:
-        ann["kovc.io/probe-count"] = str(count)
-    if subnet:
-        ann["ovn.kubernetes.io/logical_switch"] = subnet
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"kovc.io/probe": "true"},
-            "annotations": ann,
-        },
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [
-                {"name": "probe", "image": "busybox", "command": ["sh", "-c", "ping -c 3 x; exit 0"]}
-            ],
-        },
-    }
-
-
-def make_ns(store: Store, name: str) -> str:
-    store.create(r.NAMESPACES, {"metadata": {"name": name}}, user_agent=UA)
-    return name
+    return bridge_vm(
+        name,
+        namespace,
+        ann,
+        metadata={"annotations": {"ovn.kubernetes.io/note": "vm-level"}, "labels": {"team": "a"}},
+        template_labels={"app": name},
+    )
 
 
 async def vm_ready(store: Store, ns: str, name: str) -> JSON:
@@ -107,23 +45,14 @@ async def vm_ready(store: Store, ns: str, name: str) -> JSON:
     return result
 
 
-async def finished(store: Store, ns: str, name: str) -> JSON:
-    def check(s: Store) -> JSON | None:
-        pod = s.get(r.PODS, ns, name)
-        return pod if pod and (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
-
-    result: JSON = await until(store, check, f"pod {ns}/{name} finished")
-    return result
-
-
 def test_one_shot_probes_reply_or_fail() -> None:
     async def scenario(store: Store) -> None:
-        ns = make_ns(store, "probe")
+        ns = make_namespace(store, "probe")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.90"), user_agent=UA)
         await vm_ready(store, ns, "web")
-        store.create(r.PODS, probe("hit", ns, "10.16.0.90", count=4), user_agent=UA)
-        store.create(r.PODS, probe("miss", ns, "10.16.0.91", count=3), user_agent=UA)
-        hit, miss = await finished(store, ns, "hit"), await finished(store, ns, "miss")
+        store.create(r.PODS, probe_manifest("hit", ns, "10.16.0.90", count=4), user_agent=UA)
+        store.create(r.PODS, probe_manifest("miss", ns, "10.16.0.91", count=3), user_agent=UA)
+        hit, miss = await pod_finished(store, ns, "hit"), await pod_finished(store, ns, "miss")
         assert hit["status"]["phase"] == "Succeeded"
         assert hit["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
         assert miss["status"]["phase"] == "Failed"
@@ -142,7 +71,7 @@ def test_one_shot_probes_reply_or_fail() -> None:
 
 def test_probe_from_another_vpc_gets_no_reply_and_a_stopped_vm_neither() -> None:
     async def scenario(store: Store) -> None:
-        ns = make_ns(store, "vpcs")
+        ns = make_namespace(store, "vpcs")
         store.create(
             r.VPCS,
             {"apiVersion": "kubeovn.io/v1", "kind": "Vpc", "metadata": {"name": "vpc2"}, "spec": {}},
@@ -160,20 +89,20 @@ def test_probe_from_another_vpc_gets_no_reply_and_a_stopped_vm_neither() -> None
         )
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.92"), user_agent=UA)
         await vm_ready(store, ns, "web")
-        store.create(r.PODS, probe("far", ns, "10.16.0.92", count=2, subnet="v2"), user_agent=UA)
-        assert (await finished(store, ns, "far"))["status"]["phase"] == "Failed"
+        store.create(r.PODS, probe_manifest("far", ns, "10.16.0.92", count=2, subnet="v2"), user_agent=UA)
+        assert (await pod_finished(store, ns, "far"))["status"]["phase"] == "Failed"
         world.vm_action(store, world_of(store).config, ns, "web", "stop", {}, UA)
         await until(store, lambda s: s.get(r.VMIS, ns, "web") is None, "web stopped")
-        store.create(r.PODS, probe("after-stop", ns, "10.16.0.92", count=2), user_agent=UA)
-        assert (await finished(store, ns, "after-stop"))["status"]["phase"] == "Failed"
+        store.create(r.PODS, probe_manifest("after-stop", ns, "10.16.0.92", count=2), user_agent=UA)
+        assert (await pod_finished(store, ns, "after-stop"))["status"]["phase"] == "Failed"
 
     sim(scenario)
 
 
 def test_continuous_probe_stops_when_deleted() -> None:
     async def scenario(store: Store) -> None:
-        ns = make_ns(store, "cont")
-        store.create(r.PODS, probe("forever", ns, "10.16.0.93", count=None), user_agent=UA)
+        ns = make_namespace(store, "cont")
+        store.create(r.PODS, probe_manifest("forever", ns, "10.16.0.93", count=None), user_agent=UA)
         lines = world_of(store).pod_logs
         await until(store, lambda s: len(lines.get((ns, "forever"), [])) >= 3, "pings logged")
         assert store.require(r.PODS, ns, "forever")["status"]["phase"] == "Running"
@@ -188,7 +117,7 @@ def test_continuous_probe_stops_when_deleted() -> None:
 
 def test_unfiltered_clone_copies_the_static_ip_and_is_denied() -> None:
     async def scenario(store: Store) -> None:
-        ns = make_ns(store, "clone")
+        ns = make_namespace(store, "clone")
         store.create(r.VMS, vm_manifest("src", ns, "10.16.0.94"), user_agent=UA)
         await vm_ready(store, ns, "src")
         store.create(
@@ -234,7 +163,7 @@ def test_unfiltered_clone_copies_the_static_ip_and_is_denied() -> None:
 
 def test_clone_with_annotation_filters_drops_the_static_ip() -> None:
     async def scenario(store: Store) -> None:
-        ns = make_ns(store, "filtered")
+        ns = make_namespace(store, "filtered")
         store.create(r.VMS, vm_manifest("src", ns, "10.16.0.95"), user_agent=UA)
         await vm_ready(store, ns, "src")
         store.create(
@@ -377,7 +306,7 @@ def test_webhook_policy_override_keeps_the_default_webhook_tag() -> None:
         assert (
             hook["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/kubeovn/kube-ovn:v1.16.2"
         )
-        ns = make_ns(store, "ref")
+        ns = make_namespace(store, "ref")
         spoof = {
             "apiVersion": "v1",
             "kind": "Pod",

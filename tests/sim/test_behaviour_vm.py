@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from behaviour_helpers import JSON, UA, make_namespace
 
 from conformance.sim import resources as r
 from conformance.sim import world
@@ -19,8 +20,6 @@ from conformance.sim.config import SimConfig
 from conformance.sim.store import ApiError, Store
 from conformance.sim.view import until, world_of
 
-JSON = dict[str, Any]
-UA = "kovc/test"
 REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
 
 
@@ -60,11 +59,6 @@ def vm_manifest(
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
-
-
-def new_namespace(store: Store, name: str) -> str:
-    store.create(r.NAMESPACES, {"metadata": {"name": name}}, user_agent=UA)
-    return name
 
 
 def launchers(store: Store, namespace: str, vmi: JSON) -> list[JSON]:
@@ -131,7 +125,7 @@ def test_vm_runs_with_the_objects_upstream_creates() -> None:
     measured: list[float] = []
 
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "lifecycle")
+        ns = make_namespace(store, "lifecycle")
         started = time.monotonic()
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.15", labels={"app": "web"}), user_agent=UA)
         vmi = await until(store, running_vmi(ns, "web"), "VM web Running and ready")
@@ -244,7 +238,7 @@ def test_ip_cr_matches_the_upstream_crd_schema() -> None:
     schema = ip_cr_schema()
 
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "schema")
+        ns = make_namespace(store, "schema")
         store.create(r.VMS, vm_manifest("vm1", ns, "10.16.0.20"), user_agent=UA)
         await until(store, running_vmi(ns, "vm1"), "vm1 Running")
         ip = store.require(r.IPS, "", "vm1.schema")
@@ -255,7 +249,7 @@ def test_ip_cr_matches_the_upstream_crd_schema() -> None:
 
 def test_vmi_id_label_only_from_kubevirt_1_7() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "old-kv")
+        ns = make_namespace(store, "old-kv")
         store.create(r.VMS, vm_manifest("vm1", ns), user_agent=UA)
         vmi = await until(store, running_vmi(ns, "vm1"), "vm1 Running")
         (pod,) = launchers(store, ns, vmi)
@@ -268,7 +262,7 @@ def test_vmi_id_label_only_from_kubevirt_1_7() -> None:
 
 def test_restart_keeps_the_ip_cr_with_a_new_vmi_and_pod() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "restart")
+        ns = make_namespace(store, "restart")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.30"), user_agent=UA)
         vmi = await until(store, running_vmi(ns, "web"), "web Running")
         (old_pod,) = launchers(store, ns, vmi)
@@ -293,7 +287,7 @@ def test_restart_keeps_the_ip_cr_with_a_new_vmi_and_pod() -> None:
 
 def test_stop_and_start_keep_the_address() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "stopstart")
+        ns = make_namespace(store, "stopstart")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.31"), user_agent=UA)
         vmi = await until(store, running_vmi(ns, "web"), "web Running")
@@ -342,7 +336,7 @@ def test_stop_and_start_keep_the_address() -> None:
 
 def test_deprecated_running_field_toggles() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "running")
+        ns = make_namespace(store, "running")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("old", ns, running=True), user_agent=UA)
         await until(store, running_vmi(ns, "old"), "old Running")
@@ -359,7 +353,7 @@ def test_deprecated_running_field_toggles() -> None:
 
 def test_manual_run_strategy_uses_state_change_requests() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "manual")
+        ns = make_namespace(store, "manual")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("m", ns, strategy="Manual"), user_agent=UA)
         await asyncio.sleep(0.05)
@@ -384,7 +378,7 @@ def test_manual_run_strategy_uses_state_change_requests() -> None:
 
 def test_vm_admission_checks_the_run_strategy() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "admit")
+        ns = make_namespace(store, "admit")
         both = vm_manifest("both", ns, strategy="Always")
         both["spec"]["running"] = True
         with pytest.raises(ApiError) as err:
@@ -402,7 +396,7 @@ def test_vm_admission_checks_the_run_strategy() -> None:
 
 def test_deleted_launcher_pod_fails_the_vmi_and_a_new_one_replaces_it() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "podkill")
+        ns = make_namespace(store, "podkill")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.32"), user_agent=UA)
         vmi = await until(store, running_vmi(ns, "web"), "web Running")
         (pod,) = launchers(store, ns, vmi)
@@ -427,7 +421,7 @@ def test_deleted_launcher_pod_fails_the_vmi_and_a_new_one_replaces_it() -> None:
 
 def test_vm_delete_releases_the_ip_cr_and_address() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "delete")
+        ns = make_namespace(store, "delete")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.33"), user_agent=UA)
         vmi = await until(store, running_vmi(ns, "web"), "web Running")
         store.delete(r.VMS, ns, "web", user_agent=UA)
@@ -451,7 +445,7 @@ def test_vm_delete_releases_the_ip_cr_and_address() -> None:
 
 def test_vm_recreated_under_the_same_name_gets_its_address() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "recreate")
+        ns = make_namespace(store, "recreate")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.34"), user_agent=UA)
         await until(store, running_vmi(ns, "web"), "web Running")
         # A backlog in kube-ovn-controller's queue: the old VM is gone (and recreated) before the controller
@@ -481,7 +475,7 @@ def test_stopped_then_deleted_vm(version: str, leaks: bool) -> None:
     """#5367: before handleDeleteVM (v1.14.0) a VM stopped before deletion keeps its IP CR and address."""
 
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "leak")
+        ns = make_namespace(store, "leak")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.35"), user_agent=UA)
         await until(store, running_vmi(ns, "web"), "web Running")
@@ -504,7 +498,7 @@ def test_stopped_then_deleted_vm(version: str, leaks: bool) -> None:
 @pytest.mark.parametrize("version", ["v1.13.15", "v1.16.2"])
 def test_running_vm_deleted_releases_on_every_release(version: str) -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "rdel")
+        ns = make_namespace(store, "rdel")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.36"), user_agent=UA)
         await until(store, running_vmi(ns, "web"), "web Running")
         store.delete(r.VMS, ns, "web", user_agent=UA)
@@ -515,7 +509,7 @@ def test_running_vm_deleted_releases_on_every_release(version: str) -> None:
 
 def test_denied_launcher_pod_reports_failed_create_then_recovers() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "deny")
+        ns = make_namespace(store, "deny")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.40"), user_agent=UA)
         await until(store, running_vmi(ns, "web"), "web Running")
         store.create(r.VMS, vm_manifest("db", ns, "10.16.0.40"), user_agent=UA)
@@ -557,7 +551,7 @@ def test_denied_launcher_pod_reports_failed_create_then_recovers() -> None:
 
 def test_webhook_off_admits_and_ipam_decides() -> None:
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "off")
+        ns = make_namespace(store, "off")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.41"), user_agent=UA)
         await until(store, running_vmi(ns, "web"), "web Running")
         store.create(r.VMS, vm_manifest("db", ns, "10.16.0.41"), user_agent=UA)
@@ -584,7 +578,7 @@ def test_namespace_deletion_takes_vms_and_their_addresses() -> None:
     pytest.importorskip("conformance.sim.controllers.namespaces")
 
     async def scenario(store: Store) -> None:
-        ns = new_namespace(store, "doomed")
+        ns = make_namespace(store, "doomed")
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.37"), user_agent=UA)
         await until(store, running_vmi(ns, "web"), "web Running")
         store.delete(r.NAMESPACES, "", ns, user_agent=UA)
