@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results import RunResult
-from .json_report import VERSION_KEYS
+from .json_report import recorded_versions, run_facts
 
 DIRNAME = "allure-results"
 ENVIRONMENT = "environment.properties"
@@ -28,21 +28,7 @@ CATEGORIES = "categories.json"
 def environment(run: RunResult) -> dict[str, str]:
     """The key/value pairs of environment.properties (``kovc report verify`` compares the versions,
     backend, simulated, run_id and profile with report.json)."""
-    env: dict[str, str] = {}
-    for key in VERSION_KEYS:
-        value = run.versions.get(key)
-        if value is not None or key != "kind_node_image":
-            env[key] = value or ""
-    env.update({
-        "backend": run.backend,
-        "simulated": "true" if run.simulated else "false",
-        "sim_model": run.sim_model or "",
-        "run_id": run.run_id,
-        "profile": run.profile,
-        "suite_version": run.suite_version,
-        "verdict": run.verdict,
-    })
-    return env
+    return {**recorded_versions(run), **run_facts(run)}
 
 
 def _escape(text: str, *, key: bool) -> str:

@@ -22,6 +22,25 @@ VERSION_KEYS: tuple[str, ...] = ("kubernetes", "kube_ovn_controller", "kube_ovn_
                                  "kind_node_image")
 
 
+def run_facts(run: RunResult) -> dict[str, str]:
+    """The run facts every file of the bundle states (``kovc report verify`` checks they agree)."""
+    return {
+        "suite_version": run.suite_version,
+        "run_id": run.run_id,
+        "backend": run.backend,
+        "simulated": "true" if run.simulated else "false",
+        "sim_model": run.sim_model or "",
+        "profile": run.profile,
+        "verdict": run.verdict,
+    }
+
+
+def recorded_versions(run: RunResult) -> dict[str, str]:
+    """The component versions as the bundle states them (``kind_node_image`` only when known)."""
+    return {key: run.versions.get(key) or "" for key in VERSION_KEYS
+            if run.versions.get(key) is not None or key != "kind_node_image"}
+
+
 class ReportError(Exception):
     """A report file that cannot be used (unreadable, not JSON, not kovc.report/v1). The message is
     one line naming the file and what is wrong."""

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..results import RequirementResult, RunResult
-from .json_report import VERSION_KEYS
+from .json_report import recorded_versions, run_facts
 
 FILENAME = "junit.xml"
 
@@ -27,21 +27,8 @@ def _x(text: object) -> str:
 
 def suite_properties(run: RunResult) -> dict[str, str]:
     """The ``<testsuite>`` properties; ``kovc report verify`` compares them with report.json."""
-    props = {
-        "suite_version": run.suite_version,
-        "run_id": run.run_id,
-        "backend": run.backend,
-        "simulated": "true" if run.simulated else "false",
-        "sim_model": run.sim_model or "",
-        "profile": run.profile,
-        "verdict": run.verdict,
-        "started": run.started,
-        "finished": run.finished,
-    }
-    for key in VERSION_KEYS:
-        value = run.versions.get(key)
-        if value is not None or key != "kind_node_image":
-            props[f"version.{key}"] = value or ""
+    props = {**run_facts(run), "started": run.started, "finished": run.finished}
+    props.update({f"version.{key}": value for key, value in recorded_versions(run).items()})
     return props
 
 
