@@ -29,8 +29,10 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import string
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +66,8 @@ DUPLICATE_CHECK = "state.no-duplicate-ips"
 FINISH_LOCK_TIMEOUT = 120.0
 
 INTERRUPTED = "the run was interrupted before it finished"
+#: Signals that stop a run the way Ctrl-C does (what CI cancellations and timeouts send).
+STOP_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGHUP")
 LABELS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "not-run": "NOT-RUN"}
 
 
@@ -91,6 +95,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
             # already registered by pytest-kind-ng, with the same dest
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*ids): the catalog requirement IDs a scenario decides")
     config.addinivalue_line("markers", "exclusive: the scenario needs the nodes to itself (one worker)")
@@ -102,9 +107,60 @@ def pytest_configure(config: pytest.Config) -> None:
         _prefer_loadgroup(config)
     state = _RunState.from_config(config)
     config.stash[STATE] = state
+    if not state.is_worker and getattr(config.option, "report_dir", None) and not getattr(config.option, "plan",
+                                                                                       False):
+        # An explicit --report-dir is made ready before anything starts (``kovc run`` did it already;
+        # this covers a plain ``pytest`` run). First hook: before allure-pytest creates --alluredir in it.
+        from .report.reportdir import ReportDirError, prepare
+
+        try:
+            note = prepare(state.report_dir, state.run_id)
+        except ReportDirError as err:
+            raise pytest.UsageError(str(err)) from None
+        if note:
+            print(f"kovc: {note}", file=sys.stderr)
+    state.previous_handlers = _install_stop_handlers(state)
     if getattr(config, "workerinput", {}).get("kovc", {}).get("loadgroup"):
         config.option.loadgroup = True  # the controller chose loadgroup for a plain ``-n N``
     config.pluginmanager.register(_SessionPlugin(state), f"kovc-session-{id(config)}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    for sig, handler in state.previous_handlers.items():
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(sig, handler)
+    state.previous_handlers = {}
+
+
+def _install_stop_handlers(state: _RunState) -> dict[int, Any]:
+    """SIGTERM and SIGHUP stop the run like Ctrl-C: the first one raises KeyboardInterrupt (pytest
+    then stops the scenarios, tears their fixtures down and runs the end of the run: diagnostics,
+    sweep, bundle); another one while that cleanup runs is ignored, so the cleanup completes."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if state.stopped_by is None:
+            state.stopped_by = name
+            state.interrupted = True
+            raise KeyboardInterrupt(name)
+        print(f"kovc: {name} received while the run is being stopped: finishing the cleanup first",
+              file=sys.stderr)
+
+    previous: dict[int, Any] = {}
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            continue
+    return previous
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -181,6 +237,8 @@ class SessionOutcome:
     report_dir: Path | None = None
     provision_error: str | None = None
     error: str | None = None
+    #: The signal that stopped the run (SIGINT, SIGTERM, SIGHUP), None when it ran to its end.
+    stopped_by: str | None = None
 
 
 #: Set at the end of every conformance session in this process (``kovc run`` runs pytest in-process).
@@ -216,6 +274,8 @@ class _RunState:
         self.tests: dict[str, _TestRecord] = {}
         self.printed: set[str] = set()
         self.interrupted = False
+        self.stopped_by: str | None = None
+        self.previous_handlers: dict[int, Any] = {}
         # cluster (per process)
         self.info: ClusterInfo | None = None
         self.provision_error: str | None = None
@@ -842,6 +902,8 @@ class _SessionPlugin:
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         self.state.interrupted = True
+        if self.state.stopped_by is None:
+            self.state.stopped_by = "SIGINT"
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -872,7 +934,7 @@ def finish_run(state: _RunState) -> SessionOutcome | None:
     data = _finish_cluster_record(state)
     if not (state.conformance_run or state.expected or state.tests or data):
         return None
-    outcome = SessionOutcome(report_dir=state.report_dir)
+    outcome = SessionOutcome(report_dir=state.report_dir, stopped_by=state.stopped_by)
     last_session = outcome
     warnings: list[str] = []
     info: ClusterInfo | None = None
@@ -1026,7 +1088,7 @@ def build_result(state: _RunState, info: ClusterInfo | None, warnings: list[str]
     sim_model = info.sim_model if info is not None else (
         state.options.sim.model_name if state.options.backend == "sim" else None)
     if state.interrupted:
-        warnings = [*warnings, "the run was interrupted"]
+        warnings = [*warnings, "the run was interrupted" + (f" by {state.stopped_by}" if state.stopped_by else "")]
     return RunResult(
         suite_version=__version__, run_id=state.run_id, started=state.started, finished=_now(),
         backend=backend, simulated=simulated, profile=state.profile, versions=versions,

@@ -21,9 +21,23 @@ _VERSION_LABELS = (
 )
 
 
+NOT_A_CERTIFICATION = "not a certification"
+
+
+def musts_not_run(run: RunResult) -> list[str]:
+    """The MUSTs of the report that did not run (outside the profile, or the run stopped first)."""
+    return [r.id for r in run.requirements if r.level == "MUST" and r.outcome == "not-run"]
+
+
 def verdict_line(run: RunResult) -> str:
+    """``Verdict: CONFORMANT (exit 0)``; a conformant run of a profile that leaves catalog MUSTs out
+    says so: ``Verdict: CONFORMANT for profile quick (14 MUSTs not run) — not a certification (exit 0)``."""
     verdict = run.verdict
-    line = f"Verdict: {verdict.upper()} (exit {EXIT_CODES[verdict]})"
+    line = f"Verdict: {verdict.upper()}"
+    missing = musts_not_run(run)
+    if verdict == "conformant" and missing:
+        line += f" for profile {run.profile} ({len(missing)} MUSTs not run) — {NOT_A_CERTIFICATION}"
+    line += f" (exit {EXIT_CODES[verdict]})"
     if run.simulated:
         line += f" — {SIMULATED_BANNER}"
     return line
@@ -112,7 +126,8 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
     the verdict line, failed and skipped IDs and the counts per level."""
     if short:
         return _short(run)
-    lines = ["# kovc conformance report", "", f"**{verdict_line(run)}**", ""]
+    # The first line carries the verdict (with "not a certification" when catalog MUSTs did not run).
+    lines = [f"# kovc conformance report — {verdict_line(run)}", "", f"**{verdict_line(run)}**", ""]
     if run.simulated:
         lines += [f"> **{SIMULATED_BANNER}.** The cluster under test was kovc's simulated cluster"
                   + (f" (model: {run.sim_model})" if run.sim_model else "")

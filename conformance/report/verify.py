@@ -1,11 +1,13 @@
 """``kovc report verify [--allow-simulated] DIR``: is a report bundle certifiable?
 
 A bundle is certifiable when it is complete (the required files are there), unmodified (every file
-matches MANIFEST.sha256 and no file was added), self-consistent (report.json's verdict and summary
-follow from its requirements; junit.xml states the same outcomes), conformant (verdict conformant:
-no requirement failed, no MUST skipped or not run, every MUST of the catalog reported), its versions
-are recorded and agree across report.json, junit.xml and environment.properties (a controller/webhook
-version skew is only a warning) and the cluster was real.
+matches MANIFEST.sha256, no file was added, no symbolic link anywhere), self-consistent (report.json's
+verdict and summary follow from its requirements; junit.xml and the Allure results state the same
+outcomes), conformant — judged from the per-requirement outcomes and the catalog, never from the
+stated ``verdict``: every MUST of the catalog ran and passed (so only a ``baseline`` or ``extended``
+run can certify; a ``quick`` run is named with the MUSTs it did not run) and no requirement failed —,
+its versions are recorded and agree across report.json, junit.xml and environment.properties (a
+controller/webhook version skew is only a warning) and the cluster was real.
 
 Exit 0 certifiable, 1 not (one line per broken rule), 2 bad input (one line).
 """
@@ -13,12 +15,15 @@ Exit 0 certifiable, 1 not (one line per broken rule), 2 bad input (one line).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..results import RunResult, verdict
+from ..results import RequirementResult, RunResult, verdict
 from . import allure_env, bundle, json_report, junit
 from .markdown import SIMULATED_BANNER
 
@@ -81,7 +86,22 @@ def _norm(value: object) -> str:
     return str(value)
 
 
+def symlinks(report_dir: Path) -> list[str]:
+    """Relative paths of every symbolic link inside the bundle (files and directories, not followed)."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(report_dir, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(root) / name
+            if path.is_symlink():
+                found.append(path.relative_to(report_dir).as_posix())
+        dirs[:] = sorted(d for d in dirs if not (Path(root) / d).is_symlink())
+    return sorted(found)
+
+
 def _check_integrity(report_dir: Path, out: Verification) -> None:
+    links = symlinks(report_dir)
+    if links:
+        out.reasons.append(f"symbolic links in the bundle (a bundle holds only regular files): {_names(links)}")
     missing = [name for name in bundle.REQUIRED if not (report_dir / name).is_file()]
     if missing:
         out.reasons.append(f"incomplete bundle: missing {_names(missing)}")
@@ -142,29 +162,21 @@ def _check_self_consistency(data: dict[str, Any], run: RunResult, report_dir: Pa
         out.reasons.append("inconsistent report: " + "; ".join(problems))
 
 
+def _catalog_level(req: RequirementResult) -> str:
+    """The requirement's level as the catalog states it (the report's own claim when unknown)."""
+    try:
+        from .. import catalog
+
+        return catalog.get(req.id).level if catalog.exists(req.id) else req.level
+    except ImportError:
+        return "MUST" if req.id in _CONTRACT_MUSTS else req.level
+
+
 def _check_verdict(run: RunResult, out: Verification) -> None:
+    """Certification, recomputed from the per-requirement outcomes and the catalog (the report's
+    ``verdict``, ``selected`` and ``profile`` fields are not trusted): every catalog MUST ran and
+    passed, no requirement failed or errored."""
     reqs = run.requirements
-    stated = run.verdict
-    if stated != "conformant":
-        parts = []
-        env_bad = [r.id for r in reqs if r.family == "env" and r.outcome != "passed"]
-        failed = [r.id for r in reqs if r.outcome == "failed" and r.family != "env"]
-        errors = [r.id for r in reqs if r.outcome == "error" and r.family != "env"]
-        if env_bad:
-            parts.append(f"precondition not met: {_names(env_bad)}")
-        if failed:
-            parts.append(f"failed: {_names(failed)}")
-        if errors:
-            parts.append(f"error: {_names(errors)}")
-        must_skipped = [r.id for r in reqs if r.level == "MUST" and r.outcome == "skipped"
-                        and r.id not in env_bad]
-        must_not_run = [r.id for r in reqs if r.level == "MUST" and r.outcome == "not-run"
-                        and r.id not in env_bad]
-        if must_skipped:
-            parts.append(f"MUST skipped: {_names(must_skipped)}")
-        if must_not_run:
-            parts.append(f"MUST not run: {_names(must_not_run)}")
-        out.reasons.append(f"verdict {stated}" + (": " + "; ".join(parts) if parts else ""))
     by_id = {r.id: r for r in reqs}
     absent = [i for i in CATALOG_MUSTS if i not in by_id]
     downgraded = [i for i in CATALOG_MUSTS if i in by_id and by_id[i].level != "MUST"]
@@ -175,6 +187,99 @@ def _check_verdict(run: RunResult, out: Verification) -> None:
         if downgraded:
             parts.append(f"reported as SHOULD: {_names(downgraded)}")
         out.reasons.append("MUST requirements of the catalog not covered: " + "; ".join(parts))
+    musts = [by_id[i] for i in CATALOG_MUSTS if i in by_id]
+    not_run = [r.id for r in musts if r.outcome == "not-run"]
+    if not_run:
+        # Every one named: this is the list a vendor has to run before the bundle can certify.
+        out.reasons.append(f"{len(not_run)} of {len(CATALOG_MUSTS)} catalog MUSTs did not run (profile "
+                           f"{run.profile}; a certification needs every MUST run and passed: profile "
+                           f"baseline or extended): {', '.join(not_run)}")
+    recomputed = [RequirementResult(id=r.id, level=_catalog_level(r), title=r.title,  # type: ignore[arg-type]
+                                    outcome=r.outcome) for r in reqs]
+    certification = verdict(recomputed, [r.id for r in recomputed], None)
+    if certification == "conformant":
+        return
+    parts = []
+    env_bad = [r.id for r in recomputed if r.family == "env" and r.outcome != "passed"]
+    failed = [r.id for r in recomputed if r.outcome == "failed" and r.family != "env"]
+    errors = [r.id for r in recomputed if r.outcome == "error" and r.family != "env"]
+    if env_bad:
+        parts.append(f"precondition not met: {_names(env_bad)}")
+    if failed:
+        parts.append(f"failed: {_names(failed)}")
+    if errors:
+        parts.append(f"error: {_names(errors)}")
+    must_skipped = [r.id for r in recomputed if r.level == "MUST" and r.outcome == "skipped"
+                    and r.id not in env_bad]
+    if must_skipped:
+        parts.append(f"MUST skipped: {_names(must_skipped)}")
+    if not_run and not parts:
+        parts.append("MUST not run (listed above)")
+    out.reasons.append(f"verdict {certification}" + (": " + "; ".join(parts) if parts else ""))
+
+
+#: Allure result statuses and the requirement outcomes report.json may state for their stories.
+_ALLURE_BAD = ("failed", "broken")
+#: Slack around the run's start/finish for an Allure result's timestamps (clock granularity), seconds.
+_ALLURE_SLACK_S = 120.0
+#: Requirements fed by sub-cases of every scenario: a scenario can fail them alone.
+_COLLECTED = ("state.no-duplicate-ips",)
+
+
+def _epoch(stamp: str) -> float | None:
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_allure(run: RunResult, report_dir: Path, out: Verification) -> None:
+    """Every Allure test result agrees with report.json: a failed or broken result belongs to a
+    requirement reported failed/error, a passed one to a requirement that ran, and each was written
+    during the run (a leftover of another run is named)."""
+    results_dir = report_dir / allure_env.DIRNAME
+    if not results_dir.is_dir():
+        return
+    outcome = {r.id: r.outcome for r in run.requirements}
+    started, finished = _epoch(run.started), _epoch(run.finished)
+    problems: list[str] = []
+    for path in sorted(results_dir.glob("*-result.json")):
+        if path.is_symlink():
+            continue  # named by the symlink rule
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            problems.append(f"{path.name} is unreadable: {type(err).__name__}")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{path.name} is not an Allure result")
+            continue
+        status = str(data.get("status") or "unknown")
+        name = str(data.get("fullName") or data.get("name") or "?")
+        stories = [str(lab.get("value")) for lab in data.get("labels") or []
+                   if isinstance(lab, dict) and lab.get("name") == "story"]
+        where = f"{path.name} ({name}, {status}"
+        unknown = [s for s in stories if s not in outcome]
+        if unknown:
+            problems.append(f"{where}) names requirements absent from report.json: {', '.join(unknown)}")
+            continue
+        if status in _ALLURE_BAD:
+            blamed = [*stories, *_COLLECTED]
+            if not any(outcome.get(s) in ("failed", "error") for s in blamed):
+                problems.append(f"{where}) but report.json reports "
+                                + ", ".join(f"{s} {outcome.get(s)}" for s in stories or ["(no story)"]))
+        elif status == "passed" and any(outcome.get(s) == "not-run" for s in stories):
+            problems.append(f"{where}) but report.json reports "
+                            + ", ".join(f"{s} {outcome.get(s)}" for s in stories if outcome.get(s) == "not-run"))
+        start = data.get("start")
+        if started is not None and finished is not None and isinstance(start, int | float):
+            when = float(start) / 1000.0
+            if when < started - _ALLURE_SLACK_S or when > finished + _ALLURE_SLACK_S:
+                problems.append(f"{where}) was written outside the run ({run.started} – {run.finished})")
+    if problems:
+        out.reasons.append("Allure results disagree with report.json (left over from another run?): "
+                           + "; ".join(problems[:_MAX_NAMES])
+                           + (f" and {len(problems) - _MAX_NAMES} more" if len(problems) > _MAX_NAMES else ""))
 
 
 def _facts(run: RunResult) -> dict[str, str]:
@@ -288,6 +393,7 @@ def verify_bundle(report_dir: Path, *, allow_simulated: bool = False) -> Verific
         raise BadInput(f"{report_path}: cannot be read as a kovc run: {err}") from None
     out.run = run
     _check_self_consistency(data, run, report_dir, out)
+    _check_allure(run, report_dir, out)
     _check_verdict(run, out)
     sources = _check_versions(run, report_dir, out)
     _check_simulated(run, sources, allow_simulated, out)
@@ -296,8 +402,11 @@ def verify_bundle(report_dir: Path, *, allow_simulated: bool = False) -> Verific
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Check that a report bundle is certifiable: complete, unmodified, conformant, "
-                          "consistent versions, real cluster. Exit 0 certifiable, 1 not, 2 bad input.")
+    parser.description = ("Check that a report bundle is certifiable: complete, unmodified (no symbolic links), "
+                          "every catalog MUST run and passed (recomputed from the outcomes, never from the "
+                          "stated verdict; a quick run is not a certification), report.json, junit.xml and "
+                          "the Allure results agreeing, consistent versions, real cluster. Exit 0 certifiable, "
+                          "1 not (each reason named), 2 bad input.")
     parser.add_argument("--allow-simulated", action="store_true",
                         help="accept a bundle from the simulated cluster (for testing the suite itself)")
     parser.add_argument("report_dir", metavar="DIR", type=Path, help="the run's --report-dir")
