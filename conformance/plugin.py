@@ -171,6 +171,7 @@ def pytest_configure_node(node: Any) -> None:
         state.shared_dir = _basetemp(node.config)
     node.workerinput["kovc"] = {"run_id": state.run_id, "report_dir": str(state.report_dir),
                                 "shared_dir": str(state.shared_dir), "started": state.started,
+                                "controller_pid": state.controller_pid,
                                 "loadgroup": getattr(node.config.option, "dist", None) == "loadgroup"}
 
 
@@ -266,6 +267,9 @@ class _RunState:
             self.options = BackendOptions.from_namespace(opt, run_id=self.run_id, report_dir=self.report_dir)
         except ValueError as err:  # VersionError, SimOptionError: bad input
             raise pytest.UsageError(str(err)) from None
+        # The process whose end ends the run (a simulated cluster follows it).
+        self.controller_pid = int(handed.get("controller_pid") or os.getpid())
+        self.options.owner_pid = self.controller_pid
         # collection
         self.conformance_run = False
         self.collection_errors = 0

@@ -48,6 +48,9 @@ class BackendOptions:
     timeout_scale: float | None = None
     #: The simulated cluster's settings (``--sim-*`` options and the versions above).
     sim: SimConfig = field(default_factory=SimConfig)
+    #: The process whose end ends a simulated cluster (the run's controller: ``kovc run`` itself, or
+    #: the xdist controller), so that even ``kill -9`` of the run leaves no server behind.
+    owner_pid: int | None = None
 
     @property
     def kube_ovn_version_or_default(self) -> str:

@@ -2,7 +2,10 @@
 
 The server runs in its own process group (so it outlives the xdist worker that started it and a
 Ctrl-C in the terminal does not reach it); the plugin's controller process tears it down once at the
-end of the run. Its kubeconfig lives in the run's work directory; its audit log goes to the report
+end of the run. It also follows the controller's pid (``--exit-with-pid``): when the run dies
+without a teardown — ``kill -9`` — the server stops by itself instead of serving on, re-parented to
+init. (Not ``PR_SET_PDEATHSIG``: the server's parent may be an xdist worker that ends before the
+controller's final sweep, which still needs the cluster.) Its kubeconfig lives in the run's work directory; its audit log goes to the report
 directory (``sim-audit.jsonl``).
 """
 
@@ -99,6 +102,8 @@ class SimBackend:
             argv += ["--sim-faults", repr(cfg.faults)]
         if cfg.seed is not None:
             argv += ["--sim-seed", str(cfg.seed)]
+        if self.options.owner_pid and not self.options.keep_cluster and "--exit-with-pid" in _serve_flags():
+            argv += ["--exit-with-pid", str(self.options.owner_pid)]
         optional = _serve_flags()
         if "--kubevirt-version" in optional and self.options.kubevirt_version:
             argv += ["--kubevirt-version", self.options.kubevirt_version]

@@ -20,6 +20,7 @@ import argparse
 import importlib
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -189,6 +190,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="number of workers the simulated cluster is sized for")
     parser.add_argument("--port", type=int, default=0, metavar="N",
                         help="port to listen on (default: a free one)")
+    parser.add_argument("--exit-with-pid", type=int, default=None, metavar="PID",
+                        help="stop serving as soon as process PID ends (kovc run passes its own pid, so a killed "
+                             "run never leaves its simulated cluster behind)")
     parser.add_argument("--ready-file", type=Path, metavar="F",
                         help="write {url, pid, kubeconfig} as JSON here once serving")
 
@@ -198,6 +202,48 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def watch_pid(pid: int, stop: threading.Event) -> threading.Thread:
+    """Set ``stop`` when process ``pid`` ends — however it ends, ``kill -9`` included. Follows a pidfd
+    (readable when the process exits); without pidfd support (Linux < 5.3, other systems) it checks
+    the process once a second. A pid that is already gone stops at once."""
+
+    def gone() -> None:
+        print(f"kovc sim: process {pid}, which this simulated cluster serves, ended: stopping", file=sys.stderr,
+              flush=True)
+        stop.set()
+
+    def follow() -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            gone()
+            return
+        except (AttributeError, OSError):
+            fd = -1
+        if fd >= 0:
+            try:
+                while not stop.is_set():
+                    readable, _, _ = select.select([fd], [], [], 1.0)
+                    if readable:
+                        gone()
+                        return
+            finally:
+                os.close(fd)
+            return
+        while not stop.wait(1.0):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                gone()
+                return
+            except PermissionError:
+                continue
+
+    thread = threading.Thread(target=follow, name=f"kovc-sim-watch-{pid}", daemon=True)
+    thread.start()
+    return thread
 
 
 def run(args: argparse.Namespace) -> int:
@@ -214,6 +260,9 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    owner: int | None = getattr(args, "exit_with_pid", None)
+    if owner is not None:
+        watch_pid(owner, stop)
     cluster = SimCluster(config)
     ready_file: Path | None = args.ready_file
     try:
