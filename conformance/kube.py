@@ -30,7 +30,7 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
-from . import RUN_LABEL, USER_AGENT
+from . import CREATED_ANNOTATION, RUN_LABEL, USER_AGENT
 
 JSON = dict[str, Any]
 JSONList = list[JSON]
@@ -294,11 +294,15 @@ class Kube:
 
     # ---- generic verbs -------------------------------------------------------------------------
 
-    def _labelled(self, body: JSON) -> JSON:
+    def _labelled(self, body: JSON, *, marked: bool = False) -> JSON:
         body = json.loads(json.dumps(body))  # never mutate the caller's manifest
         labels = body.setdefault("metadata", {}).setdefault("labels", {}) or {}
         labels[RUN_LABEL] = self.run_id
         body["metadata"]["labels"] = labels
+        if marked:  # namespaces and cluster-scoped objects: kovc's creation marker (see kovc cleanup)
+            annotations = body["metadata"].setdefault("annotations", {}) or {}
+            annotations[CREATED_ANNOTATION] = self.run_id
+            body["metadata"]["annotations"] = annotations
         return body
 
     def create(self, kind: Kind | str, namespace: str | None, body: JSON, *, dry_run: bool = False) -> JSON:
@@ -307,7 +311,7 @@ class Kube:
         A create retried after a transient failure that meets 409 AlreadyExists returns the stored
         object when it carries this run's label (the earlier attempt reached the server)."""
         k = kind_of(kind)
-        body = self._labelled(body)
+        body = self._labelled(body, marked=not k.namespaced)
         body.setdefault("apiVersion", k.api_version)
         body.setdefault("kind", k.kind)
         name = body["metadata"].get("name")

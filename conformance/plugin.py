@@ -558,12 +558,22 @@ def kube(request: pytest.FixtureRequest, cluster_info: ClusterInfo) -> Iterator[
     """The suite's client (``conformance.kube.Kube``) for the cluster under test."""
     from .kube import Kube
 
+    from .heartbeat import Heartbeat
+
     state = _state(request.config)
     client = Kube(cluster_info.kubeconfig, cluster_info.context, run_id=state.run_id)
     state.kube = client
-    yield client
-    state.kube = None
-    client.close()
+    # The run's heartbeat (its own client: it renews from a thread), read by `kovc cleanup --all`.
+    beat_client = Kube(cluster_info.kubeconfig, cluster_info.context, run_id=state.run_id)
+    heartbeat = Heartbeat(beat_client, state.run_id)
+    heartbeat.start()
+    try:
+        yield client
+    finally:
+        heartbeat.stop()
+        beat_client.close()
+        state.kube = None
+        client.close()
 
 
 @pytest.fixture(scope="session")
