@@ -158,3 +158,24 @@ def test_kill_9_of_the_run_takes_the_sim_server_with_it(workers: list[str], tmp_
             pass
         for pid in _servers_for(str(report)):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_cleanup_all_mid_run_leaves_the_live_run_alone(served: Served, tmp_path: Path) -> None:
+    """Issue 9 item 7: ``kovc cleanup --all`` while a run is in progress skips it; the run stays
+    conformant, and after it ended nothing of it is left."""
+    report = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--backend", "existing",
+                             "--kubeconfig", str(served.kubeconfig), "--report-dir", str(report),
+                             "--timeout-scale", "0.02", "--profile", "baseline"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    wait_for_vm_create(served.audit, proc)
+    cleanup = subprocess.run([sys.executable, "-m", "conformance", "cleanup", "--all", "--kubeconfig",
+                              str(served.kubeconfig)], capture_output=True, text=True, timeout=60)
+    out, _ = proc.communicate(timeout=300)
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    run_id = json.loads((report / "report.json").read_text())["run_id"]
+    assert f"skipped run {run_id}: live (heartbeat" in cleanup.stdout, cleanup.stdout
+    assert not any(line.startswith("deleted") for line in cleanup.stdout.splitlines()), cleanup.stdout
+    assert proc.returncode == 0, out[-3000:]
+    assert labelled(served.kubeconfig) == []
