@@ -56,12 +56,15 @@ REQUEST_TIMEOUT = (5.0, 30.0)
 KO_TIMEOUT = 60.0
 DEFAULT_WEBHOOK = "pod-ip-validating.kube-ovn.io"
 
-#: (component, label selector, pod name prefix): how the log sources are found, in any namespace.
-COMPONENTS: tuple[tuple[str, str, str], ...] = (
-    ("kube-ovn-controller", "app=kube-ovn-controller", "kube-ovn-controller-"),
-    ("kube-ovn-webhook", "app=kube-ovn-webhook", "kube-ovn-webhook-"),
-    ("virt-controller", "kubevirt.io=virt-controller", "virt-controller-"),
-    ("virt-handler", "kubevirt.io=virt-handler", "virt-handler-"),
+#: (component, kind of its workload, ClusterInfo.extra key naming the detected ``<namespace>/<name>``,
+#: default namespace). Logs come only from the pods that workload owns, in its namespace (a pod
+#: elsewhere, or one merely carrying the same labels or name prefix, is never taken for it).
+COMPONENTS: tuple[tuple[str, str, str, str], ...] = (
+    ("kube-ovn-controller", "Deployment", "kube_ovn_controller", "kube-system"),
+    ("kube-ovn-webhook", "Deployment", "kube_ovn_webhook", "kube-system"),
+    ("virt-api", "Deployment", "kubevirt", "kubevirt"),
+    ("virt-controller", "Deployment", "kubevirt", "kubevirt"),
+    ("virt-handler", "DaemonSet", "kubevirt", "kubevirt"),
 )
 #: (directory, apiVersion, kind, collection path under a namespace).
 NAMESPACED_KINDS: tuple[tuple[str, str, str, str], ...] = (
@@ -350,16 +353,65 @@ def _collect_webhook_configuration(api: _Api, col: _Collector, info: ClusterInfo
         col.write_yaml(f"validatingwebhookconfigurations/{safe_name(_name(config))}.yaml", _strip(config))
 
 
-def _collect_logs(api: _Api, col: _Collector, nodes_of_interest: set[str]) -> None:
-    all_pods: list[JSON] | None = None
-    for component, selector, prefix in COMPONENTS:
-        pods = col.attempt(f"find {component} pods", api.list, "/api/v1/pods", [("labelSelector", selector)])
+def component_workload(component: str, key: str, default_namespace: str,
+                       info: ClusterInfo | None) -> tuple[str, str]:
+    """(namespace, name) of a component's workload: as the backend detected it (``info.extra``:
+    ``kube_ovn_controller``/``kube_ovn_webhook`` name the Deployment, ``kubevirt`` the KubeVirt CR,
+    whose namespace holds the virt-* workloads), else the standard install's."""
+    ref = str(((info.extra if info is not None else None) or {}).get(key) or "")
+    if "/" in ref:
+        namespace, name = ref.split("/", 1)
+        return (namespace, component) if key == "kubevirt" else (namespace, name)
+    return default_namespace, component
+
+
+def _controller_ref(pod: JSON) -> JSON | None:
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return ref
+    return None
+
+
+def owned_by(api: _Api, pod: JSON, kind: str, name: str) -> bool:
+    """Whether ``pod`` belongs to the workload ``kind``/``name`` of its namespace: its controller is
+    the DaemonSet, or a ReplicaSet ``<name>-<pod-template-hash>`` (whose own controller, when it can be
+    read, is the Deployment)."""
+    ref = _controller_ref(pod)
+    if ref is None:
+        return False
+    if kind == "DaemonSet":
+        return ref.get("kind") == "DaemonSet" and ref.get("name") == name
+    if ref.get("kind") != "ReplicaSet":
+        return False
+    rs_name = str(ref.get("name") or "")
+    pod_hash = ((pod.get("metadata") or {}).get("labels") or {}).get("pod-template-hash")
+    if pod_hash:
+        if rs_name != f"{name}-{pod_hash}":
+            return False
+    elif not (rs_name.startswith(f"{name}-") and "-" not in rs_name[len(name) + 1:]):
+        return False
+    ns = _namespace(pod)
+    try:  # the ReplicaSet's own controller, when the run may read ReplicaSets
+        rs = api.get_json(f"/apis/apps/v1/namespaces/{quote(ns, safe='')}/replicasets/{quote(rs_name, safe='')}")
+    except DiagnosticsError:
+        return True  # not readable (RBAC, not served): the name and namespace decide
+    owner = _controller_ref(rs)
+    return owner is not None and owner.get("kind") == "Deployment" and owner.get("name") == name
+
+
+def _collect_logs(api: _Api, col: _Collector, nodes_of_interest: set[str], info: ClusterInfo | None = None) -> None:
+    listed: dict[str, list[JSON] | None] = {}
+    for component, kind, key, default_namespace in COMPONENTS:
+        namespace, workload = component_workload(component, key, default_namespace, info)
+        if namespace not in listed:
+            listed[namespace] = col.attempt(f"list pods in {namespace}", api.list,
+                                            f"/api/v1/namespaces/{quote(namespace, safe='')}/pods")
+        candidates = listed[namespace]
+        if candidates is None:
+            continue
+        pods = [p for p in candidates if owned_by(api, p, kind, workload)]
         if not pods:
-            if all_pods is None:
-                all_pods = col.attempt("list all pods (name-prefix fallback)", api.list, "/api/v1/pods") or []
-            pods = [p for p in all_pods if _name(p).startswith(prefix)]
-        if not pods:
-            col.notes.append(f"{component}: no pod found (label {selector} or name prefix {prefix})")
+            col.notes.append(f"{component}: no pod of {kind} {namespace}/{workload} found")
             continue
         pods.sort(key=lambda p: ((p.get("spec") or {}).get("nodeName") not in nodes_of_interest,
                                  _namespace(p), _name(p)))
@@ -451,8 +503,9 @@ def collect(api_client: ApiClient, out_dir: Path, *, namespaces: Sequence[str], 
     <report_dir>/diagnostics/<requirement id>/. Writes YAML of the VMs, VMIs, VMIMs, pods, IP CRs
     (those of ip_addresses and those in the namespaces' workloads), subnets involved, the namespaces'
     events, the ValidatingWebhookConfiguration(s) carrying pod-ip-validating.kube-ovn.io, logs of
-    kube-ovn-controller, kube-ovn-webhook, virt-controller, virt-handler pods where present (found by
-    name prefix / labels in any namespace), and, on real clusters only (info.simulated False),
+    kube-ovn-controller, kube-ovn-webhook, virt-api, virt-controller, virt-handler pods where present
+    (only the pods their Deployment/DaemonSet owns, in the namespace the backend detected, else
+    kube-system / kubevirt), and, on real clusters only (info.simulated False),
     ``kubectl ko nbctl`` logical switch ports of the addresses when ``kubectl ko`` is available (skip
     silently with a note file otherwise). Never raises on partial failure: errors are written into an
     ``errors.txt`` in out_dir. Each file small and named by kind/name. Returns the files written."""
@@ -478,7 +531,7 @@ def collect(api_client: ApiClient, out_dir: Path, *, namespaces: Sequence[str], 
         ("IP CRs and subnets",
          lambda: _collect_ips_and_subnets(api, col, list(namespaces), addresses, workloads)),
         ("webhook configuration", lambda: _collect_webhook_configuration(api, col, info)),
-        ("component logs", lambda: _collect_logs(api, col, nodes())),
+        ("component logs", lambda: _collect_logs(api, col, nodes(), info)),
         ("OVN northbound", lambda: _collect_ovn_nb(col, info, addresses)),
     ]
     for what, step in steps:

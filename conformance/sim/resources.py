@@ -21,6 +21,12 @@ SERVICEACCOUNTS = ResourceType("", "v1", "ServiceAccount", "serviceaccounts", Tr
                                singular="serviceaccount")
 DEPLOYMENTS = ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status",),
                            singular="deployment", categories=("all",))
+#: The owners of the component pods (pods → ReplicaSet → Deployment; virt-handler pods → DaemonSet), so
+#: that diagnostics can tell a component's pods from any pod carrying the same labels.
+REPLICASETS = ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status",),
+                           singular="replicaset")
+DAEMONSETS = ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",), singular="daemonset",
+                          categories=("all",))
 VWC = ResourceType("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
                    "validatingwebhookconfigurations", False, (), singular="validatingwebhookconfiguration")
 
@@ -46,7 +52,7 @@ SUBRESOURCE_GROUP = "subresources.kubevirt.io"
 VM_ACTIONS = ("start", "stop", "restart", "migrate")
 
 ALL: tuple[ResourceType, ...] = (
-    NAMESPACES, PODS, NODES, EVENTS, SERVICES, CONFIGMAPS, SERVICEACCOUNTS, DEPLOYMENTS, VWC,
+    NAMESPACES, PODS, NODES, EVENTS, SERVICES, CONFIGMAPS, SERVICEACCOUNTS, DEPLOYMENTS, REPLICASETS, DAEMONSETS, VWC,
     VMS, VMIS, VMIMS, KUBEVIRTS, VM_CLONES, IPS, SUBNETS, VPCS,
 )
 

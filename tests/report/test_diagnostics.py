@@ -25,6 +25,11 @@ NS = "kovc-r1-restart"
 # ---------------------------------------------------------------- the simulated cluster
 
 
+def _owner(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": obj["kind"], "name": obj["metadata"]["name"],
+            "uid": obj["metadata"]["uid"], "controller": True}
+
+
 def _seed(store: Any) -> None:
     from conformance.sim import resources as r
 
@@ -72,14 +77,48 @@ def _seed(store: Any) -> None:
                                        "clientConfig": {"caBundle": "QUJD" * 400}}]}, user_agent=ua)
     store.create(r.VWC, {"metadata": {"name": "unrelated"}, "webhooks": [{"name": "other.example.com"}]},
                  user_agent=ua)
+    # The real kube-ovn-controller: Deployment → ReplicaSet kube-ovn-controller-7d9f → pod.
+    dep = store.create(r.DEPLOYMENTS, {"metadata": {"name": "kube-ovn-controller", "namespace": "kube-system"},
+                                       "spec": {"selector": {"matchLabels": {"app": "kube-ovn-controller"}}}},
+                       user_agent=ua)
+    rs = store.create(r.REPLICASETS, {"metadata": {"name": "kube-ovn-controller-7d9f", "namespace": "kube-system",
+                                                   "ownerReferences": [_owner(dep)]}}, user_agent=ua)
     store.create(r.PODS, {"metadata": {"name": "kube-ovn-controller-7d9f-x1", "namespace": "kube-system",
-                                       "labels": {"app": "kube-ovn-controller"}},
+                                       "labels": {"app": "kube-ovn-controller", "pod-template-hash": "7d9f"},
+                                       "ownerReferences": [_owner(rs)]},
                           "spec": {"nodeName": "node-a", "containers": [{"name": "kube-ovn-controller",
                                                                          "image": "x"}]}}, user_agent=ua)
-    # no labels: found by the name-prefix fallback
+    # Impostors (issue 9 item 13): pods that merely carry the labels / the name prefix, in a user's
+    # namespace and in kube-system, and one whose "ReplicaSet" belongs to another Deployment.
+    for i in range(4):
+        store.create(r.PODS, {"metadata": {"name": f"kube-ovn-controller-user-{i}", "namespace": "other",
+                                           "labels": {"app": "kube-ovn-controller"}},
+                              "spec": {"nodeName": "node-b", "containers": [{"name": "kube-ovn-controller",
+                                                                             "image": "x"}]}}, user_agent=ua)
+    store.create(r.PODS, {"metadata": {"name": "kube-ovn-controller-loose", "namespace": "kube-system",
+                                       "labels": {"app": "kube-ovn-controller"}},
+                          "spec": {"nodeName": "node-b", "containers": [{"name": "c", "image": "x"}]}},
+                 user_agent=ua)
+    impostor = store.create(r.DEPLOYMENTS, {"metadata": {"name": "impostor", "namespace": "kube-system"}},
+                            user_agent=ua)
+    fake_rs = store.create(r.REPLICASETS, {"metadata": {"name": "kube-ovn-controller-9x9x", "namespace":
+                                                        "kube-system", "ownerReferences": [_owner(impostor)]}},
+                           user_agent=ua)
+    store.create(r.PODS, {"metadata": {"name": "kube-ovn-controller-9x9x-a1", "namespace": "kube-system",
+                                       "labels": {"app": "kube-ovn-controller", "pod-template-hash": "9x9x"},
+                                       "ownerReferences": [_owner(fake_rs)]},
+                          "spec": {"nodeName": "node-b", "containers": [{"name": "c", "image": "x"}]}},
+                 user_agent=ua)
+    store.create(r.PODS, {"metadata": {"name": "virt-handler-user", "namespace": "other",
+                                       "labels": {"kubevirt.io": "virt-handler"}},
+                          "spec": {"nodeName": "node-b", "containers": [{"name": "virt-handler", "image": "x"}]}},
+                 user_agent=ua)
+    # virt-handler: owned by its DaemonSet, no labels (ownership decides, not labels)
+    ds = store.create(r.DAEMONSETS, {"metadata": {"name": "virt-handler", "namespace": "kubevirt"}}, user_agent=ua)
     for node in ("node-a", "node-b", "node-c", "node-d", "node-e"):
         restarts = 1 if node == "node-b" else 0
-        store.create(r.PODS, {"metadata": {"name": f"virt-handler-{node}", "namespace": "kubevirt"},
+        store.create(r.PODS, {"metadata": {"name": f"virt-handler-{node}", "namespace": "kubevirt",
+                                           "ownerReferences": [_owner(ds)]},
                               "spec": {"nodeName": node,
                                        "containers": [{"name": "virt-handler", "image": "x"}]},
                               "status": {"containerStatuses": [{"name": "virt-handler",
@@ -142,6 +181,11 @@ def test_collect_against_the_simulated_cluster(sim_api: tuple[Any, ClusterInfo],
     assert "subnets/join.yaml" not in files
     assert "validatingwebhookconfigurations/unrelated.yaml" not in files
     assert "errors.txt" not in files, (out / "errors.txt").read_text()
+    # only the components' own pods: none of the impostors' logs
+    logs = sorted(f for f in files if f.startswith("logs/"))
+    assert [f for f in logs if f.startswith("logs/kube-ovn-controller/")] == [
+        "logs/kube-ovn-controller/kube-system.kube-ovn-controller-7d9f-x1.kube-ovn-controller.log"], logs
+    assert not any("user" in f or "loose" in f or "9x9x" in f or "/other." in f for f in logs), logs
     # virt-handler: at most 4 pods, the one on the launcher's node first
     handler_logs = [f for f in files
                     if f.startswith("logs/virt-handler/") and not f.endswith(".previous.log")]
@@ -154,7 +198,7 @@ def test_collect_against_the_simulated_cluster(sim_api: tuple[Any, ClusterInfo],
     events = (out / f"events/{NS}.txt").read_text()
     assert "Warning FailedCreate VirtualMachineInstance/h-k2x9q" in events and "denied the request" in events
     index = (out / "index.txt").read_text()
-    assert "kube-ovn-webhook: no pod found" in index
+    assert "kube-ovn-webhook: no pod of Deployment kube-system/kube-ovn-webhook found" in index
     assert f"addresses: {HOLDER_IP}, 10.16.0.77" in index
     assert "simulated cluster" in (out / "ovn-nb/README.txt").read_text()
     assert all(p.stat().st_size < 64 * 1024 for p in written)
@@ -234,9 +278,14 @@ def test_collect_survives_every_kind_of_failure(tmp_path: Path) -> None:
         "/apis/kubeovn.io/v1/ips": 403,
         "/apis/kubeovn.io/v1/subnets": TimeoutError("read timed out"),
         "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations": RuntimeError("weird"),
-        "/api/v1/pods": {"items": [{"metadata": {"name": "virt-controller-1", "namespace": "kubevirt"},
-                                    "spec": {"containers": [{"name": "virt-controller"}]}}]},
-        "/api/v1/namespaces/kubevirt/pods/virt-controller-1/log": 404,
+        "/api/v1/namespaces/kubevirt/pods": {"items": [{
+            "metadata": {"name": "virt-controller-5d8f-1", "namespace": "kubevirt",
+                         "labels": {"pod-template-hash": "5d8f"},
+                         "ownerReferences": [{"kind": "ReplicaSet", "name": "virt-controller-5d8f",
+                                              "controller": True}]},
+            "spec": {"containers": [{"name": "virt-controller"}]}}]},
+        "/apis/apps/v1/namespaces/kubevirt/replicasets/virt-controller-5d8f": 403,
+        "/api/v1/namespaces/kubevirt/pods/virt-controller-5d8f-1/log": 404,
     })
     out = tmp_path / "diag"
     written = diagnostics.collect(api, out, namespaces=[NS], ip_addresses=[HOLDER_IP], info=None)
@@ -248,7 +297,7 @@ def test_collect_survives_every_kind_of_failure(tmp_path: Path) -> None:
                      "list IP CRs: GET /apis/kubeovn.io/v1/ips: HTTP 403: boom 403",
                      "list subnets: GET /apis/kubeovn.io/v1/subnets: TimeoutError: read timed out",
                      "RuntimeError: weird",
-                     "logs of kubevirt/virt-controller-1 container virt-controller: "):
+                     "logs of kubevirt/virt-controller-5d8f-1 container virt-controller: "):
         assert fragment in errors, (fragment, errors)
     assert out / "errors.txt" in written
     assert (out / "ovn-nb/README.txt").read_text().startswith("skipped: no cluster information")

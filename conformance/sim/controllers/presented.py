@@ -117,19 +117,55 @@ def _deployment(name: str, namespace: str, image: str, args: list[str], ready: b
     }
 
 
+def _owner_ref(obj: JSON) -> JSON:
+    return {"apiVersion": obj.get("apiVersion", "apps/v1"), "kind": obj["kind"], "name": obj["metadata"]["name"],
+            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def _pod_owner(world: World, name: str, namespace: str, image: str, labels: JSON) -> tuple[JSON, JSON]:
+    """The controller that owns a component's pods, as a real cluster has it: a ReplicaSet
+    ``<deployment>-<pod-template-hash>`` owned by the Deployment ``name``, or (virt-handler) the
+    DaemonSet. Returns (owner reference, extra pod labels)."""
+    ua = f"kube-controller-manager/{world.config.kubernetes_version}"
+    template = {"metadata": {"labels": dict(labels)}, "spec": {"containers": [{"name": name, "image": image}]}}
+    if name.startswith("virt-handler"):
+        ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": namespace,
+                                                                         "labels": dict(labels)},
+              "spec": {"selector": {"matchLabels": dict(labels)}, "template": template}}
+        _ensure(world, r.DAEMONSETS, ds, ua)
+        stored = world.store.get(r.DAEMONSETS, namespace, name)
+        assert stored is not None
+        return _owner_ref(stored), {}
+    deployment = world.store.get(r.DEPLOYMENTS, namespace, name)
+    assert deployment is not None, f"no Deployment {namespace}/{name} for its pods"
+    pod_hash = _hash(name + "rs", 10)
+    rs_labels = {**labels, "pod-template-hash": pod_hash}
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": {"name": f"{name}-{pod_hash}", "namespace": namespace, "labels": rs_labels,
+                       "ownerReferences": [_owner_ref(deployment)]},
+          "spec": {"replicas": 1, "selector": {"matchLabels": rs_labels},
+                   "template": {**template, "metadata": {"labels": rs_labels}}}}
+    _ensure(world, r.REPLICASETS, rs, ua)
+    stored = world.store.get(r.REPLICASETS, namespace, rs["metadata"]["name"])
+    assert stored is not None
+    return _owner_ref(stored), {"pod-template-hash": pod_hash}
+
+
 def _component_pod(world: World, name: str, namespace: str, image: str, labels: JSON, node: str) -> None:
     pod_name = (
         f"{name}-{_hash(name + 'rs', 10)}-{_hash(name + node, 5)}"
         if not name.startswith("virt-handler")
         else f"{name}-{_hash(node, 5)}"
     )
+    owner, extra_labels = _pod_owner(world, name, namespace, image, labels)
     _ensure(
         world,
         r.PODS,
         {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": pod_name, "namespace": namespace, "labels": labels},
+            "metadata": {"name": pod_name, "namespace": namespace, "labels": {**labels, **extra_labels},
+                         "ownerReferences": [owner]},
             "spec": {
                 "hostNetwork": True,
                 "nodeName": node,
