@@ -556,9 +556,8 @@ def settings(request: pytest.FixtureRequest, cluster_info: ClusterInfo) -> Setti
 @pytest.fixture(scope="session")
 def kube(request: pytest.FixtureRequest, cluster_info: ClusterInfo) -> Iterator[Any]:
     """The suite's client (``conformance.kube.Kube``) for the cluster under test."""
-    from .kube import Kube
-
     from .heartbeat import Heartbeat
+    from .kube import Kube
 
     state = _state(request.config)
     client = Kube(cluster_info.kubeconfig, cluster_info.context, run_id=state.run_id)

@@ -5,8 +5,8 @@ Ctrl-C in the terminal does not reach it); the plugin's controller process tears
 end of the run. It also follows the controller's pid (``--exit-with-pid``): when the run dies
 without a teardown — ``kill -9`` — the server stops by itself instead of serving on, re-parented to
 init. (Not ``PR_SET_PDEATHSIG``: the server's parent may be an xdist worker that ends before the
-controller's final sweep, which still needs the cluster.) Its kubeconfig lives in the run's work directory; its audit log goes to the report
-directory (``sim-audit.jsonl``).
+controller's final sweep, which still needs the cluster.) Its kubeconfig lives in the run's work
+directory; its audit log goes to the report directory (``sim-audit.jsonl``).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, datetime
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +275,7 @@ def _check_allure(run: RunResult, report_dir: Path, out: Verification) -> None:
         if started is not None and finished is not None and isinstance(start, int | float):
             when = float(start) / 1000.0
             if when < started - _ALLURE_SLACK_S or when > finished + _ALLURE_SLACK_S:
-                problems.append(f"{where}) was written outside the run ({run.started} – {run.finished})")
+                problems.append(f"{where}) was written outside the run ({run.started} to {run.finished})")
     if problems:
         out.reasons.append("Allure results disagree with report.json (left over from another run?): "
                            + "; ".join(problems[:_MAX_NAMES])

@@ -1,4 +1,4 @@
-"""Issue 9 items 1–3, 5 and 14, end to end through ``kovc run --backend sim``:
+"""Issue 9 items 1 to 3, 5 and 14, end to end through ``kovc run --backend sim``:
 
 * an unusable ``--report-dir`` (someone else's files, a file, ``/proc/x``) is one line and exit 2
   before anything starts, and nothing is created;

@@ -140,13 +140,14 @@ def _pod_owner(world: World, name: str, namespace: str, image: str, labels: JSON
     assert deployment is not None, f"no Deployment {namespace}/{name} for its pods"
     pod_hash = _hash(name + "rs", 10)
     rs_labels = {**labels, "pod-template-hash": pod_hash}
-    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-          "metadata": {"name": f"{name}-{pod_hash}", "namespace": namespace, "labels": rs_labels,
+    rs_name = f"{name}-{pod_hash}"
+    rs: JSON = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": {"name": rs_name, "namespace": namespace, "labels": rs_labels,
                        "ownerReferences": [_owner_ref(deployment)]},
           "spec": {"replicas": 1, "selector": {"matchLabels": rs_labels},
                    "template": {**template, "metadata": {"labels": rs_labels}}}}
     _ensure(world, r.REPLICASETS, rs, ua)
-    stored = world.store.get(r.REPLICASETS, namespace, rs["metadata"]["name"])
+    stored = world.store.get(r.REPLICASETS, namespace, rs_name)
     assert stored is not None
     return _owner_ref(stored), {"pod-template-hash": pod_hash}
 
