@@ -114,7 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from .report.reportdir import ReportDirError, prepare
 
         try:
-            note = prepare(state.report_dir, state.run_id)
+            note = prepare(state.report_dir, state.run_id, create=False)
         except ReportDirError as err:
             raise pytest.UsageError(str(err)) from None
         if note:

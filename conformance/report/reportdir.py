@@ -87,10 +87,14 @@ def _move_aside(report_dir: Path) -> Path:
     return previous
 
 
-def prepare(report_dir: Path, run_id: str) -> str | None:
+def prepare(report_dir: Path, run_id: str, *, create: bool = True) -> str | None:
     """Make ``report_dir`` an empty, writable directory for run ``run_id`` holding only its marker;
     returns a note for the console (``None`` when there is nothing to say). Raises
-    :class:`ReportDirError`."""
+    :class:`ReportDirError`.
+
+    ``create=False`` (a plain ``pytest`` run, which may still end without a conformance session):
+    the same checks and the same move of a previous bundle, but what the writability probe created
+    is removed again — the bundle's writer creates the directory when there is something to write."""
     report_dir = Path(report_dir).absolute()
     note: str | None = None
     if report_dir.is_symlink() and not report_dir.exists():
@@ -128,4 +132,10 @@ def prepare(report_dir: Path, run_id: str) -> str | None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(created)
         raise ReportDirError(f"--report-dir {report_dir} is not writable: {_strerror(err)}") from None
+    if not create:
+        with contextlib.suppress(OSError):
+            if created is not None:
+                shutil.rmtree(created)
+            else:
+                (report_dir / MARKER).unlink()
     return note
