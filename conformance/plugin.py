@@ -1030,6 +1030,9 @@ def _sweep_and_check_leaks(state: _RunState, info: ClusterInfo) -> tuple[list[di
     leaked: list[dict[str, Any]] = []
     try:
         left = delete_run_objects(kube, state.run_id, keep_namespaces=kept, include_cluster_scoped=not kept)
+        from .heartbeat import namespace_name
+
+        left = [what for what in left if what != f"namespace/{namespace_name(state.run_id)}"]  # swept by design
         if left:
             warnings.append(f"deleted {len(left)} object(s) the scenarios left: {', '.join(left[:10])}"
                             + (" …" if len(left) > 10 else ""))

@@ -124,7 +124,7 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
             profile: list[str] | None = None) -> Verdict:
     """The run's verdict for the requirements it selected.
 
-    invalid (a precondition ``env.*`` failed or errored; this wins) > non-conformant (any selected
+    invalid (a precondition ``env.*`` failed, errored or was skipped; this wins) > non-conformant (any selected
     requirement failed or errored, MUST or SHOULD) > incomplete (a MUST of the profile was skipped
     or not selected — e.g. narrowed away by ``--requirement``) > conformant. ``profile`` is the IDs
     of the chosen profile; without it every MUST of the catalog counts.
@@ -134,7 +134,9 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
         if req.family == "env" and req.outcome in ("failed", "error"):
             return "invalid"
     for req in requirements:
-        if req.family == "env" and req.outcome != "passed" and req.id in chosen:
+        # A precondition that ran and did not pass voids the run; one that never ran (the run was
+        # stopped first) leaves it incomplete, below.
+        if req.family == "env" and req.outcome not in ("passed", "not-run") and req.id in chosen:
             return "invalid"
     if any(r.outcome in ("failed", "error") for r in requirements if r.id in chosen):
         return "non-conformant"

@@ -146,3 +146,16 @@ def test_venv_and_tox_dirs_are_ignored_by_git() -> None:
              "kovc-report/20261128T100000Z/report.json"]
     proc = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
     assert proc.stdout.split() == paths, proc.stdout + proc.stderr
+
+
+def test_a_run_stopped_before_its_preconditions_ran_is_incomplete_not_invalid() -> None:
+    """Item 4: a signal that stops the run before env.* ran makes it incomplete (exit 3), matching
+    what ``kovc run`` exits with; a precondition that ran and did not pass still makes it invalid."""
+    from conformance.results import RequirementResult, verdict
+
+    reqs = [RequirementResult(id=r.id, level=r.level, title=r.title, outcome="not-run")
+            for r in catalog.all_requirements()]
+    selected = catalog.selection("baseline")
+    assert verdict(reqs, selected, catalog.profile_ids("baseline")) == "incomplete"
+    reqs[0].outcome = "skipped"
+    assert verdict(reqs, selected, catalog.profile_ids("baseline")) == "invalid"
