@@ -53,7 +53,7 @@ from .recorder import (
     PROP_WARNING,
     Recorder,
 )
-from .results import CaseResult, RequirementResult, RunResult, TestRef
+from .results import INTERRUPTED_REASON, CaseResult, RequirementResult, RunResult, TestRef
 from .settings import OPTIONS, SIM_TIMEOUT_SCALE, Settings, default_report_dir, new_run_id, xdist_worker
 
 KIND_PLUGIN = "pytest-kind-ng"
@@ -65,7 +65,7 @@ DUPLICATE_CHECK = "state.no-duplicate-ips"
 #: Bound on the controller's wait for a worker still provisioning when the run ends.
 FINISH_LOCK_TIMEOUT = 120.0
 
-INTERRUPTED = "the run was interrupted before it finished"
+INTERRUPTED = INTERRUPTED_REASON
 #: Signals that stop a run the way Ctrl-C does (what CI cancellations and timeouts send).
 STOP_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGHUP")
 LABELS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "not-run": "NOT-RUN"}

@@ -15,6 +15,9 @@ Outcome = Literal["passed", "failed", "skipped", "error", "not-run"]
 Level = Literal["MUST", "SHOULD"]
 Verdict = Literal["conformant", "non-conformant", "invalid", "incomplete"]
 
+#: The reason of a requirement the run never reached because it was stopped (signal, Ctrl-C).
+INTERRUPTED_REASON = "the run was interrupted before it finished"
+
 #: Exit codes of ``kovc run`` per verdict.
 EXIT_CODES: dict[str, int] = {"conformant": 0, "non-conformant": 1, "invalid": 2, "incomplete": 3}
 
@@ -124,7 +127,8 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
             profile: list[str] | None = None) -> Verdict:
     """The run's verdict for the requirements it selected.
 
-    invalid (a precondition ``env.*`` failed, errored or was skipped; this wins) > non-conformant (any selected
+    invalid (a selected precondition ``env.*`` did not pass, unless the run was stopped before it
+    ran; this wins) > non-conformant (any selected
     requirement failed or errored, MUST or SHOULD) > incomplete (a MUST of the profile was skipped
     or not selected — e.g. narrowed away by ``--requirement``) > conformant. ``profile`` is the IDs
     of the chosen profile; without it every MUST of the catalog counts.
@@ -134,9 +138,10 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
         if req.family == "env" and req.outcome in ("failed", "error"):
             return "invalid"
     for req in requirements:
-        # A precondition that ran and did not pass voids the run; one that never ran (the run was
-        # stopped first) leaves it incomplete, below.
-        if req.family == "env" and req.outcome not in ("passed", "not-run") and req.id in chosen:
+        # A precondition that did not pass voids the run; one the run never reached because it was
+        # stopped first leaves it incomplete, below.
+        stopped_first = req.outcome == "not-run" and req.reason == INTERRUPTED_REASON
+        if req.family == "env" and req.outcome != "passed" and not stopped_first and req.id in chosen:
             return "invalid"
     if any(r.outcome in ("failed", "error") for r in requirements if r.id in chosen):
         return "non-conformant"

@@ -151,11 +151,13 @@ def test_venv_and_tox_dirs_are_ignored_by_git() -> None:
 def test_a_run_stopped_before_its_preconditions_ran_is_incomplete_not_invalid() -> None:
     """Item 4: a signal that stops the run before env.* ran makes it incomplete (exit 3), matching
     what ``kovc run`` exits with; a precondition that ran and did not pass still makes it invalid."""
-    from conformance.results import RequirementResult, verdict
+    from conformance.results import INTERRUPTED_REASON, RequirementResult, verdict
 
-    reqs = [RequirementResult(id=r.id, level=r.level, title=r.title, outcome="not-run")
+    reqs = [RequirementResult(id=r.id, level=r.level, title=r.title, outcome="not-run", reason=INTERRUPTED_REASON)
             for r in catalog.all_requirements()]
     selected = catalog.selection("baseline")
     assert verdict(reqs, selected, catalog.profile_ids("baseline")) == "incomplete"
-    reqs[0].outcome = "skipped"
+    reqs[0].reason = "no scenario collected for it"  # not stopped: the precondition is simply missing
+    assert verdict(reqs, selected, catalog.profile_ids("baseline")) == "invalid"
+    reqs[0].outcome, reqs[0].reason = "skipped", "…"
     assert verdict(reqs, selected, catalog.profile_ids("baseline")) == "invalid"
