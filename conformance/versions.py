@@ -130,7 +130,7 @@ def kube_ovn_release(version: str) -> KubeOvnRelease:
 
 
 #: The releases the verdict self-tests run against: one per distinct behaviour, plus the default.
-REPRESENTATIVE_RELEASES = ("v1.12.0", "v1.13.0", "v1.13.14", "v1.13.15", "v1.14.2", "v1.14.5", "v1.15.0",
+REPRESENTATIVE_RELEASES = ("v1.12.35", "v1.13.0", "v1.13.14", "v1.13.15", "v1.14.2", "v1.14.5", "v1.15.0",
                            "v1.16.2")
 
 
