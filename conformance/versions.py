@@ -53,13 +53,23 @@ class KubeOvnRelease:
     version: str
     #: Name of the built-in webhook conflict policy this release ships (conformance.sim.policies).
     webhook_policy: str
-    #: Whether ``handleDeleteVM`` exists (v1.14.0+, #5390): without it a VM stopped before deletion
-    #: leaks its IP CR (#5367).
+    #: Whether ``handleDeleteVM`` exists (v1.14.0+, #5390, ``pkg/controller/kubevirt.go`` L60-94 at
+    #: v1.16.2): without it the IP CR of a VM stopped before deletion is released only by the periodic
+    #: ``markAndCleanLSP`` on its second pass after the VM is gone, 6-12 min late (#5367;
+    #: ``pkg/controller/gc.go`` L315-436 and ``controller.go`` L1192-1198 at v1.13.14).
     releases_stopped_vm_ip: bool
     #: Whether the chart v2 exists in the tag (Helm install path for the kind backend).
     has_chart_v2: bool
     #: The KubeVirt release this Kube-OVN release branch's CI pins.
     kubevirt_ci_version: str
+    #: v1.15.0+: ``handleDeletePod`` skips a VM (or StatefulSet) pod's IP CR unless its owner is being
+    #: deleted ("skip clean ip CR", ``pod.go`` L1177-1182 at v1.15.0). Before (v1.12-v1.14, e.g.
+    #: ``pod.go`` L1150-1172 at v1.14.41), a VM pod deleted with keep-vm-ip off loses its IP CR at once.
+    skips_vm_pod_ip_cr_cleanup: bool = True
+    #: controller-runtime < v0.15.0 (v1.10.x, v1.11.0-v1.11.16: go.mod v0.12.3 / v0.14.1) puts the denial
+    #: text in ``Status.reason`` (``ValidationResponse``, ``pkg/webhook/admission/response.go`` L63-80 at
+    #: v0.14.1); v0.15.0+ answers reason ``Forbidden`` with the text in ``Status.message``.
+    denial_text_in_reason: bool = False
 
 
 #: Highest existing patch release per minor line (``git tag`` of kubeovn/kube-ovn, verified against the
@@ -126,6 +136,8 @@ def kube_ovn_release(version: str) -> KubeOvnRelease:
         releases_stopped_vm_ip=minor >= 14,
         has_chart_v2=minor >= 14,
         kubevirt_ci_version=_kubevirt_ci_version(minor, patch),
+        skips_vm_pod_ip_cr_cleanup=minor >= 15,
+        denial_text_in_reason=minor == 10 or (minor == 11 and patch <= 16),
     )
 
 
