@@ -52,7 +52,15 @@ from .recorder import (
     Recorder,
 )
 from .results import CaseResult, RequirementResult, RunResult, TestRef
-from .settings import OPTIONS, SIM_TIMEOUT_SCALE, Settings, default_report_dir, new_run_id, xdist_worker
+from .settings import (
+    OPTIONS,
+    SIM_CLOCK_SCALE,
+    SIM_TIMEOUT_SCALE,
+    Settings,
+    default_report_dir,
+    new_run_id,
+    xdist_worker,
+)
 
 KIND_PLUGIN = "pytest-kind-ng"
 KIND_PLUGIN_MODULE = "pytest_kind.plugin"
@@ -479,7 +487,7 @@ def settings(request: pytest.FixtureRequest, cluster_info: ClusterInfo) -> Setti
         scale = SIM_TIMEOUT_SCALE if cluster_info.simulated else 1.0
     state.settings = Settings(
         run_id=state.run_id, worker=worker, worker_index=index, worker_count=count,
-        timeout_scale=float(scale),
+        timeout_scale=float(scale), clock_scale=SIM_CLOCK_SCALE if cluster_info.simulated else 1.0,
         concurrency=int(getattr(opt, "concurrency", 3) or 3),
         max_migration_loss=float(getattr(opt, "max_migration_loss", 3.0) or 3.0),
         webhook_name=cluster_info.webhook_name, keep_on_failure=bool(getattr(opt, "keep_on_failure", False)),

@@ -25,6 +25,11 @@ from . import catalog, versions
 DEFAULT_WEBHOOK_NAME = "pod-ip-validating.kube-ovn.io"
 #: ``--timeout-scale`` on a simulated cluster when not given (its controllers act in milliseconds).
 SIM_TIMEOUT_SCALE = 0.05
+#: Wall seconds per modelled second on the simulated cluster: its periodic behaviours (Kube-OVN's 360 s
+#: LSP garbage collection) run this much faster, and a *fixed* bound of a requirement (one that
+#: ``--timeout-scale`` does not change, e.g. state.ip-released-on-delete's 120 s) is measured on that
+#: clock there. 1 on a real cluster.
+SIM_CLOCK_SCALE = 0.05
 BACKENDS = ("sim", "kind", "existing")
 DIAGNOSTICS = ("each", "once", "never")
 #: pytest-kind-ng's default ``--cluster-name``; when it owns the option, an unchanged default means ours.
@@ -236,9 +241,17 @@ class Settings:
     profile: str = catalog.DEFAULT_PROFILE
     diagnostics: str = "each"
 
+    #: Wall seconds per cluster second: 1 on a real cluster, :data:`SIM_CLOCK_SCALE` on a simulated one.
+    clock_scale: float = 1.0
+
     def timeout(self, seconds: float, minimum: float = 2.0) -> float:
         """``seconds`` times timeout_scale, never below ``minimum``."""
         return max(seconds * self.timeout_scale, minimum)
+
+    def fixed(self, seconds: float) -> float:
+        """A requirement's fixed bound of ``seconds`` (part of its statement): never scaled by
+        ``--timeout-scale``, only measured on the cluster's clock (:attr:`clock_scale`)."""
+        return seconds * self.clock_scale
 
 
 def xdist_worker() -> tuple[str, int, int]:

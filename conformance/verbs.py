@@ -26,13 +26,15 @@ from .kube import JSON, PODS, VM_CLONES, VMIMS, VMIS, VMS, Kube, api_code, descr
 
 #: Base timeouts (seconds, before --timeout-scale).
 T_RUNNING = 120.0       # VMI Running + launcher pod allocated
-T_GONE = 120.0          # an object deleted (IP CR release: the spec's 120 s)
+T_GONE = 120.0          # an object deleted
 T_MIGRATION = 180.0     # a VMIM to succeed
 T_REACH = 180.0         # the guest answering ping (boot under emulation)
 T_DECIDE = 60.0         # a VM challenger's VMI to show a denial or a launcher pod
 T_DRY_RUN = 30.0        # the dryRun cache probe (the spec's 30 s)
 T_ADMITTED_WINDOW = 15.0  # watching an admitted challenger before deleting it
 T_PROBE = 60.0          # a one-shot probe pod to finish
+#: state.ip-released-on-delete's bound, part of its statement: fixed, never scaled by --timeout-scale.
+IP_RELEASE_BOUND = 120.0
 
 #: An echo reply: busybox ``64 bytes from 10.16.0.5: seq=0 ttl=64 time=0.4 ms`` (a real cluster) or the
 #: simulated kubelet's ``<time> reply from 10.16.0.5 seq=0`` (never its ``no reply from …`` lines).
@@ -52,6 +54,7 @@ class _Settings(Protocol):
     timeout_scale: float
 
     def timeout(self, seconds: float, minimum: float = 2.0) -> float: ...
+    def fixed(self, seconds: float) -> float: ...
 
 
 def _attach(name: str, obj: Any) -> None:
@@ -172,6 +175,10 @@ class Actions:
 
     def t(self, seconds: float) -> float:
         return self.settings.timeout(seconds)
+
+    def fixed(self, seconds: float) -> float:
+        """A bound stated in a requirement: on the cluster's clock, not scaled by --timeout-scale."""
+        return self.settings.fixed(seconds)
 
     def probe_interval_ms(self) -> int:
         """200 ms (the spec's ping interval), shortened with the timeout scale (10 ms at least)."""

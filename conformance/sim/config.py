@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .. import versions
+from ..settings import SIM_CLOCK_SCALE
+
+#: kube-ovn-controller's ``--gc-interval`` default (``config.go`` L186 at v1.13.14; ``install.sh``
+#: ``GC_INTERVAL=360``), in modelled seconds.
+KUBE_OVN_GC_INTERVAL = 360.0
 
 
 @dataclass
@@ -28,6 +33,9 @@ class SimConfig:
     step_delay: float = 0.005
     #: Modelled packet-loss window of a live migration's switch-over, seconds.
     migration_gap: float = 0.4
+    #: Wall seconds between kube-ovn-controller's periodic LSP garbage collections (``markAndCleanLSP``);
+    #: 0 disables it, as ``--gc-interval=0`` does. Default: 360 modelled seconds on the sim's clock.
+    gc_interval: float = KUBE_OVN_GC_INTERVAL * SIM_CLOCK_SCALE
     audit_log: str | None = None
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port

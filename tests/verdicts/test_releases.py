@@ -56,7 +56,13 @@ def _check_evidence(column: str, run: Run) -> None:
         then = {c.get("admitted_then") for c in outcomes["deny.pod-named-like-vm"]["cases"]}
         assert "took-over-address" in then, f"{column}: pod named like the VM should take over: {then}"
     if column in ("v1.12", "v1.13.0", "v1.13.1-14", "v1.13.15"):
-        assert run.report.get("leaked_ips"), f"{column}: the stopped-then-deleted VM's IP CR leak is not reported"
+        # Released only by markAndCleanLSP 6-12 min late: the stopped case fails on the fixed bound, the
+        # running case passes.
+        cases = {c["name"]: c for c in outcomes["state.ip-released-on-delete"]["cases"]}
+        stopped, running = cases.get("stopped VM deleted") or {}, cases.get("running VM deleted") or {}
+        assert stopped.get("outcome") == "failed" and "within the fixed 120 s" in (stopped.get("message") or ""), \
+            f"{column}: the stopped-then-deleted VM's late release is not reported: {stopped}"
+        assert running.get("outcome") == "passed", f"{column}: {running}"
 
 
 def test_default_baseline_is_conformant(kovc: Callable[..., Run]) -> None:

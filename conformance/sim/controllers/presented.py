@@ -253,6 +253,7 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
         "--network-type=geneve",
         "--default-interface-name=",
         f"--keep-vm-ip={'true' if config.keep_vm_ip else 'false'}",
+        "--gc-interval=360",  # install.sh GC_INTERVAL=360 (L128 at v1.13.14); the sim runs it on its clock
         "--enable-lb=true",
         "--enable-np=true",
         "--enable-eip-snat=true",
