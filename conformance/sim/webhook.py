@@ -4,9 +4,9 @@ The frame is upstream's ``PodCreateHook`` (``kubeovn/kube-ovn@v1.16.2:pkg/webhoo
 only the *conflict decision* is pluggable (``conformance.sim.policies``), so one simulated cluster can
 model every released behaviour and candidate fixes:
 
-1. no ``ovn.kubernetes.io/ip_address`` and no ``ovn.kubernetes.io/ip_pool`` → admit (L110-113);
+1. no ``ovn.kubernetes.io/ip_address`` and no ``ovn.kubernetes.io/ip_pool`` → admit (L114-116);
 2. ``policy.bypass(pod)`` when the policy defines it → admit. This is upstream's ``allowLiveMigration``
-   (L114-116), which runs *before* any validation;
+   (L117-119), which runs *before* any validation;
 3. ``util.ValidatePodNetwork`` (``pkg/util/validator.go`` L271+, :func:`validate_pod_network`) →
    ``ctrlwebhook.Errored(400)`` (L141-144);
 4. ``policy(pod, ip_crs, view)``: ``None`` admits, a string is ``ctrlwebhook.Denied(msg)`` → HTTP 403.

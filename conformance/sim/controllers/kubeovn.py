@@ -20,7 +20,7 @@ IPAM (:class:`Ipam`, ``pkg/ipam/subnet.go``):
 
 Controller (:class:`KubeOvnController`, one FIFO queue):
 
-* pod add/update - ``handleAddOrUpdatePod`` (L493-567) → ``reconcileAllocateSubnets`` (L622-829): the
+* pod add/update - ``handleAddOrUpdatePod`` (L493-568) → ``reconcileAllocateSubnets`` (L622-828): the
   effective subnet is the ``logical_switch`` annotation, else the namespace-bound subnet, else
   ``ovn-default``; a failure is a Warning Event ``AcquireAddressFailed`` with the IPAM error
   (``AddressConflict`` …) on the pod (L644) and a rate-limited retry; success writes the IP CR
@@ -28,11 +28,11 @@ Controller (:class:`KubeOvnController`, one FIFO queue):
   ``cidr``, ``gateway``, ``logical_switch``, ``pod_nic_type``, ``allocated``, ``logical_router`` and, for
   VM pods with keep-vm-ip, ``virtualmachine``; ``routed`` follows once the pod is bound to a node
   (``reconcileRouteSubnets``/``needRouteSubnets`` L1767);
-* pod delete - ``handleDeletePod`` (L1100-1345): a VM pod whose VMI is alive, or whose VM exists and is
+* pod delete - ``handleDeletePod`` (L1100-1377): a VM pod whose VMI is alive, or whose VM exists and is
   not being deleted (``isVMToDel`` L2764), keeps its IP CR and address, unless the namespace's subnet
   changed under it (``appendCheckPodNetToDel``); everything else deletes the IP CR and releases the
   address. With keep-vm-ip off, v1.15+ VM pods never clean their IP CR here ("skip clean ip CR",
-  L1320-1329), while v1.12-v1.14 delete it with the pod (``pod.go`` L1150-1172 at v1.14.41; per release:
+  L1324-1328), while v1.12-v1.14 delete it with the pod (``pod.go`` L1150-1172 at v1.14.41; per release:
   ``KubeOvnRelease.skips_vm_pod_ip_cr_cleanup``). A completed plain pod is released as a deleted one
   (``enqueueUpdatePod``);
 * VM delete - ``handleDeleteVM`` (``kubevirt.go`` L60-94, first in v1.14.0): IP CRs and addresses keyed
@@ -519,7 +519,7 @@ class KubeOvnController(Reconciler):
             self._event(pod, "Warning", "ValidatePodNetworkFailed", invalid)
             raise Requeue()
         if ann.get(ALLOCATED) != "true":
-            # needAllocateSubnets (L1868-1893). Upstream re-runs the (idempotent) allocation of a pod
+            # needAllocateSubnets (L1692-1717). Upstream re-runs the (idempotent) allocation of a pod
             # carrying kubevirt.io/migrationJobName on every update; once is equivalent here.
             self._allocate(pod)
             return
@@ -608,7 +608,7 @@ class KubeOvnController(Reconciler):
             self.name, f"pod.go:651] allocate {ip}, mac {mac_out} for {key} from subnet {subnet_name}"
         )
         if self.store.mutate(r.PODS, namespace, name, _set_annotations(patch), user_agent=self.ua) is None:
-            # The pod went away between allocation and patch (L786-795): recycle as a delete.
+            # The pod went away between allocation and patch (L786-797): recycle as a delete.
             self._handle_delete_pod(pod)
         self._subnet_status(subnet_name)
 
@@ -623,7 +623,7 @@ class KubeOvnController(Reconciler):
         node: str,
         pod_type: str,
     ) -> None:
-        """``createOrUpdateIPCR`` (``ip.go`` L374-470)."""
+        """``createOrUpdateIPCR`` (``ip.go`` L391-537)."""
         v4, v6 = (ip, "") if ":" not in ip else ("", ip)
         current = self.store.get(r.IPS, "", ip_name)
         if current is not None and is_deleting(current):
@@ -697,7 +697,7 @@ class KubeOvnController(Reconciler):
         return DeleteDecision(keep, owner_to_del, owner_deleted, ipcr_to_delete)
 
     def _handle_delete_pod(self, pod: JSON, decision: DeleteDecision | None = None) -> None:
-        """``handleDeletePod`` (L1100-1345)."""
+        """``handleDeletePod`` (L1100-1377)."""
         m = pod["metadata"]
         namespace, name = m["namespace"], m["name"]
         current = self.store.get(r.PODS, namespace, name)
@@ -710,21 +710,21 @@ class KubeOvnController(Reconciler):
         vm, _ = is_vm_pod(pod)
         sts = is_sts_pod(pod)
         if d.keep:
-            self.world.log(self.name, f"pod.go:1181] try keep ip for vm pod {pod_key}")
+            self.world.log(self.name, f"pod.go:1183] try keep ip for vm pod {pod_key}")
             return
         for nic in [n for n, lsp in self.lsps.items() if lsp.key == pod_key]:
             self.lsps.pop(nic, None)
         nic = port_name(pod_name, namespace)
         if self.release.skips_vm_pod_ip_cr_cleanup and (sts or vm) and not owner_to_del \
                 and not owner_deleted and nic not in ipcr_to_delete:
-            self.world.log(self.name, f"pod.go:1321] skip clean ip CR {nic}")
+            self.world.log(self.name, f"pod.go:1326] skip clean ip CR {nic}")
             return
         ip_cr = self.store.get(r.IPS, "", nic)
         if ip_cr is None:
             return
         if (ip_cr["metadata"].get("labels") or {}).get(IP_RESERVED_LABEL) == "true":
             return
-        self.world.log(self.name, f"pod.go:1337] delete ip CR {nic}")
+        self.world.log(self.name, f"pod.go:1338] delete ip CR {nic}")
         self._delete_ip_cr(nic)
         subnet = str((ip_cr.get("spec") or {}).get("subnet", ""))
         self.ipam.release_by_nic(pod_key, nic, subnet)
@@ -785,7 +785,7 @@ class KubeOvnController(Reconciler):
         return False, []
 
     def _handle_delete_vm(self, namespace: str, name: str) -> None:
-        """``handleDeleteVM`` (``kubevirt.go`` L55-94), v1.14.0+ only."""
+        """``handleDeleteVM`` (``kubevirt.go`` L60-94), v1.14.0+ only."""
         if not self.release.releases_stopped_vm_ip:
             return
         vm_key = f"{namespace}/{name}"
@@ -1036,7 +1036,7 @@ def cni_ready(world: World, pod: JSON) -> bool:
 
 
 def cni_add(world: World, pod: JSON, node: str) -> None:
-    """``UpdateIPCR`` (handler.go L430-470): the IP CR follows the node the pod runs on. The IP CR name
+    """``UpdateIPCR`` (handler.go L430-471): the IP CR follows the node the pod runs on. The IP CR name
     is the VM name for launcher pods (``ovn.kubernetes.io/virtualmachine``), else the pod name."""
     ann = annotations_of(pod)
     ns = pod["metadata"]["namespace"]
