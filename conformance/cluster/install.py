@@ -14,11 +14,18 @@ Each follows upstream's own kind recipe (kube-ovn-facts.md §3.2 and its Correct
 * the tag's ``yamls/webhook.yaml`` with every ``image:`` rewritten to the requested release (upstream's
   ``sed 's#image: .*#image: $(REGISTRY)/kube-ovn:$(VERSION)#'``: the file ships an older image), rolled
   out, and the running webhook container's image tag checked against the requested release;
+* the worker nodes labelled ``kovc.io/vm-node=true`` (:data:`conformance.names.VM_NODE_LABEL`);
 * KubeVirt's operator and CR at the requested release; ``virt-operator`` scaled to one replica; the CR
-  patched with ``infra.replicas: 1``, the feature gates the suite needs (``Snapshot``: virt-api refuses
-  to create a ``VirtualMachineClone`` unless it is on — ``vmclone-admitter.go`` "snapshot feature gate
-  is not enabled", v0.58.0 to v1.9.0 — which ``deny.clone`` needs) and ``useEmulation: true`` when a
-  node lacks ``/dev/kvm`` (``false`` otherwise); then phase ``Deployed`` and condition ``Available``, and the observed
+  patched with ``infra.replicas: 1``; with ``workloads.nodePlacement.nodeSelector`` = that label
+  (virt-handler's DaemonSet has no node selector of its own and the control plane is untainted, so
+  without it every node, the control plane included, gets ``kubevirt.io/schedulable=true`` and
+  net.migration-downtime finds no node for its probe;
+  ``kubevirt/kubevirt@v1.8.1:pkg/virt-operator/resource/apply/apps.go`` L376
+  ``placement.InjectPlacementMetadata(kv.Spec.Workloads, …)``); with the feature gates the suite needs
+  (``Snapshot``: virt-api refuses to create a ``VirtualMachineClone`` unless it is on —
+  ``vmclone-admitter.go`` "snapshot feature gate is not enabled", v0.58.0 to v1.9.0 — which
+  ``deny.clone`` needs); and with ``useEmulation: true`` when a node's ``/dev/kvm`` cannot be opened
+  read-write (``false`` otherwise); then phase ``Deployed`` and condition ``Available``, and the observed
   version checked.
 
 Every external program runs through :func:`run_program` (tests stand in ``kind``, ``helm``, ``docker``
@@ -46,6 +53,7 @@ from typing import Any
 from tenacity import retry, retry_if_exception, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from .. import USER_AGENT, _data, versions
+from ..names import VM_NODE_LABEL
 from . import detect
 from .base import BackendError
 from .images import (
@@ -350,6 +358,20 @@ class Installer:
                      obj="control-plane nodes")
         return [n["metadata"]["name"] for n in nodes]
 
+    def label_vm_nodes(self) -> list[str]:
+        """Label every node without ``node-role.kubernetes.io/control-plane`` ``kovc.io/vm-node=true``
+        (the nodes KubeVirt may run VMs on); at least two are needed for live migration."""
+        step = "label-vm-nodes"
+        nodes = self.kubectl_json("get", "nodes", "-l", "!node-role.kubernetes.io/control-plane", step=step,
+                                  obj="nodes without the control-plane role").get("items") or []
+        names = sorted(n["metadata"]["name"] for n in nodes)
+        if len(names) < 2:
+            raise BackendError(f"{step}: nodes: expected at least two worker nodes to run VMs (live migration "
+                               f"needs a source and a target), saw {', '.join(names) or 'none'}")
+        self.kubectl("label", "node", "--overwrite", *names, f"{VM_NODE_LABEL}=true", step=step,
+                     obj=f"nodes {', '.join(names)}")
+        return names
+
     def install_kube_ovn(self) -> str:
         """Kube-OVN at the requested release; returns how (chart v2 / install.sh)."""
         step = "kube-ovn"
@@ -448,7 +470,8 @@ class Installer:
         gates += [g for g in KUBEVIRT_FEATURE_GATES if g not in gates]
         # Explicit either way: a reused cluster may carry an earlier run's setting.
         dev_patch: dict[str, Any] = {"featureGates": gates, "useEmulation": use_emulation}
-        patch = {"spec": {"configuration": {"developerConfiguration": dev_patch}, "infra": {"replicas": 1}}}
+        patch = {"spec": {"configuration": {"developerConfiguration": dev_patch}, "infra": {"replicas": 1},
+                          "workloads": {"nodePlacement": {"nodeSelector": {VM_NODE_LABEL: "true"}}}}}
         self.kubectl("-n", "kubevirt", "patch", "kubevirt", "kubevirt", "--type=merge",
                      "-p", json.dumps(patch), step=step, obj="KubeVirt kubevirt/kubevirt")
         timeout = STEP_TIMEOUTS["kubevirt-deployed"]

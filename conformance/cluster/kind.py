@@ -189,6 +189,8 @@ class KindBackend:
                                       "control-plane:NoSchedule- (upstream untaint-control-plane)"),
             ("label-masters", "kubectl label node --overwrite -l node-role.kubernetes.io/control-plane "
                               "kube-ovn/role=master"),
+            ("label-vm-nodes", "kubectl label node --overwrite <every node without the control-plane role> "
+                               "kovc.io/vm-node=true (at least two: the VM nodes)"),
             ("kube-ovn", kube_ovn),
             ("cert-manager", f"kubectl apply -f cert-manager.yaml ({v.cert_manager}); rollout status "
                              "cert-manager, cert-manager-cainjector, cert-manager-webhook"),
@@ -201,6 +203,9 @@ class KindBackend:
             ("kubevirt", f"kubectl apply -f kubevirt-operator.yaml ({v.kubevirt}); virt-operator replicas 1; "
                          "rollout; wait for kubevirts.kubevirt.io; apply kubevirt-cr.yaml; patch "
                          "featureGates [Snapshot] (VirtualMachineClone, deny.clone), infra.replicas 1, "
+                         "workloads.nodePlacement.nodeSelector kovc.io/vm-node=true (virt-handler, and so "
+                         "kubevirt.io/schedulable, only on the workers: the control plane hosts the "
+                         "migration probe), "
                          "useEmulation true if a node has no /dev/kvm (else false); wait phase "
                          f"Deployed and Available; check observedKubeVirtVersion {v.kubevirt}"),
             ("detect", "read back server version, kube-ovn-controller and webhook image tags, KubeVirt "
@@ -390,6 +395,8 @@ class KindBackend:
             extra["untainted"] = installer.untaint_control_plane()
             self.log("labelling control-plane nodes kube-ovn/role=master")
             extra["kube_ovn_masters"] = installer.label_masters()
+            self.log("labelling the worker nodes kovc.io/vm-node=true (KubeVirt's workload placement)")
+            extra["vm_nodes"] = installer.label_vm_nodes()
             self.log(f"installing Kube-OVN {v.kube_ovn}")
             extra["kube_ovn_install"] = installer.install_kube_ovn()
             self.log(f"installing cert-manager {v.cert_manager}")
