@@ -54,13 +54,13 @@ from .recorder import (
 from .results import CaseResult, RequirementResult, RunResult, TestRef
 from .settings import (
     OPTIONS,
-    SIM_CLOCK_SCALE,
     SIM_TIMEOUT_SCALE,
     Settings,
     default_report_dir,
     new_run_id,
     xdist_worker,
 )
+from .sim.config import SIM_CLOCK_SCALE
 
 KIND_PLUGIN = "pytest-kind-ng"
 KIND_PLUGIN_MODULE = "pytest_kind.plugin"

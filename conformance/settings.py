@@ -25,11 +25,6 @@ from . import catalog, versions
 DEFAULT_WEBHOOK_NAME = "pod-ip-validating.kube-ovn.io"
 #: ``--timeout-scale`` on a simulated cluster when not given (its controllers act in milliseconds).
 SIM_TIMEOUT_SCALE = 0.05
-#: Wall seconds per modelled second on the simulated cluster: its periodic behaviours (Kube-OVN's 360 s
-#: LSP garbage collection) run this much faster, and a *fixed* bound of a requirement (one that
-#: ``--timeout-scale`` does not change, e.g. state.ip-released-on-delete's 120 s) is measured on that
-#: clock there. 1 on a real cluster.
-SIM_CLOCK_SCALE = 0.05
 BACKENDS = ("sim", "kind", "existing")
 DIAGNOSTICS = ("each", "once", "never")
 #: pytest-kind-ng's default ``--cluster-name``; when it owns the option, an unchanged default means ours.

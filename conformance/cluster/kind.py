@@ -11,7 +11,8 @@ else ``KIND_VERSION`` (downloaded by pytest-kind for this platform), else ``kind
 ``clusters/kind-config.yaml``: no default CNI, pod subnet 10.16.0.0/16, 1 control plane + 2 workers);
 images preloaded with ``kind load docker-image``; then the installers of :mod:`.install`; then the
 cluster is read back (:mod:`.detect`). Any failure, Ctrl-C included, deletes a cluster this run
-created (after ``kind export logs`` into the work folder) unless ``--keep-cluster``; a cluster that
+created (after ``kind export logs`` into ``<report dir>/cluster-logs/``, so the logs travel with the
+report bundle - the CI artifact - and its MANIFEST.sha256) unless ``--keep-cluster``; a cluster that
 existed before the run (same name, e.g. kept by an earlier ``--keep-cluster`` run) is reused and
 never deleted.
 
@@ -44,6 +45,8 @@ from .images import RunVersions, run_images, run_manifests
 from .install import STEP_TIMEOUTS, Installer, Log, Sources, default_log, run_program
 
 KIND_CONFIG = "kind-config.yaml"
+#: Folder of the report bundle that receives ``kind export logs`` after a failed install.
+CLUSTER_LOGS = "cluster-logs"
 _KIND_VERSION_RE = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)")
 
 
@@ -73,6 +76,9 @@ class KindOptions(Protocol):
 
     @property
     def manifests_dir(self) -> str | None: ...
+
+    @property
+    def report_dir(self) -> Path: ...
 
 
 def parse_kind_version(text: str) -> tuple[int, int, int] | None:
@@ -132,6 +138,10 @@ class KindBackend:
         mdir = options.manifests_dir
         self.manifests_dir = Path(mdir).expanduser().resolve() if mdir else None
         self.kubectl_bin: str | None = getattr(options, "kind_kubectl_bin", None)
+        report_dir = getattr(options, "report_dir", None)
+        #: Where ``kind export logs`` writes after a failed install: inside the report bundle.
+        self.logs_dir = Path(report_dir).expanduser().resolve() / CLUSTER_LOGS if report_dir else None
+        self.exported_logs: Path | None = None
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -361,19 +371,22 @@ class KindBackend:
     def _left_note(self, created: bool) -> str:
         if not created:
             return ""
+        where = f"; cluster logs in {self.exported_logs}" if self.exported_logs else ""
         if self.keep_cluster:
-            return f" (kind cluster {self.cluster_name} kept: --keep-cluster)"
-        return f" (kind cluster {self.cluster_name} deleted)"
+            return f" (kind cluster {self.cluster_name} kept: --keep-cluster{where})"
+        return f" (kind cluster {self.cluster_name} deleted{where})"
 
     def _cleanup_after_failure(self, tools: dict[str, str], kubeconfig: Path, workdir: Path, created: bool,
                                err: BaseException) -> None:
         if not created:
             return
-        logs = workdir / "kind-logs"
-        with contextlib.suppress(BackendError):
+        logs = self.logs_dir or workdir / "kind-logs"
+        with contextlib.suppress(BackendError, OSError):
+            logs.parent.mkdir(parents=True, exist_ok=True)
             run_program([tools["kind"], "export", "logs", str(logs), f"--name={self.cluster_name}"],
                         step="export-logs", obj=f"kind cluster {self.cluster_name}", timeout=180)
             self.log(f"cluster logs exported to {logs}")
+            self.exported_logs = logs
         if self.keep_cluster:
             self.log(f"install failed; kind cluster {self.cluster_name} kept (--keep-cluster), kubeconfig "
                      f"{kubeconfig}")

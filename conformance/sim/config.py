@@ -6,7 +6,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .. import versions
-from ..settings import SIM_CLOCK_SCALE
+
+#: Wall seconds per modelled second on the simulated cluster: its periodic behaviours (Kube-OVN's 360 s
+#: LSP garbage collection) run this much faster, and a *fixed* bound of a requirement (one that
+#: ``--timeout-scale`` does not change, e.g. state.ip-released-on-delete's 120 s) is measured on that
+#: clock there (``Settings.clock_scale``). 1 on a real cluster.
+SIM_CLOCK_SCALE = 0.05
 
 #: kube-ovn-controller's ``--gc-interval`` default (``config.go`` L186 at v1.13.14; ``install.sh``
 #: ``GC_INTERVAL=360``), in modelled seconds.

@@ -314,10 +314,12 @@ def test_install_failure_deletes_the_cluster(standins: StandIns, manifests_dir: 
         backend(manifests_dir=str(manifests_dir))[0].provision(tmp_path / "work")
     text = str(err.value)
     assert text.startswith("kube-ovn: helm release kubeovn (chart kube-ovn-v2 ")
-    assert "exited 1: Error: INSTALLATION FAILED" in text and text.endswith("(kind cluster kovc deleted)")
+    logs = (tmp_path / "work" / "kind-logs").resolve()
+    assert "exited 1: Error: INSTALLATION FAILED" in text
+    assert text.endswith(f"(kind cluster kovc deleted; cluster logs in {logs})")
     assert "\n" not in text
     calls = standins.calls("kind")
-    assert ["export", "logs", str((tmp_path / "work" / "kind-logs").resolve()), "--name=kovc"] in calls
+    assert ["export", "logs", str(logs), "--name=kovc"] in calls
     assert any(c[:2] == ["delete", "cluster"] for c in calls) and standins.running_clusters() == []
 
 
