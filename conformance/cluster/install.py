@@ -110,13 +110,19 @@ def _shown(argv: Sequence[str]) -> str:
 
 def run_program(argv: Sequence[str], *, step: str, obj: str, timeout: float,
                 env: Mapping[str, str] | None = None, input_text: str | None = None, check: bool = True,
-                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+                cwd: Path | None = None, stdin_file: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run one external program (the only place this package starts one, besides pytest-kind's own
     ``kind`` calls). :class:`BackendError` naming ``step`` and ``obj`` when it cannot be started, runs
-    past ``timeout`` seconds or (with ``check``) exits non-zero."""
+    past ``timeout`` seconds or (with ``check``) exits non-zero. ``stdin_file``: a file fed to its
+    standard input as bytes (e.g. an image archive)."""
     try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              env=dict(env) if env else None, input=input_text, cwd=cwd, check=False)
+        if stdin_file is not None:
+            with stdin_file.open("rb") as fh:
+                proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                                      env=dict(env) if env else None, stdin=fh, cwd=cwd, check=False)
+        else:
+            proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                                  env=dict(env) if env else None, input=input_text, cwd=cwd, check=False)
     except FileNotFoundError:
         raise BackendError(f"{step}: {obj}: program {argv[0]!r} not found") from None
     except PermissionError:

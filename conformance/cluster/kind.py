@@ -9,18 +9,26 @@ else ``KIND_VERSION`` (downloaded by pytest-kind for this platform), else ``kind
 ``provision`` (see :meth:`KindBackend.plan` for the steps): preflight (kind, kubectl, helm, docker,
 ``--manifests-dir``) before anything is created; ``kind create cluster --config`` (our
 ``clusters/kind-config.yaml``: no default CNI, pod subnet 10.16.0.0/16, 1 control plane + 2 workers);
-images preloaded with ``kind load docker-image``; then the installers of :mod:`.install`; then the
+images preloaded (:meth:`KindBackend.preload_images`: ``kind load docker-image``, falling back as upstream's
+``makefiles/kind.mk`` L47-66 at v1.16.2 does - Docker 29's containerd image store makes ``kind load
+docker-image`` fail with "content digest … not found", kind#3795/#4066 - to ``docker save`` + ``kind load
+image-archive``, then to ``ctr -n k8s.io images import`` on every node; the run log says which path
+each image took); then the installers of :mod:`.install`; then the
 cluster is read back (:mod:`.detect`). Any failure, Ctrl-C included, deletes a cluster this run
 created (after ``kind export logs`` into ``<report dir>/cluster-logs/``, so the logs travel with the
 report bundle - the CI artifact - and its MANIFEST.sha256) unless ``--keep-cluster``; a cluster that
 existed before the run (same name, e.g. kept by an earlier ``--keep-cluster`` run) is reused and
 never deleted.
 
-``/dev/kvm``: checked on every node container with ``<docker|podman> exec <node> test -e /dev/kvm``
-before KubeVirt is installed (kind nodes are privileged containers, so they see the host's device);
-when any node lacks it, the KubeVirt CR gets ``useEmulation: true`` (QEMU TCG; guests boot in 1 to 2
-minutes). The alternative, a node's allocatable ``devices.kubevirt.io/kvm``, only appears once
-virt-handler runs, after the CR is configured.
+``/dev/kvm``: checked on every VM node container before KubeVirt is installed (kind nodes are privileged
+containers, so they see the host's device): present (``test -c /dev/kvm``) is not enough, it must open
+read-write for the user QEMU runs as in virt-launcher - uid 107 (``NonRootUID``,
+``kubevirt/kubevirt@v1.8.1:pkg/util/util.go`` L30) - checked with ``<docker|podman> exec --user 107:107
+<node> sh -c 'exec 3<>/dev/kvm'`` (a GitHub runner's ``/dev/kvm`` is root:kvm 0660 unless a udev rule opens
+it). When any VM node fails, the KubeVirt CR gets ``useEmulation: true`` (QEMU TCG; guests boot several
+times slower, so the suite multiplies its VM waits, see ``settings.EMULATION_VM_WAIT_FACTOR``). The
+alternative, a node's allocatable ``devices.kubevirt.io/kvm``, only appears once virt-handler runs, after
+the CR is configured.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ from .images import RunVersions, run_images, run_manifests
 from .install import STEP_TIMEOUTS, Installer, Log, Sources, default_log, run_program
 
 KIND_CONFIG = "kind-config.yaml"
+#: The uid QEMU runs as in virt-launcher (``NonRootUID``, kubevirt/kubevirt@v1.8.1:pkg/util/util.go L30).
+QEMU_UID = 107
 #: Folder of the report bundle that receives ``kind export logs`` after a failed install.
 CLUSTER_LOGS = "cluster-logs"
 _KIND_VERSION_RE = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)")
@@ -194,7 +204,9 @@ class KindBackend:
                                "place"),
             ("preload-images", f"kind load docker-image for each image below ({container_runtime()} pull "
                                "first when missing locally; an image that cannot be pulled is left to the "
-                               "nodes)"),
+                               f"nodes); when that fails (Docker 29 containerd store), {container_runtime()} "
+                               "save + kind load image-archive, then ctr -n k8s.io images import on every "
+                               "node (upstream kind.mk); the log names each image's path"),
             ("untaint-control-plane", "kubectl taint node <control-plane> node-role.kubernetes.io/"
                                       "control-plane:NoSchedule- (upstream untaint-control-plane)"),
             ("label-masters", "kubectl label node --overwrite -l node-role.kubernetes.io/control-plane "
@@ -208,8 +220,9 @@ class KindBackend:
                         f"docker.io/kubeovn/kube-ovn:{v.kube_ovn}; rollout status "
                         "deployment/kube-ovn-webhook; check the running container's image tag is "
                         f"{v.kube_ovn}"),
-            ("kvm-check", f"{container_runtime()} exec <node> test -e /dev/kvm on every node; useEmulation "
-                          "when any lacks it"),
+            ("kvm-check", f"{container_runtime()} exec <node> test -c /dev/kvm, then open it read-write "
+                          "as uid 107 (virt-launcher's QEMU) on every VM node; useEmulation when any fails "
+                          "(VM waits then x3)"),
             ("kubevirt", f"kubectl apply -f kubevirt-operator.yaml ({v.kubevirt}); virt-operator replicas 1; "
                          "rollout; wait for kubevirts.kubevirt.io; apply kubevirt-cr.yaml; patch "
                          "featureGates [Snapshot] (VirtualMachineClone, deny.clone), infra.replicas 1, "
@@ -399,7 +412,7 @@ class KindBackend:
 
     def _install(self, v: RunVersions, tools: dict[str, str], cluster: Any, kubeconfig: Path, workdir: Path,
                  extra: dict[str, Any]) -> ClusterInfo:
-        self.preload_images(v, cluster, tools["runtime"], extra)
+        self.preload_images(v, cluster, tools["runtime"], extra, workdir)
         installer = Installer(v, kubeconfig=kubeconfig, workdir=workdir,
                               sources=Sources(v, workdir, self.manifests_dir), kubectl=tools["kubectl"],
                               helm=tools.get("helm", "helm"), log=self.log)
@@ -416,11 +429,14 @@ class KindBackend:
             installer.install_cert_manager()
             self.log(f"installing the Kube-OVN webhook ({v.kube_ovn})")
             installer.install_webhook()
-            no_kvm = self.nodes_without_kvm(tools["kind"], tools["runtime"])
+            unusable = self.kvm_unusable(tools["kind"], tools["runtime"])
+            no_kvm = sorted(unusable)
             extra["use_emulation"] = bool(no_kvm)
             extra["nodes_without_kvm"] = no_kvm
+            extra["kvm_check"] = unusable
             self.log(f"installing KubeVirt {v.kubevirt}"
-                     + (f" with software emulation (no /dev/kvm on {', '.join(no_kvm)})" if no_kvm else ""))
+                     + (" with software emulation (" + "; ".join(f"{n}: {why}" for n, why in unusable.items())
+                        + ")" if no_kvm else ""))
             installer.install_kubevirt(use_emulation=bool(no_kvm))
             self.log("reading the cluster back")
             det = detect.detect(installer.api())
@@ -434,11 +450,16 @@ class KindBackend:
         info.warnings.extend(installer.warnings)
         return info
 
-    def preload_images(self, v: RunVersions, cluster: Any, runtime: str, extra: dict[str, Any]) -> None:
-        """``kind load docker-image`` every image (pulled first when missing locally); an image that
-        cannot be pulled is left to the nodes, and recorded."""
+    def preload_images(self, v: RunVersions, cluster: Any, runtime: str, extra: dict[str, Any],
+                       workdir: Path | None = None) -> None:
+        """Load every image into the nodes (pulled first when missing locally; an image that cannot be
+        pulled is left to the nodes, and recorded): ``kind load docker-image``, else the fallbacks of
+        upstream's ``kind_load_image`` (``makefiles/kind.mk`` L47-66 at v1.16.2). ``extra["preload"]``
+        maps each image to the path it took."""
         loaded: list[str] = []
         skipped: list[str] = []
+        paths: dict[str, str] = {}
+        archives = (workdir or Path.cwd()) / "image-archives"
         for img in run_images(v):
             if not img.loadable:
                 continue
@@ -450,26 +471,65 @@ class KindBackend:
                                      timeout=STEP_TIMEOUTS["download"] * 2, check=False)
                 if pulled.returncode != 0:
                     skipped.append(img.image)
+                    paths[img.image] = "not preloaded (pull failed)"
+                    self.log(f"{img.image}: not preloaded (pull failed); the nodes pull it themselves")
                     continue
-            self.log(f"loading {img.image}")
-            try:
-                cluster.load_docker_image(img.image)
-            except subprocess.CalledProcessError as err:
-                raise BackendError(f"preload-images: {img.image}: `kind load docker-image` exited "
-                                   f"{err.returncode} (kind's output is above)") from None
+            paths[img.image] = self._load_image(img.image, cluster, runtime, archives)
+            self.log(f"{img.image}: loaded via {paths[img.image]}")
             loaded.append(img.image)
         extra["preloaded_images"] = loaded
         extra["not_preloaded_images"] = skipped
+        extra["preload"] = paths
 
-    def nodes_without_kvm(self, kind: str, runtime: str) -> list[str]:
+    def _load_image(self, image: str, cluster: Any, runtime: str, archives: Path) -> str:
+        """One image into every node; returns the path that worked."""
+        try:
+            cluster.load_docker_image(image)
+            return "kind load docker-image"
+        except subprocess.CalledProcessError as err:
+            first = f"`kind load docker-image` exited {err.returncode}"
+        self.log(f"{image}: {first}; trying {runtime} save + kind load image-archive")
+        archives.mkdir(parents=True, exist_ok=True)
+        archive = archives / (re.sub(r"[^A-Za-z0-9_.-]+", "_", image) + ".tar")
+        run_program([runtime, "save", "-o", str(archive), image], step="preload-images", obj=image,
+                    timeout=STEP_TIMEOUTS["download"])
+        kind = str(cluster.kind_path)
+        second = run_program([kind, "load", "image-archive", str(archive), f"--name={self.cluster_name}"],
+                             step="preload-images", obj=image, timeout=STEP_TIMEOUTS["download"], check=False)
+        if second.returncode == 0:
+            archive.unlink(missing_ok=True)
+            return f"{runtime} save + kind load image-archive ({first})"
+        self.log(f"{image}: `kind load image-archive` exited {second.returncode}; importing with ctr on "
+                 "every node")
+        nodes = run_program([kind, "get", "nodes", f"--name={self.cluster_name}"], step="preload-images",
+                            obj=f"kind cluster {self.cluster_name}", timeout=60).stdout.split()
+        for node in nodes:
+            run_program([runtime, "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import", "-"],
+                        step="preload-images", obj=f"{image} on node {node}", timeout=STEP_TIMEOUTS["download"],
+                        stdin_file=archive)
+        archive.unlink(missing_ok=True)
+        return (f"ctr -n k8s.io images import on {len(nodes)} node(s) ({first}; `kind load image-archive` "
+                f"exited {second.returncode})")
+
+    def kvm_unusable(self, kind: str, runtime: str) -> dict[str, str]:
+        """Nodes whose ``/dev/kvm`` QEMU cannot use: node -> why."""
         nodes = run_program([kind, "get", "nodes", f"--name={self.cluster_name}"], step="kvm-check",
                             obj=f"kind cluster {self.cluster_name}", timeout=60).stdout.split()
         if not nodes:
             raise BackendError(f"kvm-check: kind cluster {self.cluster_name}: `kind get nodes` listed no "
                                "node")
-        return [n for n in nodes
-                if run_program([runtime, "exec", n, "test", "-e", "/dev/kvm"], step="kvm-check",
-                               obj=f"node {n}", timeout=60, check=False).returncode != 0]
+        out: dict[str, str] = {}
+        for n in nodes:
+            if run_program([runtime, "exec", n, "test", "-c", "/dev/kvm"], step="kvm-check", obj=f"node {n}",
+                           timeout=60, check=False).returncode != 0:
+                out[n] = "no /dev/kvm"
+                continue
+            rw = run_program([runtime, "exec", "--user", f"{QEMU_UID}:{QEMU_UID}", n, "sh", "-c",
+                              "exec 3<>/dev/kvm"], step="kvm-check", obj=f"node {n}", timeout=60, check=False)
+            if rw.returncode != 0:
+                seen = " ".join((rw.stderr or rw.stdout).split())[:160] or f"exit {rw.returncode}"
+                out[n] = f"/dev/kvm present but not usable read-write by uid {QEMU_UID} ({seen})"
+        return out
 
     # -- teardown --------------------------------------------------------------------------------
 
