@@ -137,9 +137,15 @@ CITATIONS = [
     # conformance/versions.py
     Citation("conformance/versions.py", "(\"skip clean ip CR\", ``pod.go`` L1177-1182 at v1.15.0)", KO, "v1.15.0",
              "pkg/controller/pod.go", 1177, 1182, ("skip clean ip CR",)),
-    Citation("conformance/cluster/images.py", "``makefiles/kind.mk`` L47-66 at v1.16.2", KO, "v1.16.2",
+    # the kind backend
+    Citation("conformance/cluster/kind.py", "``makefiles/kind.mk`` L47-66 at v1.16.2", KO, "v1.16.2",
              "makefiles/kind.mk", 47, 66, ("kind load docker-image", "kind load image-archive",
                                            "ctr -n k8s.io images import")),
+    Citation("conformance/cluster/kind.py", "kubevirt/kubevirt@v1.8.1:pkg/util/util.go L30", KV, "v1.8.1",
+             "pkg/util/util.go", 30, 30, ("NonRootUID        = 107",)),
+    Citation("conformance/cluster/install.py", "``kubevirt/kubevirt@v1.8.1:pkg/virt-operator/resource/apply/apps.go`` L376",
+             KV, "v1.8.1", "pkg/virt-operator/resource/apply/apps.go", 376, 376,
+             ("placement.InjectPlacementMetadata(kv.Spec.Workloads",)),
 ]
 
 
