@@ -180,7 +180,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH", kind_shared=True),
     Option(("--keep-cluster",), "keep_cluster", "keep the kind cluster after the run", action="store_true",
            kind_shared=True),
-    Option(("--kind-bin",), "kind_bin", f"kind executable (>= {versions.KIND_MIN_VERSION})", metavar="PATH",
+    Option(("--kind-bin",), "kind_bin", "kind executable (the release paired with the node image, "
+           f"{versions.KIND_MIN_VERSION} for the default)", metavar="PATH",
            kind_shared=True),
     Option(("--cluster-name",), "cluster_name", f"kind cluster name (default {DEFAULT_CLUSTER_NAME})",
            metavar="NAME", kind_shared=True),

@@ -19,9 +19,39 @@ KIND_NODE_IMAGE = f"kindest/node:{K8S_VERSION}"
 #: cert-manager as in the default release's Makefile (CERT_MANAGER_VERSION at tag v1.16.2;
 #: master has moved on to v1.21.1).
 CERT_MANAGER_VERSION = "v1.20.1"
-#: kind >= v0.32.0 emits kubeadm v1beta4, which Kubernetes >= 1.36 requires; older kind cannot
-#: create current node images (pytest-kind's default v0.17.0 cannot).
-KIND_MIN_VERSION = "v0.32.0"
+#: The kind release for a ``kindest/node`` image, per Kubernetes minor: kind supports a node image only
+#: with the release it shipped with (pytest-kind's default v0.17.0 cannot create any current one). Each
+#: pair is one a kind release names (its default node image, ``kubernetes-sigs/kind@<tag>:
+#: pkg/apis/config/defaults/image.go``) or one Kube-OVN's own CI uses (``KIND_VERSION`` of
+#: ``.github/workflows/build-x86-image.yaml`` with that tag's node image).
+KIND_FOR_KUBERNETES: dict[tuple[int, int], tuple[str, str]] = {
+    (1, 32): ("v0.29.0", "Kube-OVN v1.14.2's CI: KIND_VERSION v0.29.0 (build-x86-image.yaml L25) with "
+                         "kindest/node:v1.32.5 (yamls/kind.yaml.j2 L2)"),
+    (1, 33): ("v0.29.0", "kind v0.29.0's default node image is kindest/node:v1.33.1"),
+    (1, 34): ("v0.30.0", "kind v0.30.0's default node image is kindest/node:v1.34.0"),
+    (1, 35): ("v0.31.0", "Kube-OVN v1.15.24 and v1.16.2 CI: KIND_VERSION v0.31.0 (build-x86-image.yaml L29 at "
+                         "v1.16.2) with K8S_VERSION v1.35.1 (makefiles/kind.mk L12); kind v0.31.0's default "
+                         "node image is v1.35.0"),
+    (1, 36): ("v0.32.0", "kind v0.32.0's default node image is kindest/node:v1.36.1 (kubeadm v1beta4)"),
+}
+
+
+def kind_release_for(kubernetes_version: str) -> tuple[str, str]:
+    """(kind release, why) for ``kindest/node:<kubernetes_version>``; outside the table the nearest pair
+    (older minors: the oldest kind listed, newer: the newest), said so in ``why``."""
+    major, minor, _ = parse(kubernetes_version)
+    pair = KIND_FOR_KUBERNETES.get((major, minor))
+    if pair is not None:
+        return pair
+    keys = sorted(KIND_FOR_KUBERNETES)
+    nearest = keys[0] if (major, minor) < keys[0] else keys[-1]
+    kind = KIND_FOR_KUBERNETES[nearest][0]
+    return kind, (f"no kind release is known to pair with Kubernetes {major}.{minor}; the nearest pairing "
+                  f"({nearest[0]}.{nearest[1]}) uses kind {kind}")
+
+
+#: The kind release of the default node image (what the CI's default row installs).
+KIND_MIN_VERSION = KIND_FOR_KUBERNETES[(1, 35)][0]
 CIRROS_IMAGE_REPO = "quay.io/kubevirt/cirros-container-disk-demo"
 PROBE_IMAGE = "docker.io/library/busybox:1.37.0"
 #: The oldest release the suite can model: v1.10.8 introduced the pod-name allowance (PR #2188).
@@ -58,7 +88,7 @@ class KubeOvnRelease:
     #: ``markAndCleanLSP`` on its second pass after the VM is gone, 6-12 min late (#5367;
     #: ``pkg/controller/gc.go`` L315-436 and ``controller.go`` L1192-1198 at v1.13.14).
     releases_stopped_vm_ip: bool
-    #: Whether the chart v2 exists in the tag (Helm install path for the kind backend).
+    #: Whether ``charts/kube-ovn-v2`` exists in the tag (from v1.14.0; 2.0.0 there, a preview).
     has_chart_v2: bool
     #: The KubeVirt release this Kube-OVN release branch's CI pins.
     kubevirt_ci_version: str
@@ -70,6 +100,13 @@ class KubeOvnRelease:
     #: text in ``Status.reason`` (``ValidationResponse``, ``pkg/webhook/admission/response.go`` L63-80 at
     #: v0.14.1); v0.15.0+ answers reason ``Forbidden`` with the text in ``Status.message``.
     denial_text_in_reason: bool = False
+    #: How the kind backend installs the release: the way the tag's own CI does. ``chart-v2`` from
+    #: v1.16.0, whose CI installs ``charts/kube-ovn-v2`` (``.github/workflows/helm-testing.yaml`` L62 at
+    #: v1.16.2, ``ct install … charts/kube-ovn-v2/ct.yaml``); ``install.sh`` before - the path of every
+    #: tag's KubeVirt e2e (``make kind-install-<mode>-<ip family>``: ``sed 's/VERSION=.*/…/'
+    #: dist/images/install.sh | bash``, ``kind.mk`` L221-224 at v1.14.2); no CI of v1.14.x/v1.15.x installs
+    #: the chart v2 it ships.
+    install_method: str = "install.sh"
 
 
 #: Highest existing patch release per minor line (``git tag`` of kubeovn/kube-ovn, verified against the
@@ -138,6 +175,7 @@ def kube_ovn_release(version: str) -> KubeOvnRelease:
         kubevirt_ci_version=_kubevirt_ci_version(minor, patch),
         skips_vm_pod_ip_cr_cleanup=minor >= 15,
         denial_text_in_reason=minor == 10 or (minor == 11 and patch <= 16),
+        install_method="chart-v2" if minor >= 16 else "install.sh",
     )
 
 

@@ -4,10 +4,12 @@ Each follows upstream's own kind recipe (kube-ovn-facts.md §3.2 and its Correct
 §2; kubeovn/kube-ovn ``Makefile`` / ``makefiles/kind.mk`` at the release tags):
 
 * control plane untainted (``make untaint-control-plane``) and labelled ``kube-ovn/role=master``;
-* Kube-OVN from the tag's Helm chart v2 where the release has it (``make install-chart-v2``, values in
-  ``clusters/kube-ovn-values-v2.yaml``), else the tag's ``dist/images/install.sh`` with its ``VERSION=``
-  lines rewritten as ``make kind-install`` does (environment in ``clusters/kube-ovn-install.env``) —
-  keep-vm-ip on either way. The script's last two steps (copy ``kubectl-ko`` into the host's
+* Kube-OVN the way the tag's own CI installs it (``KubeOvnRelease.install_method``): the Helm chart v2
+  from v1.16.0 (``make install-chart-v2``, values in ``clusters/kube-ovn-values-v2.yaml``), else the tag's
+  ``dist/images/install.sh`` with its ``VERSION=`` lines rewritten as ``make kind-install`` does (also for
+  v1.14.x/v1.15.x, which ship a chart v2 - it exists from v1.14.0 - that their CI never installs;
+  environment in ``clusters/kube-ovn-install.env``) — keep-vm-ip on either way. The script's last two
+  steps (copy ``kubectl-ko`` into the host's
   ``/usr/local/bin``, run ``kubectl ko diagnose``) are left out: a test run must not write into the
   host's system directories;
 * cert-manager's release manifest, then the three cert-manager Deployments rolled out;
@@ -383,7 +385,7 @@ class Installer:
         step = "kube-ovn"
         tree = self.sources.kube_ovn_tree(step)
         clusters = _data.data_dir("clusters")
-        if self.release.has_chart_v2:
+        if self.release.install_method == "chart-v2":
             chart = tree / "charts" / "kube-ovn-v2"
             if not (chart / "Chart.yaml").is_file():
                 raise BackendError(f"{step}: chart {chart}: no Chart.yaml (Kube-OVN {self.v.kube_ovn} should "

@@ -2,9 +2,12 @@
 
 Built on ``pytest_kind.KindCluster`` from pytest-kind-ng (create with our config file, delete, load
 images); never its ``kind_cluster`` fixture, which creates a single-node cluster with the default CNI.
-The library's default kind (v0.17.0, downloaded on first use) cannot create current node images, so a
-modern kind is required and checked (``kind version`` >= ``versions.KIND_MIN_VERSION``): ``--kind-bin``,
-else ``KIND_VERSION`` (downloaded by pytest-kind for this platform), else ``kind`` on ``PATH``.
+The library's default kind (v0.17.0, downloaded on first use) cannot create current node images, and
+kind supports a node image only with the release it shipped with, so the kind release paired with the
+run's ``kindest/node`` (``versions.kind_release_for``) is required: an older kind is refused, another
+newer one is used with a warning in the run log. Which kind: ``--kind-bin``, else ``KIND_VERSION`` -
+the ``kind`` on ``PATH`` when it is that release (as CI installs it), else downloaded by pytest-kind for
+this platform - else ``kind`` on ``PATH``.
 
 ``provision`` (see :meth:`KindBackend.plan` for the steps): preflight (kind, kubectl, helm, docker,
 ``--manifests-dir``) before anything is created; ``kind create cluster --config`` (our
@@ -174,16 +177,20 @@ class KindBackend:
         found = shutil.which("kind")
         return KindBinary(found, f"kind on PATH ({found})" if found else "kind on PATH (not found)")
 
-    def _min_version_error(self, seen: str, binary: str) -> BackendError:
-        return BackendError(f"kind-version: {binary}: kind >= {versions.KIND_MIN_VERSION} is required "
-                            f"(older kind cannot create current node images), saw {seen}; pass --kind-bin "
-                            f"PATH or set KIND_VERSION={versions.KIND_MIN_VERSION} (or newer)")
+    def kind_pair(self, v: RunVersions) -> tuple[str, str]:
+        """The kind release paired with this run's node image, and why (``versions.kind_release_for``)."""
+        return versions.kind_release_for(v.kubernetes)
+
+    def _min_version_error(self, seen: str, binary: str, wanted: str) -> BackendError:
+        return BackendError(f"kind-version: {binary}: kind >= {wanted} is required (older kind cannot create "
+                            f"the node image; {wanted} is the release paired with it), saw {seen}; pass "
+                            f"--kind-bin PATH or set KIND_VERSION={wanted}")
 
     # -- plan ------------------------------------------------------------------------------------
 
     def steps(self, v: RunVersions) -> list[tuple[str, str]]:
         release = versions.kube_ovn_release(v.kube_ovn)
-        if release.has_chart_v2:
+        if release.install_method == "chart-v2":
             kube_ovn = (f"helm upgrade --install kubeovn charts/kube-ovn-v2 (of {v.kube_ovn}) --wait "
                         "--values clusters/kube-ovn-values-v2.yaml --set "
                         f"global.images.kubeovn.tag={v.kube_ovn} (keep-vm-ip on); rollout "
@@ -194,8 +201,8 @@ class KindBackend:
                         "its kubectl-ko step; rollout kube-ovn-controller; nodes Ready")
         keep = "kept (--keep-cluster)" if self.keep_cluster else "deleted (also after a failure)"
         return [
-            ("preflight", f"kind >= {versions.KIND_MIN_VERSION} (`kind version`), kubectl, "
-                          f"{'helm, ' if release.has_chart_v2 else 'bash, '}{container_runtime()}"
+            ("preflight", f"kind {self.kind_pair(v)[0]} (`kind version`; older refused, newer warned), kubectl, "
+                          f"{'helm, ' if release.install_method == 'chart-v2' else 'bash, '}{container_runtime()}"
                           f"{', --manifests-dir files' if self.manifests_dir else ''}; nothing is created "
                           "if one is missing"),
             ("create-cluster", f"kind create cluster --name={self.cluster_name} --config "
@@ -243,10 +250,10 @@ class KindBackend:
         kind = self.kind_binary()
         lines = [f"kind backend: cluster {self.cluster_name!r} (nothing below has been done)", "versions:",
                  f"  Kube-OVN {v.kube_ovn} (webhook image docker.io/kubeovn/kube-ovn:{v.kube_ovn}; "
-                 f"{'Helm chart v2' if release.has_chart_v2 else 'install.sh'})",
+                 f"{'Helm chart v2' if release.install_method == 'chart-v2' else 'install.sh'}, as its CI)",
                  f"  KubeVirt {v.kubevirt}", f"  Kubernetes {v.kubernetes} (node image {v.kind_image})",
                  f"  cert-manager {v.cert_manager}",
-                 f"  kind >= {versions.KIND_MIN_VERSION}: {kind.how}", "steps:"]
+                 f"  kind {self.kind_pair(v)[0]} ({self.kind_pair(v)[1]}): {kind.how}", "steps:"]
         lines += [f"  {i}. {name}: {text}" for i, (name, text) in enumerate(self.steps(v), 1)]
         lines.append("images:")
         lines += [f"  {img.image}  ({', '.join(img.components)})" for img in run_images(v)]
@@ -269,18 +276,19 @@ class KindBackend:
         """Check every program and local file before anything is created; returns resolved paths."""
         state_dir = workdir / ".pytest-kind" / self.cluster_name
         kind = self.kind_binary(state_dir)
+        paired = self.kind_pair(v)[0]
         wanted = parse_kind_version(kind.download_version or "")
-        if kind.download_version is not None and (wanted is None
-                                                  or wanted < versions.parse(versions.KIND_MIN_VERSION)):
-            raise self._min_version_error(f"KIND_VERSION={kind.download_version}", "KIND_VERSION")
+        if kind.download_version is not None and (wanted is None or wanted < versions.parse(paired)):
+            raise self._min_version_error(f"KIND_VERSION={kind.download_version}", "KIND_VERSION", paired)
+        if kind.download_version is not None:
+            kind = self._installed_kind(kind)
         if kind.download_version is None and (not kind.path or not Path(kind.path).is_file()):
-            raise BackendError(f"preflight: kind not found ({kind.how}): install kind >= "
-                               f"{versions.KIND_MIN_VERSION} and pass --kind-bin PATH, or set KIND_VERSION="
-                               f"{versions.KIND_MIN_VERSION} (or newer) to have it downloaded")
+            raise BackendError(f"preflight: kind not found ({kind.how}): install kind {paired} and pass "
+                               f"--kind-bin PATH, or set KIND_VERSION={paired} to have it downloaded")
         tools = {"kubectl": self._tool(self.kubectl_bin, "kubectl", "to install Kube-OVN, cert-manager and "
                                        "KubeVirt (pass --kind-kubectl-bin)"),
                  "runtime": self._tool(None, container_runtime(), "by kind for the node containers")}
-        if versions.kube_ovn_release(v.kube_ovn).has_chart_v2:
+        if versions.kube_ovn_release(v.kube_ovn).install_method == "chart-v2":
             tools["helm"] = self._tool(None, "helm", f"to install Kube-OVN {v.kube_ovn} from its chart v2")
         else:
             tools["bash"] = self._tool(None, "bash", f"to run Kube-OVN {v.kube_ovn}'s install.sh")
@@ -292,8 +300,20 @@ class KindBackend:
                                    "its URL)")
         kind_path = self.ensure_kind(kind, state_dir)
         tools["kind"] = kind_path
-        tools["kind_version"] = self.check_kind_version(kind_path)
+        tools["kind_version"] = self.check_kind_version(kind_path, v)
+        tools["kind_how"] = kind.how
         return tools
+
+    def _installed_kind(self, kind: KindBinary) -> KindBinary:
+        """With ``KIND_VERSION``: the ``kind`` on ``PATH`` when it already is that release (CI installed
+        it), so no second kind is downloaded over it."""
+        found = shutil.which("kind")
+        if not found or kind.download_version is None:
+            return kind
+        out = run_program([found, "version"], step="kind-version", obj=found, timeout=30, check=False).stdout
+        if parse_kind_version(out) == parse_kind_version(kind.download_version):
+            return KindBinary(found, f"kind on PATH ({found}), already KIND_VERSION={kind.download_version}")
+        return kind
 
     def ensure_kind(self, kind: KindBinary, state_dir: Path) -> str:
         """The kind executable; with ``KIND_VERSION``, pytest-kind downloads it (for this machine's
@@ -320,12 +340,17 @@ class KindBackend:
                                    f"{' '.join(str(err).split())[:200]}") from None
         return kind.path
 
-    def check_kind_version(self, kind_path: str) -> str:
+    def check_kind_version(self, kind_path: str, v: RunVersions | None = None) -> str:
+        paired, why = self.kind_pair(v or self.versions())
         out = run_program([kind_path, "version"], step="kind-version", obj=kind_path, timeout=30).stdout
         seen = parse_kind_version(out)
-        if seen is None or seen < versions.parse(versions.KIND_MIN_VERSION):
-            raise self._min_version_error(" ".join(out.split()) or "no version", kind_path)
-        return f"v{seen[0]}.{seen[1]}.{seen[2]}"
+        if seen is None or seen < versions.parse(paired):
+            raise self._min_version_error(" ".join(out.split()) or "no version", kind_path, paired)
+        text = f"v{seen[0]}.{seen[1]}.{seen[2]}"
+        if text != paired:
+            self.log(f"warning: kind {text} is not {paired}, the release paired with the node image ({why}); "
+                     "kind supports node images of its own release")
+        return text
 
     def _cluster(self, tools: dict[str, str], kubeconfig: Path, workdir: Path, image: str | None,
                  name: str | None = None) -> Any:

@@ -62,9 +62,10 @@ def test_plan_shows_everything_and_touches_nothing(standins: StandIns, tmp_path:
     text = "\n".join(lines)
     assert list(cwd.iterdir()) == [] and standins.calls() == [], "plan must not run or write anything"
     assert f"Kube-OVN {versions.KUBE_OVN_VERSION}" in text and f"KubeVirt {versions.KUBEVIRT_VERSION}" in text
-    assert f"kind >= {versions.KIND_MIN_VERSION}: kind on PATH ({standins.kind})" in text
+    assert f"kind {versions.KIND_MIN_VERSION} (Kube-OVN v1.15.24 and v1.16.2 CI" in text
+    assert f": kind on PATH ({standins.kind})" in text
     for step in ("preflight", "create-cluster", "preload-images", "untaint-control-plane", "label-masters",
-                 "kube-ovn", "cert-manager", "webhook", "kvm-check", "kubevirt", "detect", "teardown"):
+                 "label-vm-nodes", "kube-ovn", "cert-manager", "webhook", "kvm-check", "kubevirt", "detect", "teardown"):
         assert any(line.lstrip().split(" ", 1)[1].startswith(f"{step}:") for line in lines if ". " in line), step
     assert "helm upgrade --install kubeovn charts/kube-ovn-v2" in text and "[Snapshot]" in text
     assert f"  docker.io/kubeovn/kube-ovn:{versions.KUBE_OVN_VERSION}  (kube-ovn, kube-ovn-webhook)" in lines
@@ -167,6 +168,23 @@ def kind_download(standins: StandIns) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_kind_version_env_uses_the_installed_kind(standins: StandIns, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 6: with KIND_VERSION set and that very release on PATH (CI installed it), no second
+    kind is downloaded; another release on PATH is not taken for it."""
+    monkeypatch.setenv("KIND_VERSION", "v0.32.0")
+    monkeypatch.setenv("KIND_DOWNLOAD_URL", "http://127.0.0.1:9/never")
+    b, log = backend(manifests_dir=str(write_manifests_dir(tmp_path / "m")))
+    tools = b.preflight(b.versions(), tmp_path / "work")
+    assert tools["kind"] == str(standins.kind) and "already KIND_VERSION=v0.32.0" in tools["kind_how"]
+    assert not (tmp_path / "work" / ".pytest-kind" / "kovc" / "kind-v0.32.0").exists()
+    # v0.32.0 is newer than v0.31.0, the release paired with the default node image: used, with a warning
+    assert any("warning: kind v0.32.0 is not v0.31.0" in line for line in log)
+    monkeypatch.setenv("KOVC_STANDIN_KIND_VERSION", "kind v0.31.0 go1.25.1 linux/amd64")
+    with pytest.raises(BackendError, match=re.escape("download of kind v0.32.0 from http://127.0.0.1:9/never")):
+        b.preflight(b.versions(), tmp_path / "other")
 
 
 def test_kind_version_env_downloads_through_pytest_kind(standins: StandIns, tmp_path: Path, kind_download: str,

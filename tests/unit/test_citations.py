@@ -143,8 +143,9 @@ CITATIONS = [
                                            "ctr -n k8s.io images import")),
     Citation("conformance/cluster/kind.py", "kubevirt/kubevirt@v1.8.1:pkg/util/util.go L30", KV, "v1.8.1",
              "pkg/util/util.go", 30, 30, ("NonRootUID        = 107",)),
-    Citation("conformance/cluster/install.py", "``kubevirt/kubevirt@v1.8.1:pkg/virt-operator/resource/apply/apps.go`` L376",
-             KV, "v1.8.1", "pkg/virt-operator/resource/apply/apps.go", 376, 376,
+    Citation("conformance/cluster/install.py",
+             "``kubevirt/kubevirt@v1.8.1:pkg/virt-operator/resource/apply/apps.go`` L376", KV, "v1.8.1",
+             "pkg/virt-operator/resource/apply/apps.go", 376, 376,
              ("placement.InjectPlacementMetadata(kv.Spec.Workloads",)),
 ]
 
