@@ -65,7 +65,8 @@ def test_plan_shows_everything_and_touches_nothing(standins: StandIns, tmp_path:
     assert f"kind {versions.KIND_MIN_VERSION} (Kube-OVN v1.15.24 and v1.16.2 CI" in text
     assert f": kind on PATH ({standins.kind})" in text
     for step in ("preflight", "create-cluster", "preload-images", "untaint-control-plane", "label-masters",
-                 "label-vm-nodes", "kube-ovn", "cert-manager", "webhook", "kvm-check", "kubevirt", "detect", "teardown"):
+                 "label-vm-nodes", "kube-ovn", "cert-manager", "webhook", "kvm-check", "kubevirt", "detect",
+                 "teardown"):
         assert any(line.lstrip().split(" ", 1)[1].startswith(f"{step}:") for line in lines if ". " in line), step
     assert "helm upgrade --install kubeovn charts/kube-ovn-v2" in text and "[Snapshot]" in text
     assert f"  docker.io/kubeovn/kube-ovn:{versions.KUBE_OVN_VERSION}  (kube-ovn, kube-ovn-webhook)" in lines
