@@ -25,7 +25,7 @@ from .addresses import AddressPool
 from .kube import JSON, PODS, VM_CLONES, VMIMS, VMIS, VMS, Kube, api_code, describe_error
 
 #: Base timeouts (seconds, before --timeout-scale).
-#: VM waits (× the emulation factor, Settings.vm_timeout): upstream's e2e gives a VM 2 min to be ready
+#: VM waits (times the emulation factor, Settings.vm_timeout): upstream's e2e gives a VM 2 min to be ready
 #: after create and 3 min after a start (kube-ovn test/e2e/framework/framework.go L43,
 #: virtual-machine.go L79-85 at v1.16.2).
 T_RUNNING = 120.0       # VMI Running + launcher pod allocated (create)

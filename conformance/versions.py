@@ -22,7 +22,7 @@ CERT_MANAGER_VERSION = "v1.20.1"
 #: The kind release for a ``kindest/node`` image, per Kubernetes minor: kind supports a node image only
 #: with the release it shipped with (pytest-kind's default v0.17.0 cannot create any current one). Each
 #: pair is one a kind release names (its default node image, ``kubernetes-sigs/kind@<tag>:
-#: pkg/apis/config/defaults/image.go``) or one Kube-OVN's own CI uses (``KIND_VERSION`` of
+#: pkg/apis/config/defaults/image.go`` L21) or one Kube-OVN's own CI uses (``KIND_VERSION`` of
 #: ``.github/workflows/build-x86-image.yaml`` with that tag's node image).
 KIND_FOR_KUBERNETES: dict[tuple[int, int], tuple[str, str]] = {
     (1, 32): ("v0.29.0", "Kube-OVN v1.14.2's CI: KIND_VERSION v0.29.0 (build-x86-image.yaml L25) with "

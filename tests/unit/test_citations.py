@@ -47,6 +47,7 @@ class Citation:
 
 KO = "kubeovn/kube-ovn"
 KV = "kubevirt/kubevirt"
+KIND = "kubernetes-sigs/kind"
 CITATIONS = [
     # docs/verdict-derivation.md
     Citation("docs/verdict-derivation.md", "`--keep-vm-ip` default true (`config.go` L200 at v1.16.2)", KO,
@@ -137,6 +138,37 @@ CITATIONS = [
     # conformance/versions.py
     Citation("conformance/versions.py", "(\"skip clean ip CR\", ``pod.go`` L1177-1182 at v1.15.0)", KO, "v1.15.0",
              "pkg/controller/pod.go", 1177, 1182, ("skip clean ip CR",)),
+    # kind pairing, install path, waits (conformance/versions.py, settings.py)
+    Citation("conformance/versions.py", "KIND_VERSION v0.29.0 (build-x86-image.yaml L25)", KO, "v1.14.2",
+             ".github/workflows/build-x86-image.yaml", 25, 25, ("KIND_VERSION: v0.29.0",)),
+    Citation("conformance/versions.py", "kindest/node:v1.32.5 (yamls/kind.yaml.j2 L2)", KO, "v1.14.2",
+             "yamls/kind.yaml.j2", 2, 2, ('k8s_version = "v1.32.5"',)),
+    Citation("conformance/versions.py", "KIND_VERSION v0.31.0 (build-x86-image.yaml L29 at", KO, "v1.16.2",
+             ".github/workflows/build-x86-image.yaml", 29, 29, ("KIND_VERSION: v0.31.0",)),
+    Citation("conformance/versions.py", "K8S_VERSION v1.35.1 (makefiles/kind.mk L12)", KO, "v1.16.2",
+             "makefiles/kind.mk", 12, 12, ("K8S_VERSION ?= v1.35.1",)),
+    Citation("conformance/versions.py", "(``.github/workflows/helm-testing.yaml`` L62 at", KO, "v1.16.2",
+             ".github/workflows/helm-testing.yaml", 62, 62, ("ct install", "charts/kube-ovn-v2/ct.yaml")),
+    Citation("conformance/versions.py", "dist/images/install.sh | bash``, ``kind.mk`` L221-224 at v1.14.2", KO,
+             "v1.14.2", "kind.mk", 221, 224, ("kind-install:", "dist/images/install.sh | bash")),
+    Citation("conformance/settings.py", "(``makefiles/kind.mk`` L570-571 at v1.16.2)", KO, "v1.16.2",
+             "makefiles/kind.mk", 570, 571, ('"useEmulation":true',)),
+    Citation("conformance/settings.py", "(``test/e2e/framework/framework.go`` L43", KO, "v1.16.2",
+             "test/e2e/framework/framework.go", 43, 43, ("timeout = 2 * time.Minute",)),
+    Citation("conformance/settings.py", "(``virtual-machine.go`` L79-85)", KO, "v1.16.2",
+             "test/e2e/framework/virtual-machine.go", 79, 85, ("func (c *VMClient) StartSync",
+                                                               "c.WaitToBeReady(name, 3*time.Minute)")),
+    Citation("conformance/settings.py", "``virtual-machine.go`` L56-63)", KO, "v1.16.2",
+             "test/e2e/framework/virtual-machine.go", 56, 63, ("func (c *VMClient) CreateSync",
+                                                               "c.WaitToBeReady(v.Name, timeout)")),
+    Citation("conformance/versions.py", "pkg/apis/config/defaults/image.go`` L21", KIND, "v0.29.0",
+             "pkg/apis/config/defaults/image.go", 21, 21, ("kindest/node:v1.33.1",)),
+    Citation("conformance/versions.py", "pkg/apis/config/defaults/image.go`` L21", KIND, "v0.30.0",
+             "pkg/apis/config/defaults/image.go", 21, 21, ("kindest/node:v1.34.0",)),
+    Citation("conformance/versions.py", "pkg/apis/config/defaults/image.go`` L21", KIND, "v0.31.0",
+             "pkg/apis/config/defaults/image.go", 21, 21, ("kindest/node:v1.35.0",)),
+    Citation("conformance/versions.py", "pkg/apis/config/defaults/image.go`` L21", KIND, "v0.32.0",
+             "pkg/apis/config/defaults/image.go", 21, 21, ("kindest/node:v1.36.1",)),
     # the kind backend
     Citation("conformance/cluster/kind.py", "``makefiles/kind.mk`` L47-66 at v1.16.2", KO, "v1.16.2",
              "makefiles/kind.mk", 47, 66, ("kind load docker-image", "kind load image-archive",
