@@ -1,7 +1,8 @@
 """The one pinned default version table, and the Kube-OVN releases the simulated cluster models.
 
-Used by ``--plan``, ``kovc images``, the kind backend and the simulated cluster. Sources:
-kube-ovn-facts.md §3.2 (Makefile pins per release branch) and §1.5 (webhook history).
+Used by ``--plan``, ``kovc images``, the kind backend and the simulated cluster. Sources: the
+``Makefile`` / ``makefiles/kind.mk`` pins of ``kubeovn/kube-ovn`` at each release tag, and
+``pkg/webhook/static_ip.go`` read at every boundary tag (webhook history, :func:`kube_ovn_release`).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def parse(version: str) -> tuple[int, int, int]:
 
 
 def cirros_image(kubevirt_version: str = KUBEVIRT_VERSION) -> str:
-    """The cirros containerDisk, pinned to the KubeVirt version (kubevirt-facts.md §2.4)."""
+    """The cirros containerDisk, pinned to the KubeVirt version (the tag KubeVirt publishes with each
+    release: ``quay.io/kubevirt/cirros-container-disk-demo:<release>``)."""
     return f"{CIRROS_IMAGE_REPO}:{kubevirt_version}"
 
 

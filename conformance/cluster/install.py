@@ -1,7 +1,7 @@
 """Installers for the kind backend: Kube-OVN, cert-manager and the Kube-OVN webhook, KubeVirt.
 
-Each follows upstream's own kind recipe (kube-ovn-facts.md §3.2 and its Corrections, kubevirt-facts.md
-§2; kubeovn/kube-ovn ``Makefile`` / ``makefiles/kind.mk`` at the release tags):
+Each follows upstream's own kind recipe (kubeovn/kube-ovn ``Makefile`` / ``makefiles/kind.mk`` — ``kind.mk``
+before v1.15 — at the release tags, e.g. ``kind-install-kubevirt`` L555-576 at v1.16.2):
 
 * control plane untainted (``make untaint-control-plane``) and labelled ``kube-ovn/role=master``;
 * Kube-OVN the way the tag's own CI installs it (``KubeOvnRelease.install_method``): the Helm chart v2
@@ -87,7 +87,7 @@ WEBHOOK_STARTING = ("failed calling webhook", "no endpoints available for servic
                     "x509: certificate signed by unknown authority")
 CONTROL_PLANE_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 #: KubeVirt feature gates the suite needs: ``Snapshot`` for ``VirtualMachineClone`` (deny.clone).
-#: Live migration needs none (the LiveMigration gate is GA since v0.56, kubevirt-facts.md §2.3).
+#: Live migration needs none (the LiveMigration feature gate went GA in KubeVirt v0.56).
 KUBEVIRT_FEATURE_GATES = ("Snapshot",)
 #: install.sh is cut where it starts writing into the host (kubectl-ko into /usr/local/bin).
 INSTALL_SH_CUT = 'echo "[Step 5/6]'

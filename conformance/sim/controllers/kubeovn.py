@@ -10,7 +10,7 @@ IPAM (:class:`Ipam`, ``pkg/ipam/subnet.go``):
 * a static address (``ovn.kubernetes.io/ip_address``) is ``GetStaticAddress`` (``subnet.go``): an address
   held by another key fails with ``AddressConflict`` (``ErrConflict``), one outside the subnet with
   ``AddressOutOfRange``; the *same key* simply gets it back - so a plain pod named like a VM in the
-  VM's namespace takes over the VM's address, MAC and IP CR (kube-ovn-facts.md §1.7);
+  VM's namespace takes over the VM's address, MAC and IP CR (same IPAM key, ``getNameByPod`` above);
 * a static MAC already used by another key is ``AddressConflict`` too (``GetStaticMac``);
 * without a static address ``GetRandomAddress`` returns the NIC's existing address (a stopped VM's kept
   IP) or the lowest never-used free address; released addresses are reused only when the free range is
