@@ -4,7 +4,8 @@ Used by ``kovc images`` (preload lists for air-gapped runs), by ``KindBackend.pl
 kind backend itself (``kind load docker-image``). Offline: nothing here touches the network.
 
 Sources (upstream Kube-OVN ``Makefile`` / ``makefiles/kind.mk`` at each release tag, KubeVirt's release
-manifests ``kubevirt-operator.yaml`` / ``kubevirt-cr.yaml``): Kube-OVN ships one image, ``docker.io/kubeovn/kube-ovn:<tag>``, for the controller, the
+manifests ``kubevirt-operator.yaml`` / ``kubevirt-cr.yaml``): Kube-OVN ships one image,
+``docker.io/kubeovn/kube-ovn:<tag>``, for the controller, the
 CNI daemon, OVN/OVS and the webhook; KubeVirt's operator deploys api/controller/handler/launcher from
 the operator's registry and tag (export proxy and synchronization controller only with feature gates
 the suite does not turn on); cert-manager's manifest runs controller, cainjector and webhook.
