@@ -228,7 +228,7 @@ class KindBackend:
                         "deployment/kube-ovn-webhook; check the running container's image tag is "
                         f"{v.kube_ovn}"),
             ("kvm-check", f"{container_runtime()} exec <node> test -c /dev/kvm, then open it read-write "
-                          "as uid 107 (virt-launcher's QEMU) on every VM node; useEmulation when any fails "
+                          "as uid 107 (virt-launcher's QEMU) on every node; useEmulation when any fails "
                           "(VM waits then x3)"),
             ("kubevirt", f"kubectl apply -f kubevirt-operator.yaml ({v.kubevirt}); virt-operator replicas 1; "
                          "rollout; wait for kubevirts.kubevirt.io; apply kubevirt-cr.yaml; patch "
@@ -236,7 +236,7 @@ class KindBackend:
                          "workloads.nodePlacement.nodeSelector kovc.io/vm-node=true (virt-handler, and so "
                          "kubevirt.io/schedulable, only on the workers: the control plane hosts the "
                          "migration probe), "
-                         "useEmulation true if a node has no /dev/kvm (else false); wait phase "
+                         "useEmulation true if a node has no usable /dev/kvm (else false); wait phase "
                          f"Deployed and Available; check observedKubeVirtVersion {v.kubevirt}"),
             ("detect", "read back server version, kube-ovn-controller and webhook image tags, KubeVirt "
                        "version, keep-vm-ip, the webhook configuration"),
