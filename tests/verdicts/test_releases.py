@@ -50,6 +50,10 @@ def _check_evidence(column: str, run: Run) -> None:
             admitted = [c for c in req["cases"] if c.get("admitted_then")]
             assert admitted, f"{column}: {req['id']} failed but no case says what happened after admission"
     outcomes = {r["id"]: r for r in run.report["requirements"]}
+    # allow.immediate-recreate says which order it saw; the sim's single queue always releases first
+    order = [c for c in outcomes["allow.immediate-recreate"]["cases"] if c["name"] == "release and allocation order"]
+    assert order and (order[0].get("message") or "").startswith(
+        "the old VM's IP CR was released before the new launcher pod was allocated"), (column, order)
     if column in ("v1.14.5+", "v1.13.15"):
         then = {c.get("admitted_then") for c in outcomes["deny.cross-namespace"]["cases"]}
         assert "blocked-by-ipam" in then, f"{column}: cross-namespace challenger should be stopped by IPAM: {then}"
