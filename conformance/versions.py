@@ -109,6 +109,9 @@ class KubeOvnRelease:
     #: dist/images/install.sh | bash``, ``kind.mk`` L221-224 at v1.14.2); no CI of v1.14.x/v1.15.x installs
     #: the chart v2 it ships.
     install_method: str = "install.sh"
+    #: ``CERT_MANAGER_VERSION`` of the tag's ``Makefile`` (None before v1.12.0, which pin none): the
+    #: cert-manager its CI installs the webhook with.
+    cert_manager_ci_version: str | None = None
 
 
 #: Highest existing patch release per minor line (``git tag`` of kubeovn/kube-ovn, verified against the
@@ -133,6 +136,18 @@ def _kubevirt_ci_version(minor: int, patch: int) -> str:
             return "v0.59.2"
         return "v1.3.0" if patch < 23 else "v1.3.1"
     return {13: "v1.3.1", 14: "v1.5.2", 15: "v1.7.0", 16: "v1.8.1"}[minor]
+
+
+def _cert_manager_ci_version(minor: int, patch: int) -> str | None:
+    """``CERT_MANAGER_VERSION`` in the release tag's Makefile (every tag read; it changes at v1.12.1,
+    v1.12.2, v1.12.5, v1.12.23 and with each minor from v1.13.0)."""
+    if minor < 12:
+        return None
+    if minor == 12:
+        for first, pin in ((23, "v1.15.2"), (5, "v1.14.1"), (2, "v1.12.5"), (1, "v1.12.3"), (0, "v1.12.2")):
+            if patch >= first:
+                return pin
+    return {13: "v1.16.1", 14: "v1.18.1", 15: "v1.19.2", 16: "v1.20.1"}[minor]
 
 
 def _unsupported(version: str) -> VersionError:
@@ -178,6 +193,7 @@ def kube_ovn_release(version: str) -> KubeOvnRelease:
         skips_vm_pod_ip_cr_cleanup=minor >= 15,
         denial_text_in_reason=minor == 10 or (minor == 11 and patch <= 16),
         install_method="chart-v2" if minor >= 16 else "install.sh",
+        cert_manager_ci_version=_cert_manager_ci_version(minor, patch),
     )
 
 

@@ -55,7 +55,9 @@ class RunVersions:
         versions.kube_ovn_release(ko)
         kv = versions.check_kubevirt_version(kubevirt or versions.KUBEVIRT_VERSION)
         k8s = versions.check_kubernetes_version(kubernetes or versions.K8S_VERSION)
-        return cls(kube_ovn=ko, kubevirt=kv, kubernetes=k8s, cert_manager=versions.CERT_MANAGER_VERSION,
+        # cert-manager as the Kube-OVN tag's own CI installs it (its Makefile's pin), else the default
+        cm = versions.kube_ovn_release(ko).cert_manager_ci_version or versions.CERT_MANAGER_VERSION
+        return cls(kube_ovn=ko, kubevirt=kv, kubernetes=k8s, cert_manager=cm,
                    kind_image=kind_image or kind_node_image(k8s))
 
 
