@@ -54,7 +54,16 @@ from .recorder import (
     Recorder,
 )
 from .results import INTERRUPTED_REASON, CaseResult, RequirementResult, RunResult, TestRef
-from .settings import OPTIONS, SIM_TIMEOUT_SCALE, Settings, default_report_dir, new_run_id, xdist_worker
+from .settings import (
+    OPTIONS,
+    SIM_TIMEOUT_SCALE,
+    Settings,
+    default_report_dir,
+    new_run_id,
+    vm_wait_factor,
+    xdist_worker,
+)
+from .sim.config import SIM_CLOCK_SCALE
 
 KIND_PLUGIN = "pytest-kind-ng"
 KIND_PLUGIN_MODULE = "pytest_kind.plugin"
@@ -543,7 +552,8 @@ def settings(request: pytest.FixtureRequest, cluster_info: ClusterInfo) -> Setti
         scale = SIM_TIMEOUT_SCALE if cluster_info.simulated else 1.0
     state.settings = Settings(
         run_id=state.run_id, worker=worker, worker_index=index, worker_count=count,
-        timeout_scale=float(scale),
+        timeout_scale=float(scale), clock_scale=SIM_CLOCK_SCALE if cluster_info.simulated else 1.0,
+        vm_wait_factor=vm_wait_factor(cluster_info.simulated, cluster_info.extra.get("kubevirt_use_emulation")),
         concurrency=int(getattr(opt, "concurrency", 3) or 3),
         max_migration_loss=float(getattr(opt, "max_migration_loss", 3.0) or 3.0),
         webhook_name=cluster_info.webhook_name, keep_on_failure=bool(getattr(opt, "keep_on_failure", False)),
@@ -779,6 +789,9 @@ def decide(req_id: str, records: list[_TestRecord], *, selected: bool, reason_no
                and any(c.get("requirement") == req_id for c in _cases(r))]
     outcomes: list[str] = []
     reasons: list[str] = []
+    result.duration_s = round(sum(rec.duration for rec in own)
+                              + sum(float(c.get("duration_s") or 0.0) for rec in foreign for c in _cases(rec)
+                                    if c.get("requirement") == req_id), 3)
     for rec in own:
         outcome = rec.outcome if rec.finished else "not-run"
         if outcome == "failed":
@@ -1110,6 +1123,8 @@ def build_result(state: _RunState, info: ClusterInfo | None, warnings: list[str]
         backend=backend, simulated=simulated, profile=state.profile, versions=versions,
         requirements=requirements, sim_model=sim_model, warnings=list(dict.fromkeys(warnings)),
         leaked_ips=leaked, selected=list(state.selected),
+        kubevirt_use_emulation=info.extra.get("kubevirt_use_emulation") if info is not None else None,
+        vm_wait_factor=vm_wait_factor(simulated, info.extra.get("kubevirt_use_emulation")) if info else 1.0,
     )
 
 

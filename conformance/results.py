@@ -54,6 +54,9 @@ class RequirementResult:
     tests: list[TestRef] = field(default_factory=list)
     #: Diagnostics folder (relative to the report dir) collected for a failure.
     diagnostics: str | None = None
+    #: Seconds its scenarios took (setup, call and teardown of every test carrying it, plus the cases other
+    #: tests aimed at it); what junit.xml gives as the testcase time.
+    duration_s: float = 0.0
 
     @property
     def family(self) -> str:
@@ -77,6 +80,10 @@ class RunResult:
     leaked_ips: list[dict[str, Any]] = field(default_factory=list)
     #: The requirement IDs the chosen profile/selection runs.
     selected: list[str] = field(default_factory=list)
+    #: The KubeVirt CR's ``useEmulation`` as detected (None: unknown), and the factor the run applied to
+    #: its VM waits because of it (``settings.vm_wait_factor``).
+    kubevirt_use_emulation: bool | None = None
+    vm_wait_factor: float = 1.0
 
     @property
     def verdict(self) -> Verdict:

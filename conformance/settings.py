@@ -31,6 +31,20 @@ DIAGNOSTICS = ("each", "once", "never")
 KIND_PLUGIN_DEFAULT_CLUSTER = "pytest-kind"
 DEFAULT_CLUSTER_NAME = "kovc"
 
+#: VM waits (boot, restart, migration, the guest answering) under KubeVirt's ``useEmulation`` (QEMU TCG, no
+#: usable /dev/kvm), where a guest takes several times longer: Kube-OVN's own CI runs KubeVirt emulated
+#: (``makefiles/kind.mk`` L570-571 at v1.16.2) with 2 min for a VM to be ready after create
+#: (``test/e2e/framework/framework.go`` L43, ``virtual-machine.go`` L56-63) and 3 min after a start
+#: (``virtual-machine.go`` L79-85); kovc's bases are those, times this factor when emulated.
+EMULATION_VM_WAIT_FACTOR = 3.0
+
+
+def vm_wait_factor(simulated: bool, use_emulation: bool | None) -> float:
+    """The factor on VM waits: :data:`EMULATION_VM_WAIT_FACTOR` on a real cluster whose KubeVirt CR
+    sets ``useEmulation``; 1 otherwise (a simulated guest boots at once, whatever its CR says)."""
+    return EMULATION_VM_WAIT_FACTOR if use_emulation and not simulated else 1.0
+
+
 _RUN_ID_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 
 
@@ -180,7 +194,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH", kind_shared=True),
     Option(("--keep-cluster",), "keep_cluster", "keep the kind cluster after the run", action="store_true",
            kind_shared=True),
-    Option(("--kind-bin",), "kind_bin", f"kind executable (>= {versions.KIND_MIN_VERSION})", metavar="PATH",
+    Option(("--kind-bin",), "kind_bin", "kind executable (the release paired with the node image, "
+           f"{versions.KIND_MIN_VERSION} for the default)", metavar="PATH",
            kind_shared=True),
     Option(("--cluster-name",), "cluster_name", f"kind cluster name (default {DEFAULT_CLUSTER_NAME})",
            metavar="NAME", kind_shared=True),
@@ -236,9 +251,23 @@ class Settings:
     profile: str = catalog.DEFAULT_PROFILE
     diagnostics: str = "each"
 
+    #: Wall seconds per cluster second: 1 on a real cluster, ``SIM_CLOCK_SCALE`` on a simulated one.
+    clock_scale: float = 1.0
+    #: Extra factor on VM waits (:func:`vm_wait_factor`).
+    vm_wait_factor: float = 1.0
+
     def timeout(self, seconds: float, minimum: float = 2.0) -> float:
         """``seconds`` times timeout_scale, never below ``minimum``."""
         return max(seconds * self.timeout_scale, minimum)
+
+    def vm_timeout(self, seconds: float) -> float:
+        """A VM wait: ``seconds`` times the emulation factor, then as :meth:`timeout`."""
+        return self.timeout(seconds * self.vm_wait_factor)
+
+    def fixed(self, seconds: float) -> float:
+        """A requirement's fixed bound of ``seconds`` (part of its statement): never scaled by
+        ``--timeout-scale``, only measured on the cluster's clock (:attr:`clock_scale`)."""
+        return seconds * self.clock_scale
 
 
 def xdist_worker() -> tuple[str, int, int]:

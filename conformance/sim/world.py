@@ -83,7 +83,8 @@ def install(store: Store, config: SimConfig) -> None:
         def list_ip_crs() -> list[JSON]:
             return store.list(r.IPS)[0]
 
-        store.validators.append(make_pod_validator(policy, view, list_ip_crs))
+        store.validators.append(make_pod_validator(policy, view, list_ip_crs,
+                                                   text_in_reason=release.denial_text_in_reason))
         store.validators.append(make_subnet_validator(lambda: store.list(r.SUBNETS)[0]))
     store.validators.extend(kubevirt.make_validators(world))
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cluster_helpers import StandIns, needs_world
 
 from conformance import versions
@@ -32,3 +33,23 @@ def test_kovc_run_kind_quick_profile(standins: StandIns, manifests_dir: Path, tm
     assert sum(c[:2] == ["delete", "cluster"] for c in kind_calls) == 1
     assert standins.running_clusters() == []
     assert "kovc kind [" in proc.stderr and "deleting kind cluster kovc" in proc.stderr
+
+
+@needs_world
+def test_install_failure_logs_land_in_the_report_bundle(standins: StandIns, manifests_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 2: after a failed install, `kind export logs` writes into <report dir>/cluster-logs,
+    which the workflow uploads, and MANIFEST.sha256 covers them."""
+    monkeypatch.setenv("KOVC_STANDIN_HELM_FAIL", "1")
+    report = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--backend", "kind", "--profile", "quick",
+                           "--manifests-dir", str(manifests_dir), "--report-dir", str(report),
+                           "--timeout-scale", "0.05"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, (proc.stdout[-2000:], proc.stderr[-2000:])
+    logs = report.resolve() / "cluster-logs"
+    assert ["export", "logs", str(logs), "--name=kovc"] in standins.calls("kind")
+    assert (logs / "kind-version.txt").is_file()
+    assert f"cluster logs in {logs}" in proc.stdout + proc.stderr
+    manifest = (report / "MANIFEST.sha256").read_text()
+    assert "cluster-logs/kind-version.txt" in manifest, manifest
+    assert standins.running_clusters() == []

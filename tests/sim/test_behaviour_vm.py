@@ -469,10 +469,12 @@ def test_vm_recreated_under_the_same_name_gets_its_address() -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "leaks"), [("v1.13.15", True), ("v1.12.35", True), ("v1.14.0", False), ("v1.16.2", False)]
+    ("version", "late"), [("v1.13.15", True), ("v1.12.35", True), ("v1.14.0", False), ("v1.16.2", False)]
 )
-def test_stopped_then_deleted_vm(version: str, leaks: bool) -> None:
-    """#5367: before handleDeleteVM (v1.14.0) a VM stopped before deletion keeps its IP CR and address."""
+def test_stopped_then_deleted_vm(version: str, late: bool) -> None:
+    """#5367: before handleDeleteVM (v1.14.0) a VM stopped before deletion keeps its IP CR and address
+    until markAndCleanLSP's second pass after the VM is gone (1-2 GC intervals); from v1.14.0 at once."""
+    interval = 0.6
 
     async def scenario(store: Store) -> None:
         ns = make_namespace(store, "leak")
@@ -481,18 +483,29 @@ def test_stopped_then_deleted_vm(version: str, leaks: bool) -> None:
         await until(store, running_vmi(ns, "web"), "web Running")
         world.vm_action(store, cfg, ns, "web", "stop", {}, UA)
         await until(store, lambda s: s.get(r.VMIS, ns, "web") is None, "web stopped")
+        await asyncio.sleep(interval * 1.5)  # GC passes while the VM exists keep its port
+        assert store.get(r.IPS, "", "web.leak") is not None, "a stopped VM's IP CR must survive GC passes"
         store.delete(r.VMS, ns, "web", user_agent=UA)
         await until(store, lambda s: s.get(r.VMS, ns, "web") is None, "web deleted")
-        if leaks:
-            await asyncio.sleep(0.1)
+        def logs() -> list[str]:
+            return list(world_of(store).logs.get("kube-ovn-controller", []))
+
+        if late:
+            await asyncio.sleep(interval * 0.5)
             ip = store.get(r.IPS, "", "web.leak")
-            assert ip is not None, f"{version}: expected the IP CR web.leak to leak (#5367); it was deleted"
+            assert ip is not None, f"{version}: expected the IP CR web.leak to outlive the VM (#5367)"
             holder = world_of(store).ipam.holder("ovn-default", "10.16.0.35")  # type: ignore[union-attr]
             assert holder == [f"{ns}/web"], holder
+            await until(store, lambda s: s.get(r.IPS, "", "web.leak") is None,
+                        "the IP CR released by the second GC pass", timeout=interval * 4 + 5)
+            assert world_of(store).ipam.holder("ovn-default", "10.16.0.35") == []  # type: ignore[union-attr]
+            assert any("gc.go:405] gc ip web.leak" in line for line in logs()), list(logs())[-5:]
         else:
             await until(store, lambda s: s.get(r.IPS, "", "web.leak") is None, "the IP CR released")
+            assert any("kubevirt.go:80] release ip" in line for line in logs()), list(logs())[-5:]
+            assert not any("gc ip web.leak" in line for line in logs())
 
-    sim(scenario, kube_ovn_version=version)
+    sim(scenario, kube_ovn_version=version, gc_interval=interval)
 
 
 @pytest.mark.parametrize("version", ["v1.13.15", "v1.16.2"])

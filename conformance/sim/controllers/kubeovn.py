@@ -10,7 +10,7 @@ IPAM (:class:`Ipam`, ``pkg/ipam/subnet.go``):
 * a static address (``ovn.kubernetes.io/ip_address``) is ``GetStaticAddress`` (``subnet.go``): an address
   held by another key fails with ``AddressConflict`` (``ErrConflict``), one outside the subnet with
   ``AddressOutOfRange``; the *same key* simply gets it back - so a plain pod named like a VM in the
-  VM's namespace takes over the VM's address, MAC and IP CR (kube-ovn-facts.md §1.7);
+  VM's namespace takes over the VM's address, MAC and IP CR (same IPAM key, ``getNameByPod`` above);
 * a static MAC already used by another key is ``AddressConflict`` too (``GetStaticMac``);
 * without a static address ``GetRandomAddress`` returns the NIC's existing address (a stopped VM's kept
   IP) or the lowest never-used free address; released addresses are reused only when the free range is
@@ -20,7 +20,7 @@ IPAM (:class:`Ipam`, ``pkg/ipam/subnet.go``):
 
 Controller (:class:`KubeOvnController`, one FIFO queue):
 
-* pod add/update - ``handleAddOrUpdatePod`` (L493-567) → ``reconcileAllocateSubnets`` (L622-829): the
+* pod add/update - ``handleAddOrUpdatePod`` (L493-568) → ``reconcileAllocateSubnets`` (L622-828): the
   effective subnet is the ``logical_switch`` annotation, else the namespace-bound subnet, else
   ``ovn-default``; a failure is a Warning Event ``AcquireAddressFailed`` with the IPAM error
   (``AddressConflict`` …) on the pod (L644) and a rate-limited retry; success writes the IP CR
@@ -28,15 +28,23 @@ Controller (:class:`KubeOvnController`, one FIFO queue):
   ``cidr``, ``gateway``, ``logical_switch``, ``pod_nic_type``, ``allocated``, ``logical_router`` and, for
   VM pods with keep-vm-ip, ``virtualmachine``; ``routed`` follows once the pod is bound to a node
   (``reconcileRouteSubnets``/``needRouteSubnets`` L1767);
-* pod delete - ``handleDeletePod`` (L1100-1345): a VM pod whose VMI is alive, or whose VM exists and is
+* pod delete - ``handleDeletePod`` (L1100-1377): a VM pod whose VMI is alive, or whose VM exists and is
   not being deleted (``isVMToDel`` L2764), keeps its IP CR and address, unless the namespace's subnet
   changed under it (``appendCheckPodNetToDel``); everything else deletes the IP CR and releases the
-  address. With keep-vm-ip off, VM pods never clean their IP CR here (L1318-1323; upstream's periodic
-  GC, every 6 min, is not modelled). A completed plain pod is released as a deleted one
+  address. With keep-vm-ip off, v1.15+ VM pods never clean their IP CR here ("skip clean ip CR",
+  L1324-1328), while v1.12-v1.14 delete it with the pod (``pod.go`` L1150-1172 at v1.14.41; per release:
+  ``KubeOvnRelease.skips_vm_pod_ip_cr_cleanup``). A completed plain pod is released as a deleted one
   (``enqueueUpdatePod``);
-* VM delete - ``handleDeleteVM`` (``kubevirt.go`` L55-94, first in v1.14.0): IP CRs and addresses keyed
-  ``<ns>/<vm>`` are released. Releases before v1.14.0 have no such handler, so a VM *stopped* before it is
-  deleted leaks its IP CR and address (#5367);
+* VM delete - ``handleDeleteVM`` (``kubevirt.go`` L60-94, first in v1.14.0): IP CRs and addresses keyed
+  ``<ns>/<vm>`` are released. Releases before v1.14.0 have no such handler, so the IP CR of a VM
+  *stopped* before it is deleted stays until the periodic LSP garbage collection removes it (#5367);
+* periodic GC - ``markAndCleanLSP`` (``gc.go`` L315-436 at v1.13.14, run every ``--gc-interval``
+  seconds, default 360, from ``controller.go`` L1192-1198; ``install.sh`` ``GC_INTERVAL=360``): a port
+  whose pod is not alive and allocated and (keep-vm-ip on) whose VM does not exist is *marked* on one
+  pass and, still unclaimed on the next, deleted together with its IP CR (unless reserved) and address.
+  So a stopped-then-deleted VM's IP CR goes 1-2 intervals after the deletion: 6-12 min on a real
+  cluster. The interval is ``SimConfig.gc_interval`` (wall seconds; the default is 360 modelled seconds
+  on the simulated cluster's clock, ``settings.SIM_CLOCK_SCALE``);
 * IP CR delete - ``handleUpdateIP`` (``ip.go``): releases ``<spec.namespace>/<spec.podName>`` and removes
   the ``kubeovn.io/kube-ovn-controller`` finalizer;
 * subnets get upstream's defaults (provider, vpc, protocol, gateway, excludeIps), status counters, and
@@ -394,6 +402,8 @@ class KubeOvnController(Reconciler):
         self.deleting: dict[Key, JSON] = {}
         self.decisions: dict[Key, DeleteDecision] = {}
         self.deleted_vms: dict[Key, JSON] = {}
+        #: Ports found without a pod or VM on the last ``markAndCleanLSP`` pass (``lastNoPodLSP``).
+        self.no_pod_lsps: set[str] = set()
 
     # events --------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
@@ -433,6 +443,8 @@ class KubeOvnController(Reconciler):
             self.queue.add(("vpc", m.get("name", "")))
 
     def resync(self) -> None:
+        if self.config.gc_interval > 0:  # wait.Until: the first pass at start, then every interval
+            self.queue.add(("gc-lsp",))
         for subnet in self.store.iter_raw(r.SUBNETS):
             self._sync_subnet_now(subnet)
         for kind, rt in (("subnet", r.SUBNETS), ("vpc", r.VPCS), ("ns", r.NAMESPACES)):
@@ -466,6 +478,9 @@ class KubeOvnController(Reconciler):
                 self.queue.add(("ns", ns["metadata"]["name"]))
         elif kind == "vpc":
             self._handle_vpc(key[1])
+        elif kind == "gc-lsp":
+            self._mark_and_clean_lsp()
+            self.queue.add_after(key, self.config.gc_interval)
 
     # names ---------------------------------------------------------------
     def name_by_pod(self, pod: JSON) -> str:
@@ -504,7 +519,7 @@ class KubeOvnController(Reconciler):
             self._event(pod, "Warning", "ValidatePodNetworkFailed", invalid)
             raise Requeue()
         if ann.get(ALLOCATED) != "true":
-            # needAllocateSubnets (L1868-1893). Upstream re-runs the (idempotent) allocation of a pod
+            # needAllocateSubnets (L1692-1717). Upstream re-runs the (idempotent) allocation of a pod
             # carrying kubevirt.io/migrationJobName on every update; once is equivalent here.
             self._allocate(pod)
             return
@@ -593,7 +608,7 @@ class KubeOvnController(Reconciler):
             self.name, f"pod.go:651] allocate {ip}, mac {mac_out} for {key} from subnet {subnet_name}"
         )
         if self.store.mutate(r.PODS, namespace, name, _set_annotations(patch), user_agent=self.ua) is None:
-            # The pod went away between allocation and patch (L786-795): recycle as a delete.
+            # The pod went away between allocation and patch (L786-797): recycle as a delete.
             self._handle_delete_pod(pod)
         self._subnet_status(subnet_name)
 
@@ -608,7 +623,7 @@ class KubeOvnController(Reconciler):
         node: str,
         pod_type: str,
     ) -> None:
-        """``createOrUpdateIPCR`` (``ip.go`` L374-470)."""
+        """``createOrUpdateIPCR`` (``ip.go`` L391-537)."""
         v4, v6 = (ip, "") if ":" not in ip else ("", ip)
         current = self.store.get(r.IPS, "", ip_name)
         if current is not None and is_deleting(current):
@@ -682,7 +697,7 @@ class KubeOvnController(Reconciler):
         return DeleteDecision(keep, owner_to_del, owner_deleted, ipcr_to_delete)
 
     def _handle_delete_pod(self, pod: JSON, decision: DeleteDecision | None = None) -> None:
-        """``handleDeletePod`` (L1100-1345)."""
+        """``handleDeletePod`` (L1100-1377)."""
         m = pod["metadata"]
         namespace, name = m["namespace"], m["name"]
         current = self.store.get(r.PODS, namespace, name)
@@ -695,20 +710,21 @@ class KubeOvnController(Reconciler):
         vm, _ = is_vm_pod(pod)
         sts = is_sts_pod(pod)
         if d.keep:
-            self.world.log(self.name, f"pod.go:1181] try keep ip for vm pod {pod_key}")
+            self.world.log(self.name, f"pod.go:1183] try keep ip for vm pod {pod_key}")
             return
         for nic in [n for n, lsp in self.lsps.items() if lsp.key == pod_key]:
             self.lsps.pop(nic, None)
         nic = port_name(pod_name, namespace)
-        if (sts or vm) and not owner_to_del and not owner_deleted and nic not in ipcr_to_delete:
-            self.world.log(self.name, f"pod.go:1321] skip clean ip CR {nic}")
+        if self.release.skips_vm_pod_ip_cr_cleanup and (sts or vm) and not owner_to_del \
+                and not owner_deleted and nic not in ipcr_to_delete:
+            self.world.log(self.name, f"pod.go:1326] skip clean ip CR {nic}")
             return
         ip_cr = self.store.get(r.IPS, "", nic)
         if ip_cr is None:
             return
         if (ip_cr["metadata"].get("labels") or {}).get(IP_RESERVED_LABEL) == "true":
             return
-        self.world.log(self.name, f"pod.go:1337] delete ip CR {nic}")
+        self.world.log(self.name, f"pod.go:1338] delete ip CR {nic}")
         self._delete_ip_cr(nic)
         subnet = str((ip_cr.get("spec") or {}).get("subnet", ""))
         self.ipam.release_by_nic(pod_key, nic, subnet)
@@ -769,7 +785,7 @@ class KubeOvnController(Reconciler):
         return False, []
 
     def _handle_delete_vm(self, namespace: str, name: str) -> None:
-        """``handleDeleteVM`` (``kubevirt.go`` L55-94), v1.14.0+ only."""
+        """``handleDeleteVM`` (``kubevirt.go`` L60-94), v1.14.0+ only."""
         if not self.release.releases_stopped_vm_ip:
             return
         vm_key = f"{namespace}/{name}"
@@ -781,6 +797,38 @@ class KubeOvnController(Reconciler):
             self.lsps.pop(nic, None)
             self.world.log(self.name, f"kubevirt.go:80] release ip {lsp.ip} of deleted vm {vm_key}")
             self._subnet_status(lsp.subnet)
+
+    def _mark_and_clean_lsp(self) -> None:
+        """``markAndCleanLSP`` (``gc.go`` L315-436 at v1.13.14): ports of alive, allocated pods (named by
+        ``getNameByPod``) and, with keep-vm-ip, of existing VMs (``getVMLsps``) are in use; any other port
+        is marked on this pass and, if it was already marked on the previous one, deleted with its IP CR
+        (unless ``ip_reserved``) and its address."""
+        in_use = set()
+        for pod in self.store.iter_raw(r.PODS):
+            if (pod.get("spec") or {}).get("hostNetwork") or not pod_phase_alive(pod):
+                continue
+            if annotations_of(pod).get(ALLOCATED) == "true":
+                in_use.add(port_name(self.name_by_pod(pod), pod["metadata"]["namespace"]))
+        if self.keep_vm_ip:
+            in_use.update(port_name(vm["metadata"]["name"], vm["metadata"]["namespace"])
+                          for vm in self.store.iter_raw(r.VMS))
+        marked = set()
+        for nic, lsp in list(self.lsps.items()):
+            if nic in in_use:
+                continue
+            if nic not in self.no_pod_lsps:
+                marked.add(nic)
+                continue
+            self.world.log(self.name, f"gc.go:390] gc logical switch port {nic}")
+            self.lsps.pop(nic, None)
+            ip_cr = self.store.get(r.IPS, "", nic)
+            if ip_cr is None or (ip_cr["metadata"].get("labels") or {}).get(IP_RESERVED_LABEL) == "true":
+                continue
+            self.world.log(self.name, f"gc.go:405] gc ip {nic}")
+            self._delete_ip_cr(nic)
+            self.ipam.release_by_nic(lsp.key, nic, lsp.subnet)
+            self._subnet_status(lsp.subnet)
+        self.no_pod_lsps = marked
 
     def _delete_ip_cr(self, name: str) -> None:
         """Delete an IP CR and finish its deletion (``handleUpdateIP``: release, drop the finalizer) in the
@@ -988,7 +1036,7 @@ def cni_ready(world: World, pod: JSON) -> bool:
 
 
 def cni_add(world: World, pod: JSON, node: str) -> None:
-    """``UpdateIPCR`` (handler.go L430-470): the IP CR follows the node the pod runs on. The IP CR name
+    """``UpdateIPCR`` (handler.go L430-471): the IP CR follows the node the pod runs on. The IP CR name
     is the VM name for launcher pods (``ovn.kubernetes.io/virtualmachine``), else the pod name."""
     ann = annotations_of(pod)
     ns = pod["metadata"]["namespace"]

@@ -21,6 +21,7 @@ would on a real cluster.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from ... import versions
 from .. import resources as r
@@ -290,6 +291,7 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
         "--network-type=geneve",
         "--default-interface-name=",
         f"--keep-vm-ip={'true' if config.keep_vm_ip else 'false'}",
+        "--gc-interval=360",  # install.sh GC_INTERVAL=360 (L128 at v1.13.14); the sim runs it on its clock
         "--enable-lb=true",
         "--enable-np=true",
         "--enable-eip-snat=true",
@@ -422,6 +424,12 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
         _component_pod(world, "kube-ovn-webhook", system_ns, webhook_image, {"app": "kube-ovn-webhook"}, cp)
 
 
+def _workloads(config: Any) -> JSON:
+    """``spec.workloads`` as kovc's kind install sets it (none when the placement is switched off)."""
+    selector = scheduler.virt_handler_selector(config)
+    return {} if selector is None else {"workloads": {"nodePlacement": {"nodeSelector": selector}}}
+
+
 def _seed_kubevirt(world: World) -> None:
     config = world.config
     kv = config.kubevirt_version
@@ -444,6 +452,7 @@ def _seed_kubevirt(world: World) -> None:
                 "configuration": {"developerConfiguration": {"useEmulation": True}},
                 "customizeComponents": {},
                 "infra": {"replicas": 1},
+                **_workloads(config),
                 "workloadUpdateStrategy": {},
             },
             "status": {

@@ -2,8 +2,13 @@
 
 Nodes (:func:`seed_nodes`): ``config.workers`` workers ``kovc-sim-worker``, ``kovc-sim-worker2``, … and one
 untainted control plane ``kovc-sim-control-plane`` (labels ``node-role.kubernetes.io/control-plane: ""``
-and ``kube-ovn/role: master``, as Kube-OVN's kind flow leaves it). Workers carry
-``kubevirt.io/schedulable: "true"`` (virt-handler's label); every node carries ``kovc.io/simulated: "true"``
+and ``kube-ovn/role: master``, as Kube-OVN's kind flow leaves it). Workers carry ``kovc.io/vm-node:
+"true"`` as kovc's kind install labels them, and ``kubevirt.io/schedulable: "true"`` (virt-handler's label)
+goes on the nodes virt-handler runs on: those matching the KubeVirt CR's
+``spec.workloads.nodePlacement.nodeSelector`` (:func:`virt_handler_selector`; the presented CR sets it to
+``kovc.io/vm-node: "true"``, as the kind install does), or *every* node - the untainted control plane
+included - when it has none (``config.extra["kubevirt_workload_placement"] = False``, what a plain install
+does: virt-handler's DaemonSet has no node selector of its own); every node carries ``kovc.io/simulated: "true"``
 and ``kubernetes.io/hostname``, ``status.nodeInfo.kubeletVersion = config.kubernetes_version`` and a
 ``Ready`` condition.
 
@@ -58,6 +63,7 @@ import re
 import time
 from typing import Any
 
+from ...names import VM_NODE_LABEL
 from .. import resources as r
 from ..store import ApiError, WatchEvent, now_rfc3339
 from ..view import (
@@ -111,6 +117,14 @@ def node_address(world: World, node: str) -> str:
     return f"172.18.0.{index + 2}"
 
 
+def virt_handler_selector(config: Any) -> dict[str, str] | None:
+    """The KubeVirt CR's ``spec.workloads.nodePlacement.nodeSelector`` the simulated install sets (None:
+    no workload placement, virt-handler on every node)."""
+    if config.extra.get("kubevirt_workload_placement", True) is False:
+        return None
+    return {VM_NODE_LABEL: "true"}
+
+
 def seed_nodes(world: World) -> None:
     """Create the nodes (idempotent)."""
     store, config = world.store, world.config
@@ -129,7 +143,7 @@ def seed_nodes(world: World) -> None:
             "type": "kind",
         }
         if worker:
-            labels[SCHEDULABLE_LABEL] = "true"
+            labels[VM_NODE_LABEL] = "true"
         else:
             labels.update(
                 {
@@ -138,6 +152,9 @@ def seed_nodes(world: World) -> None:
                     "node.kubernetes.io/exclude-from-external-load-balancers": "",
                 }
             )
+        selector = virt_handler_selector(config)
+        if selector is None or all(labels.get(k) == v for k, v in selector.items()):
+            labels[SCHEDULABLE_LABEL] = "true"
         digest = hashlib.sha256(node.encode()).hexdigest()
         now = now_rfc3339()
         store.create(
