@@ -46,6 +46,7 @@ from .recorder import (
     PROP_CASE,
     PROP_DIAGNOSTICS,
     PROP_FAILED_BY_CASES,
+    PROP_INFRA_ERROR,
     PROP_KEPT_NAMESPACE,
     PROP_REQUIREMENTS,
     PROP_WARNING,
@@ -411,9 +412,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """A passed test whose recorder holds a failed case becomes a failed test (innermost wrapper,
-    so Allure and xdist see the final outcome)."""
+    so Allure and xdist see the final outcome); a test that failed on an infrastructure error (the API
+    could not be got past) is marked so that it is reported as an error, never as failed."""
     report: pytest.TestReport = yield
     item.stash.setdefault(PHASES, {})[report.when] = report
+    if report.when == "call" and report.failed and call.excinfo is not None:
+        from .kube import describe_error, is_infrastructure
+
+        if is_infrastructure(call.excinfo.value):
+            prop = (PROP_INFRA_ERROR, describe_error(call.excinfo.value))
+            item.user_properties.append(prop)
+            report.user_properties.append(prop)
     if report.when == "call":
         rec = item.stash.get(RECORDER, None)
         if rec is not None and rec.failed():
@@ -651,7 +660,11 @@ def _record_report(state: _RunState, report: pytest.TestReport, ids: list[str]) 
         elif report.failed:
             rec.outcome, rec.message = "error", _message(report)
     elif when == "call":
-        if report.failed:
+        infra = [str(v) for k, v in report.user_properties if k == PROP_INFRA_ERROR]
+        if report.failed and infra:
+            rec.outcome = "error"
+            rec.message = f"infrastructure error, no verdict: the suite could not get past the API: {infra[-1]}"
+        elif report.failed:
             rec.outcome, rec.message = "failed", _message(report)
         elif report.skipped:
             if hasattr(report, "wasxfail"):
@@ -712,6 +725,11 @@ def decide(req_id: str, records: list[_TestRecord], *, selected: bool, reason_no
             blamed = _failed_by_cases(rec)
             if blamed is not None and req_id not in blamed:
                 outcome = "passed"
+            elif blamed is not None:  # failed by its cases: only errored ones (no verdict) make an error
+                verdicts = [c.get("outcome") for c in _cases(rec) if c.get("requirement") in (None, req_id)
+                            and c.get("outcome") in ("failed", "error")]
+                if verdicts and "failed" not in verdicts:
+                    outcome = "error"
         outcomes.append(outcome)
         if outcome in ("failed", "error", "skipped") and rec.message:
             reasons.append(rec.message)

@@ -203,12 +203,14 @@ class Actions:
 
     def wait_vm_running(self, vm: VM, *, not_uid: str | None = None, timeout: float | None = None,
                         after: str = "") -> VM:
-        """VMI Running (a new one when ``not_uid`` is given), its launcher pod — found by controller
-        ownerReference uid — Running and allocated ``vm.ip``. A webhook denial seen meanwhile is a
-        warning when the VM gets there, and the failure text when it does not."""
+        """VMI Running (with ``not_uid``: the VMI that follows VMI ``not_uid``, the first other uid seen),
+        its launcher pod — found by controller ownerReference uid — Running and allocated ``vm.ip``.
+        A webhook denial seen meanwhile is a warning when the VM gets there, and the failure text when
+        it does not. A follower replaced in turn before it ran fails: the VM was restarted again."""
         timeout = timeout if timeout is not None else self.t(T_RUNNING)
         deadline = time.monotonic() + timeout
         denials: list[str] = []
+        follower: list[str] = []
         label = f"{vm} to run{' ' + after if after else ''}"
         with allure.step(f"wait for {label}"):
             def vmi_ready(objects: dict[str, JSON]) -> JSON | None:
@@ -221,6 +223,13 @@ class Actions:
                 uid = vmi["metadata"].get("uid")
                 if not_uid and uid == not_uid:
                     return None
+                if not_uid and not follower:
+                    follower.append(str(uid))
+                elif not_uid and uid != follower[0]:
+                    raise AssertionError(
+                        f"expected {label}: VMI {vm.namespace}/{vm.name} uid {follower[0]}, which followed "
+                        f"uid {not_uid}, was replaced by uid {uid} before it ran — the VM was restarted "
+                        "more than once")
                 if (vmi.get("status") or {}).get("phase") == "Running" and not vmi["metadata"].get(
                         "deletionTimestamp"):
                     return vmi
@@ -284,7 +293,7 @@ class Actions:
     def restart(self, vm: VM) -> VM:
         with allure.step(f"restart {vm} through the subresource API"):
             old = vm.vmi_uid or self.kube.require(VMIS, vm.namespace, vm.name)["metadata"]["uid"]
-            self.kube.vm_action(vm.namespace, vm.name, "restart")
+            self.kube.vm_action(vm.namespace, vm.name, "restart", vmi_uid=old)
             return self.wait_vm_running(vm, not_uid=old, after="after restart")
 
     def stop(self, vm: VM) -> None:
