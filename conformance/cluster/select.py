@@ -101,9 +101,8 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
         sim_webhook_policy=getattr(ns, "sim_webhook_policy", None),
         sim_webhook=getattr(ns, "sim_webhook", None),
         sim_faults=getattr(ns, "sim_faults", None),
-        sim_seed=getattr(ns, "sim_seed", None)))
-    if getattr(ns, "k8s_version", None):
-        cfg.kubernetes_version = str(ns.k8s_version)
+        sim_seed=getattr(ns, "sim_seed", None),
+        k8s_version=getattr(ns, "k8s_version", None)))
     return cfg
 
 

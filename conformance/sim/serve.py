@@ -135,12 +135,10 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
     config.kube_ovn_version = version
     kubevirt = getattr(args, "kubevirt_version", None)
     if kubevirt:
-        versions.parse(kubevirt)
-        config.kubevirt_version = kubevirt
+        config.kubevirt_version = versions.check_kubevirt_version(kubevirt)
     kubernetes = getattr(args, "k8s_version", None)
     if kubernetes:
-        versions.parse(kubernetes)
-        config.kubernetes_version = kubernetes
+        config.kubernetes_version = versions.check_kubernetes_version(kubernetes)
     policy = getattr(args, "sim_webhook_policy", None)
     if policy:
         check_policy(policy)

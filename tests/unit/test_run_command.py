@@ -74,6 +74,10 @@ def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], *fragments: s
         (["--sim-webhook-policy", "no_such_module:policy"], ["no_such_module"]),
         (["--profile", "full"], ["--profile"]),
         (["--run-id", "Bad_ID"], ["invalid run id"]),
+        (["--kubevirt-version", "v9.9.9"], ["--kubevirt-version", "unknown KubeVirt version v9.9.9"]),
+        (["--k8s-version", "v9.9.9"], ["--k8s-version", "unknown Kubernetes version v9.9.9"]),
+        (["--backend", "kind", "--plan", "--kubevirt-version", "v9.9.9"], ["unknown KubeVirt version v9.9.9"]),
+        (["--backend", "kind", "--plan", "--k8s-version", "v9.9.9"], ["unknown Kubernetes version v9.9.9"]),
     ],
     ids=[
         "unsupported-version",
@@ -85,11 +89,22 @@ def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], *fragments: s
         "unknown-policy",
         "unknown-profile",
         "bad-run-id",
+        "unknown-kubevirt-version-sim",
+        "unknown-k8s-version-sim",
+        "unknown-kubevirt-version-kind-plan",
+        "unknown-k8s-version-kind-plan",
     ],
 )
 def test_bad_input(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
     proc = kovc(tmp_path, "run", *args)
     assert_one_line_exit_2(proc, *fragments)
+    assert list(tmp_path.iterdir()) == [], "bad input must create nothing"
+
+
+@pytest.mark.parametrize("option", ["--kubevirt-version", "--k8s-version", "--kube-ovn-version"])
+def test_sim_serve_refuses_unknown_versions(tmp_path: Path, option: str) -> None:
+    proc = kovc(tmp_path, "sim", "serve", "--kubeconfig", str(tmp_path / "kc"), option, "v9.9.9")
+    assert_one_line_exit_2(proc, "unknown", "version v9.9.9")
     assert list(tmp_path.iterdir()) == [], "bad input must create nothing"
 
 
