@@ -19,6 +19,8 @@ import builtins
 import dataclasses
 import json
 import logging
+import re
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -152,9 +154,37 @@ def api_code(exc: BaseException) -> int:
     return int(getattr(exc, "status", 0) or 0)
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line: ``HTTP 403 Forbidden: <message>``."""
+_SSL_DETAIL = re.compile(r"\[SSL: [A-Z_]+\] (?P<text>[^(\n]*?)\s*(?:\(_ssl\.c:\d+\))?\s*$", re.MULTILINE)
+
+
+def transport_error(exc: BaseException) -> str | None:
+    """What went wrong below HTTP — TLS (``TLS: certificate verify failed: self-signed certificate``) or
+    the connection — for an error that never got an HTTP answer; None when the server answered.
+
+    The kubernetes client turns a urllib3 SSL or connection failure into ``ApiException(status=0)``
+    whose reason holds the original text; ``str()`` of it starts with a bare ``(0)``."""
     if isinstance(exc, ApiException):
+        if api_code(exc):
+            return None
+        text = str(getattr(exc, "reason", "") or "")
+    else:
+        text = str(exc)
+    match = _SSL_DETAIL.search(text)
+    if match:
+        return f"TLS: {match.group('text').strip()}"
+    if "SSLError" in text or isinstance(exc, (urllib3.exceptions.SSLError, ssl.SSLError)):
+        lines = [ln for ln in text.splitlines() if ln.strip() and ln.strip() != "SSLError"]
+        return f"TLS: {lines[-1].strip() if lines else 'handshake failed'}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: ``HTTP 403 Forbidden: <message>``, or for a request that got no HTTP answer what
+    failed below it (``no answer from the API: TLS: certificate verify failed: …``)."""
+    if isinstance(exc, ApiException):
+        if not api_code(exc):
+            return f"no answer from the API: {transport_error(exc)}"
         return f"HTTP {api_code(exc)} {api_reason(exc)}: {api_message(exc)}"
     return f"{type(exc).__name__}: {exc}"
 
