@@ -437,11 +437,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _check_sim_model(item: pytest.Item, state: _RunState, rec: Recorder | None) -> None:
+    """On a simulated cluster: when its webhook policy raised (a Warning Event with reason
+    ``SIM_POLICY_RAISED`` about kube-system/kube-ovn-webhook), the model is broken and no verdict can
+    come from it. The first time: a failed ``env.webhook-live`` case naming the policy and its
+    exception (the run becomes invalid, exit 2), the rest of the run is void, and the console says so."""
+    if state.env_failure is not None or state.info is None or not state.info.simulated or state.kube is None:
+        return
+    from . import SIM_POLICY_RAISED
+
+    try:
+        events = [e for e in state.kube.list("Event", "kube-system") if e.get("reason") == SIM_POLICY_RAISED]
+    except Exception:  # the check is best effort; a later test checks again
+        return
+    if not events:
+        return
+    text = "; ".join(dict.fromkeys(str(e.get("message") or "") for e in events))
+    message = f"the simulated cluster's model is broken, no verdict: {text}"
+    if rec is None:
+        rec = Recorder(_item_ids(item), item.user_properties)
+    rec.case("simulated webhook policy", "failed", message=message, requirement="env.webhook-live")
+    state.env_failure = f"precondition env.webhook-live failed ({text})"
+    if state.shared_dir is not None:
+        with contextlib.suppress(OSError):
+            _write_json(state.shared_dir / "env-failed.json", {"reason": state.env_failure})
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    capture = item.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None:
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(f"kovc: INVALID RUN: {message}", red=True, bold=True)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """state.no-duplicate-ips after every scenario, before its fixtures (namespaces) are torn down."""
+    """state.no-duplicate-ips after every scenario, before its fixtures (namespaces) are torn down;
+    before it, on a simulated cluster, whether its model broke (:func:`_check_sim_model`)."""
     rec = item.stash.get(RECORDER, None)
     state = _state(item.config)
+    if item.get_closest_marker(MARKER) is not None:
+        _check_sim_model(item, state, rec)
     if rec is None or not rec.used_addresses or DUPLICATE_CHECK not in state.selected or state.kube is None:
         return
     ids = _item_ids(item)
