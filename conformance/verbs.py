@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import assertions, names, templates, waits
 from .addresses import AddressPool
-from .kube import JSON, PODS, VM_CLONES, VMIMS, VMIS, VMS, Kube, api_code, describe_error
+from .kube import JSON, PODS, VM_CLONES, VMIMS, VMIS, VMS, Kube, api_code, describe_error, is_infrastructure
 
 #: Base timeouts (seconds, before --timeout-scale).
 T_RUNNING = 120.0       # VMI Running + launcher pod allocated
@@ -551,6 +551,8 @@ class Actions:
         _pod, exc = self.create_pod(namespace, name, holder.ip, subnet, labels=labels,
                                     annotations=annotations, owner_references=owner_references)
         if exc is not None:
+            if is_infrastructure(exc):  # no answer from the cluster: no verdict on the challenge either
+                raise exc
             code = api_code(exc)
             text = describe_error(exc)
             if assertions.is_webhook_denial(text, self.webhook, holder.ip, code=code):
