@@ -812,9 +812,8 @@ class ApiServer:
             meta = obj.get("metadata") or {}
             request[_AUDIT_NAME] = meta.get("name") or meta.get("generateName") or ""
             if rt.namespaced and not meta.get("namespace"):
-                validation.validate_metadata(rt, {"metadata": {**meta, "namespace": t.namespace}}, creating=True)
-            else:
-                validation.validate_metadata(rt, obj, creating=True)
+                obj.setdefault("metadata", {})["namespace"] = t.namespace
+            validation.validate_metadata(rt, obj, creating=True)
             if rt.key == NAMESPACES.key:
                 obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
                 obj["status"] = {"phase": "Active"}

@@ -378,6 +378,9 @@ def validate_metadata(rt: ResourceType, obj: JSON, *, creating: bool) -> None:
     store's business): 400 for wrong types, 422 ``Invalid`` listing every field error."""
     check_metadata_types(rt, obj)
     meta: JSON = obj.get("metadata") or {}
+    for key in ("labels", "annotations"):  # a JSON null value decodes to "" in a map[string]string
+        if isinstance(meta.get(key), dict):
+            meta[key] = {k: "" if v is None else v for k, v in meta[key].items()}
     errors: list[FieldError] = []
     name = meta.get("name") or ""
     generate = meta.get("generateName") or ""
