@@ -5,6 +5,10 @@
                    [--sim-webhook on|off] [--sim-faults RATE] [--sim-seed N]
                    [--audit-log FILE] [--workers N] [--port N] [--ready-file F]
 
+It serves TLS (a self-signed certificate, its CA in the kubeconfig) and requires the random bearer
+token it writes into the kubeconfig (mode 0600) on every request but ``/healthz``, ``/readyz`` and
+``/livez``; requests and bodies are checked as kube-apiserver checks them (``validation.py``).
+
 Once serving it writes the kubeconfig and, with ``--ready-file``, a JSON document
 ``{"url": …, "pid": …, "kubeconfig": …}`` (written atomically; removed again on exit). Bad input
 (unknown Kube-OVN version, unknown policy, a rate outside [0, 1]) is one line on stderr and exit 2.
