@@ -32,7 +32,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("list",), "conformance.commands.catalog", "print the requirement catalog"),
     (("cleanup",), "conformance.commands.cleanup", "delete what a killed run left behind"),
     (("images",), "conformance.commands.images", "print every image a run needs"),
-    (("sim", "serve"), "conformance.sim.serve", "serve a simulated cluster until interrupted"),
+    (("sim", "serve"), "conformance.sim.serve", "serve a simulated cluster (TLS + token) until interrupted"),
     (("report", "verify"), "conformance.report.verify", "check that a report bundle is certifiable"),
     (("report", "show"), "conformance.report.show", "re-render a report's Markdown summary"),
 )

@@ -48,6 +48,7 @@ from .recorder import (
     PROP_CASE,
     PROP_DIAGNOSTICS,
     PROP_FAILED_BY_CASES,
+    PROP_INFRA_ERROR,
     PROP_KEPT_NAMESPACE,
     PROP_REQUIREMENTS,
     PROP_WARNING,
@@ -484,9 +485,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """A passed test whose recorder holds a failed case becomes a failed test (innermost wrapper,
-    so Allure and xdist see the final outcome)."""
+    so Allure and xdist see the final outcome); a test that failed on an infrastructure error (the API
+    could not be got past) is marked so that it is reported as an error, never as failed."""
     report: pytest.TestReport = yield
     item.stash.setdefault(PHASES, {})[report.when] = report
+    if report.when == "call" and report.failed and call.excinfo is not None:
+        from .kube import describe_error, is_infrastructure
+
+        if is_infrastructure(call.excinfo.value):
+            prop = (PROP_INFRA_ERROR, describe_error(call.excinfo.value))
+            item.user_properties.append(prop)
+            report.user_properties.append(prop)
     if report.when == "call":
         rec = item.stash.get(RECORDER, None)
         if rec is not None and rec.failed():
@@ -501,11 +510,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _check_sim_model(item: pytest.Item, state: _RunState, rec: Recorder | None) -> None:
+    """On a simulated cluster: when its webhook policy raised (a Warning Event with reason
+    ``SIM_POLICY_RAISED`` about kube-system/kube-ovn-webhook), the model is broken and no verdict can
+    come from it. The first time: a failed ``env.webhook-live`` case naming the policy and its
+    exception (the run becomes invalid, exit 2), the rest of the run is void, and the console says so."""
+    if state.env_failure is not None or state.info is None or not state.info.simulated or state.kube is None:
+        return
+    from . import SIM_POLICY_RAISED
+
+    try:
+        events = [e for e in state.kube.list("Event", "kube-system") if e.get("reason") == SIM_POLICY_RAISED]
+    except Exception:  # the check is best effort; a later test checks again
+        return
+    if not events:
+        return
+    text = "; ".join(dict.fromkeys(str(e.get("message") or "") for e in events))
+    message = f"the simulated cluster's model is broken, no verdict: {text}"
+    if rec is None:
+        rec = Recorder(_item_ids(item), item.user_properties)
+    rec.case("simulated webhook policy", "failed", message=message, requirement="env.webhook-live")
+    state.env_failure = f"precondition env.webhook-live failed ({text})"
+    if state.shared_dir is not None:
+        with contextlib.suppress(OSError):
+            _write_json(state.shared_dir / "env-failed.json", {"reason": state.env_failure})
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    capture = item.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None:
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(f"kovc: INVALID RUN: {message}", red=True, bold=True)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """state.no-duplicate-ips after every scenario, before its fixtures (namespaces) are torn down."""
+    """state.no-duplicate-ips after every scenario, before its fixtures (namespaces) are torn down;
+    before it, on a simulated cluster, whether its model broke (:func:`_check_sim_model`)."""
     rec = item.stash.get(RECORDER, None)
     state = _state(item.config)
+    if item.get_closest_marker(MARKER) is not None:
+        _check_sim_model(item, state, rec)
     if rec is None or not rec.used_addresses or DUPLICATE_CHECK not in state.selected or state.kube is None:
         return
     ids = _item_ids(item)
@@ -734,7 +777,11 @@ def _record_report(state: _RunState, report: pytest.TestReport, ids: list[str]) 
         elif report.failed:
             rec.outcome, rec.message = "error", _message(report)
     elif when == "call":
-        if report.failed:
+        infra = [str(v) for k, v in report.user_properties if k == PROP_INFRA_ERROR]
+        if report.failed and infra:
+            rec.outcome = "error"
+            rec.message = f"infrastructure error, no verdict: the suite could not get past the API: {infra[-1]}"
+        elif report.failed:
             rec.outcome, rec.message = "failed", _message(report)
         elif report.skipped:
             if hasattr(report, "wasxfail"):
@@ -798,6 +845,11 @@ def decide(req_id: str, records: list[_TestRecord], *, selected: bool, reason_no
             blamed = _failed_by_cases(rec)
             if blamed is not None and req_id not in blamed:
                 outcome = "passed"
+            elif blamed is not None:  # failed by its cases: only errored ones (no verdict) make an error
+                verdicts = [c.get("outcome") for c in _cases(rec) if c.get("requirement") in (None, req_id)
+                            and c.get("outcome") in ("failed", "error")]
+                if verdicts and "failed" not in verdicts:
+                    outcome = "error"
         outcomes.append(outcome)
         if outcome in ("failed", "error", "skipped") and rec.message:
             reasons.append(rec.message)

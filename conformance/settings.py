@@ -60,12 +60,18 @@ def _kube_ovn_version(value: str) -> str:
     return value
 
 
-def _plain_version(value: str) -> str:
+def _kubevirt_version(value: str) -> str:
     try:
-        versions.parse(value)
+        return versions.check_kubevirt_version(value)
     except versions.VersionError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-    return value
+
+
+def _kubernetes_version(value: str) -> str:
+    try:
+        return versions.check_kubernetes_version(value)
+    except versions.VersionError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _requirement_id(value: str) -> str:
@@ -157,10 +163,10 @@ OPTIONS: tuple[Option, ...] = (
            type=_kube_ovn_version, metavar="vX.Y.Z"),
     Option(("--kubevirt-version",), "kubevirt_version",
            f"KubeVirt release to install or simulate (default {versions.KUBEVIRT_VERSION})",
-           type=_plain_version, metavar="vX.Y.Z"),
+           type=_kubevirt_version, metavar="vX.Y.Z"),
     Option(("--k8s-version",), "k8s_version",
            f"Kubernetes version of the kind nodes or the simulated cluster (default {versions.K8S_VERSION})",
-           type=_plain_version, metavar="vX.Y.Z"),
+           type=_kubernetes_version, metavar="vX.Y.Z"),
     Option(("--profile",), "profile",
            "requirement set: quick (PR gating), baseline (all MUSTs), extended (everything)",
            default=catalog.DEFAULT_PROFILE, choices=catalog.PROFILES),

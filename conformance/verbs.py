@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import assertions, names, templates, waits
 from .addresses import AddressPool
-from .kube import JSON, PODS, VM_CLONES, VMIMS, VMIS, VMS, Kube, api_code, describe_error
+from .kube import JSON, PODS, VM_CLONES, VMIMS, VMIS, VMS, Kube, api_code, describe_error, is_infrastructure
 
 #: Base timeouts (seconds, before --timeout-scale).
 #: VM waits (times the emulation factor, Settings.vm_timeout): upstream's e2e gives a VM 2 min to be ready
@@ -219,12 +219,14 @@ class Actions:
 
     def wait_vm_running(self, vm: VM, *, not_uid: str | None = None, timeout: float | None = None,
                         after: str = "") -> VM:
-        """VMI Running (a new one when ``not_uid`` is given), its launcher pod — found by controller
-        ownerReference uid — Running and allocated ``vm.ip``. A webhook denial seen meanwhile is a
-        warning when the VM gets there, and the failure text when it does not."""
+        """VMI Running (with ``not_uid``: the VMI that follows VMI ``not_uid``, the first other uid seen),
+        its launcher pod — found by controller ownerReference uid — Running and allocated ``vm.ip``.
+        A webhook denial seen meanwhile is a warning when the VM gets there, and the failure text when
+        it does not. A follower replaced in turn before it ran fails: the VM was restarted again."""
         timeout = timeout if timeout is not None else self.t_vm(T_RUNNING)
         deadline = time.monotonic() + timeout
         denials: list[str] = []
+        follower: list[str] = []
         label = f"{vm} to run{' ' + after if after else ''}"
         with allure.step(f"wait for {label}"):
             def vmi_ready(objects: dict[str, JSON]) -> JSON | None:
@@ -237,6 +239,13 @@ class Actions:
                 uid = vmi["metadata"].get("uid")
                 if not_uid and uid == not_uid:
                     return None
+                if not_uid and not follower:
+                    follower.append(str(uid))
+                elif not_uid and uid != follower[0]:
+                    raise AssertionError(
+                        f"expected {label}: VMI {vm.namespace}/{vm.name} uid {follower[0]}, which followed "
+                        f"uid {not_uid}, was replaced by uid {uid} before it ran — the VM was restarted "
+                        "more than once")
                 if (vmi.get("status") or {}).get("phase") == "Running" and not vmi["metadata"].get(
                         "deletionTimestamp"):
                     return vmi
@@ -300,7 +309,7 @@ class Actions:
     def restart(self, vm: VM) -> VM:
         with allure.step(f"restart {vm} through the subresource API"):
             old = vm.vmi_uid or self.kube.require(VMIS, vm.namespace, vm.name)["metadata"]["uid"]
-            self.kube.vm_action(vm.namespace, vm.name, "restart")
+            self.kube.vm_action(vm.namespace, vm.name, "restart", vmi_uid=old)
             return self.wait_vm_running(vm, not_uid=old, timeout=self.t_vm(T_RESTART), after="after restart")
 
     def stop(self, vm: VM) -> None:
@@ -559,6 +568,8 @@ class Actions:
         _pod, exc = self.create_pod(namespace, name, holder.ip, subnet, labels=labels,
                                     annotations=annotations, owner_references=owner_references)
         if exc is not None:
+            if is_infrastructure(exc):  # no answer from the cluster: no verdict on the challenge either
+                raise exc
             code = api_code(exc)
             text = describe_error(exc)
             if assertions.is_webhook_denial(text, self.webhook, holder.ip, code=code):

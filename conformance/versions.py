@@ -230,11 +230,30 @@ def check_kubevirt_version(version: str) -> str:
     return version
 
 
+#: Highest Kubernetes patch release per minor line known to this table: v1.31.13, v1.32.9, v1.33.5 (the
+#: patch releases of 2025-09-09, alongside v1.34.1), the final patches of the lines that reached end of
+#: life before them, and the ``k8s.io/kubernetes`` versions the Go module proxy served on 2026-12-01
+#: (v1.34.4, v1.35.4, v1.36.3, v1.37.2). Kube-OVN's CI pins kindest/node v1.35.1 (release-1.15/1.16)
+#: and v1.36.1 (master). A version outside it is refused as unknown rather than guessed at.
+KUBERNETES_LATEST_PATCH: dict[tuple[int, int], int] = {
+    (1, 27): 16, (1, 28): 15, (1, 29): 15, (1, 30): 14, (1, 31): 13, (1, 32): 9, (1, 33): 5,
+    (1, 34): 4, (1, 35): 4, (1, 36): 3, (1, 37): 2,
+}
+
+
 def check_kubernetes_version(version: str) -> str:
-    """``version`` if it is well-formed (``vMAJOR.MINOR.PATCH``, the ``kindest/node`` tag form)."""
+    """``version`` if it is a Kubernetes release this table knows (``vMAJOR.MINOR.PATCH``, the
+    ``kindest/node`` tag form); :class:`VersionError` otherwise."""
     try:
-        parse(version)
+        major, minor, patch = parse(version)
     except VersionError:
         raise VersionError(f"malformed Kubernetes version {version!r}: expected vMAJOR.MINOR.PATCH, "
                            f"e.g. {K8S_VERSION}") from None
+    latest = KUBERNETES_LATEST_PATCH.get((major, minor))
+    if latest is None or patch > latest:
+        lines = sorted(KUBERNETES_LATEST_PATCH)
+        oldest, newest = lines[0], lines[-1]
+        raise VersionError(f"unknown Kubernetes version {version}: known releases are "
+                           f"v{oldest[0]}.{oldest[1]}.0 to v{newest[0]}.{newest[1]}."
+                           f"{KUBERNETES_LATEST_PATCH[newest]}")
     return version

@@ -104,9 +104,8 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
         sim_webhook_policy=getattr(ns, "sim_webhook_policy", None),
         sim_webhook=getattr(ns, "sim_webhook", None),
         sim_faults=getattr(ns, "sim_faults", None),
-        sim_seed=getattr(ns, "sim_seed", None)))
-    if getattr(ns, "k8s_version", None):
-        cfg.kubernetes_version = str(ns.k8s_version)
+        sim_seed=getattr(ns, "sim_seed", None),
+        k8s_version=getattr(ns, "k8s_version", None)))
     return cfg
 
 
@@ -165,7 +164,7 @@ def check_reachable(path: str, context: str | None = None) -> str:
     """Check the kubeconfig and that its API server answers ``/version``; returns its gitVersion.
     :class:`BackendError` (one line) otherwise."""
     server = check_kubeconfig(path, context)
-    from ..kube import Kube, api_code, api_message
+    from ..kube import Kube, api_code, api_message, transport_error
 
     try:
         kube = Kube(str(Path(path).expanduser()), context, run_id="preflight")
@@ -178,7 +177,10 @@ def check_reachable(path: str, context: str | None = None) -> str:
         if code:
             raise BackendError(f"API server {server} answered /version with HTTP {code}: "
                                f"{api_message(err)[:200]}") from None
-        raise BackendError(f"API server {server} unreachable: {_first_line(err)[:300]}") from None
+        below = transport_error(err) or _first_line(err)
+        if below.startswith("TLS: "):
+            raise BackendError(f"API server {server}: TLS failure: {below[5:][:300]}") from None
+        raise BackendError(f"API server {server} unreachable: {below[:300]}") from None
     finally:
         kube.close()
     return str(data.get("gitVersion", "")) if isinstance(data, dict) else ""

@@ -44,7 +44,9 @@ class SimConfig:
     audit_log: str | None = None
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
-    https: bool = False
+    #: Serve TLS with a self-signed certificate (its CA in the kubeconfig). On by default: client-go
+    #: (kubectl) sends the kubeconfig's bearer token only over TLS, and the server requires it.
+    https: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -329,10 +329,14 @@ def review_pod(pod: JSON, ip_crs: list[JSON], view: WebhookView, policy: Conflic
 
 def make_pod_validator(
     policy: ConflictPolicy, view: WebhookView, list_ip_crs: Callable[[], list[JSON]], *,
-    text_in_reason: bool = False,
+    text_in_reason: bool = False, policy_name: str = "", on_raise: Callable[[str, JSON], None] | None = None,
 ) -> Validator:
     """A store validator for Pod CREATE (``rules: pods CREATE`` of yamls/webhook.yaml). Pods labelled
-    ``app=kube-ovn-webhook`` are excluded by the configuration's objectSelector."""
+    ``app=kube-ovn-webhook`` are excluded by the configuration's objectSelector.
+
+    A policy that raises is a broken model, not a webhook decision: ``on_raise(text, pod)`` is told
+    (the world records it so the run is declared invalid) and the pod is refused as controller-runtime
+    answers a handler that panicked (``RecoverPanic``: ``Errored(500, "panic: … [recovered]")``)."""
 
     def validate(req: AdmissionRequest) -> None:
         if req.operation != "CREATE" or req.rt.key != ("", "pods") or req.object is None:
@@ -340,7 +344,13 @@ def make_pod_validator(
         labels = req.object.get("metadata", {}).get("labels") or {}
         if labels.get("app") == "kube-ovn-webhook":
             return
-        error = review_pod(req.object, list_ip_crs(), view, policy, text_in_reason=text_in_reason)
+        try:
+            error = review_pod(req.object, list_ip_crs(), view, policy, text_in_reason=text_in_reason)
+        except Exception as exc:  # any exception of a (user's) policy
+            text = f"webhook policy {policy_name or policy!r} raised {type(exc).__name__}: {exc}"
+            if on_raise is not None:
+                on_raise(text, req.object)
+            raise ApiError(500, "", denial_message(f"panic: {text} [recovered]")) from None
         if error is not None:
             raise error
 

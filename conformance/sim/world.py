@@ -79,14 +79,43 @@ def install(store: Store, config: SimConfig) -> None:
     )
     if config.webhook == "on":
         view = StoreView(store)
+        raised: list[str] = []
 
         def list_ip_crs() -> list[JSON]:
             return store.list(r.IPS)[0]
 
         store.validators.append(make_pod_validator(policy, view, list_ip_crs,
-                                                   text_in_reason=release.denial_text_in_reason))
+                                                   text_in_reason=release.denial_text_in_reason,
+                                                   policy_name=policy_name,
+                                                   on_raise=lambda text, pod: _policy_raised(world, text, pod,
+                                                                                             raised)))
         store.validators.append(make_subnet_validator(lambda: store.list(r.SUBNETS)[0]))
     store.validators.extend(kubevirt.make_validators(world))
+
+
+def _policy_raised(world: World, text: str, pod: JSON, seen: list[str]) -> None:
+    """The webhook policy raised: log it as the webhook would, and (once per distinct text) write a
+    Warning Event about the ``kube-system/kube-ovn-webhook`` Deployment with reason
+    :data:`conformance.SIM_POLICY_RAISED`, which is how a run learns that its model is broken."""
+    from .. import SIM_POLICY_RAISED
+
+    meta = pod.get("metadata") or {}
+    where = f"{meta.get('namespace') or ''}/{meta.get('name') or meta.get('generateName') or ''}"
+    world.log("kube-ovn-webhook", f"static_ip.go] {text} (pod {where})")
+    if text in seen:
+        return
+    seen.append(text)
+
+    def write() -> None:
+        deployment = world.store.get(r.DEPLOYMENTS, "kube-system", "kube-ovn-webhook")
+        if deployment is not None:
+            world.record_event(deployment, "Warning", SIM_POLICY_RAISED, f"{text} (first for pod {where})",
+                               component="kovc-sim", user_agent="kovc-sim")
+
+    try:  # not from inside the store's admission of the pod: after it, on the store's loop
+        asyncio.get_running_loop().call_soon(write)
+    except RuntimeError:
+        write()
 
 
 async def run(store: Store, config: SimConfig) -> None:

@@ -139,3 +139,19 @@ def test_cert_manager_as_each_release_ci(version: str, pin: str | None) -> None:
     from conformance.cluster.images import RunVersions
 
     assert RunVersions.resolve(version).cert_manager == (pin or versions.CERT_MANAGER_VERSION)
+
+
+@pytest.mark.parametrize("version", ["v1.35.1", "v1.36.1", "v1.27.0", "v1.37.2"])
+def test_known_kubernetes_versions(version: str) -> None:
+    assert versions.check_kubernetes_version(version) == version
+
+
+@pytest.mark.parametrize("version", ["v9.9.9", "v1.26.3", "v1.35.99", "v2.0.0"])
+def test_unknown_kubernetes_versions_are_refused(version: str) -> None:
+    with pytest.raises(versions.VersionError, match=f"unknown Kubernetes version {version}"):
+        versions.check_kubernetes_version(version)
+
+
+def test_the_default_versions_are_known() -> None:
+    assert versions.check_kubernetes_version(versions.K8S_VERSION) == versions.K8S_VERSION
+    assert versions.check_kubevirt_version(versions.KUBEVIRT_VERSION) == versions.KUBEVIRT_VERSION
