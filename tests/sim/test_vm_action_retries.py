@@ -29,6 +29,9 @@ class _Settings:
     def timeout(self, seconds: float, minimum: float = 2.0) -> float:
         return max(seconds * self.timeout_scale, minimum)
 
+    def vm_timeout(self, seconds: float) -> float:
+        return self.timeout(seconds)  # no emulation on the simulated cluster
+
 
 class _Record:
     def warn(self, text: str) -> None: ...
