@@ -83,7 +83,7 @@ class ApiClient:
         if data is not None:
             req.add_header("Content-Type", content_type)
         try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=timeout or self.timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, context=self.ctx, timeout=timeout or self.timeout) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as err:
             raise ApiError(method, path, err.code, err.read().decode(errors="replace")) from None

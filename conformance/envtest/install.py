@@ -61,7 +61,8 @@ def kube_ovn_crds(module_dir: Path) -> tuple[list[JSON], str]:
     for rel in KUBE_OVN_CRD_FILES:
         path = module_dir / rel
         if path.is_file():
-            crds = [d for d in load_documents(path.read_text(), str(path)) if d.get("kind") == "CustomResourceDefinition"]
+            docs = load_documents(path.read_text(), str(path))
+            crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
             if crds:
                 return crds, rel
     raise InstallError(f"no Kube-OVN CRD file ({' or '.join(KUBE_OVN_CRD_FILES)}) in {module_dir}")
@@ -196,7 +197,8 @@ def read_only_role(name: str, user: str) -> list[JSON]:
 
 def service_account_user(namespace: str, name: str) -> tuple[str, list[str]]:
     """The user name and groups kube-apiserver gives ServiceAccount ``namespace/name``."""
-    return f"system:serviceaccount:{namespace}:{name}", ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+    return f"system:serviceaccount:{namespace}:{name}", groups
 
 
 def rbac_account(docs: Sequence[JSON]) -> tuple[str, str]:

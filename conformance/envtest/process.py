@@ -60,7 +60,7 @@ def http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 1.
 
     def check() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
                 return int(resp.status) == 200
         except (urllib.error.URLError, OSError, ValueError):
             return False
@@ -101,7 +101,7 @@ class ManagedProcess:
                 self.proc = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     env=self.env, cwd=str(self.cwd) if self.cwd else None, start_new_session=True,
-                    preexec_fn=_die_with_parent if self.die_with_parent else None)  # noqa: PLW1509
+                    preexec_fn=_die_with_parent if self.die_with_parent else None)
             except OSError as err:
                 raise ProcessError(f"{self.name}: cannot start {self.argv[0]}: {err.strerror or err}") from None
 

@@ -121,7 +121,8 @@ class Supervisor:
             kv_crds = inst.kubevirt_crds_from_file(kv_file)
             info = a.read_info(kv_file, "kubevirt-crds", args.kubevirt_version)
             self.components.append({"name": "kubevirt-crds", "real": True, "version": args.kubevirt_version,
-                                    "source": f"virt-operator's generator, kubevirt.io/kubevirt@{args.kubevirt_version}",
+                                    "source": "virt-operator's generator, kubevirt.io/kubevirt@"
+                                              + args.kubevirt_version,
                                     "sha256": info.sha256, "count": len(kv_crds)})
         else:
             kv_crds = inst.fallback_kubevirt_crds()
@@ -250,7 +251,8 @@ class Supervisor:
                                                   serving_ca.cert_pem)])
             self._canary(client)
             self.components.append({"name": "kube-ovn-webhook", "real": False,
-                                    "model": self.args.sim_webhook_policy or f"kovc model of {self.args.kube_ovn_version}",
+                                    "model": self.args.sim_webhook_policy
+                                    or f"kovc model of {self.args.kube_ovn_version}",
                                     "canary_denial": self.canary_denial})
         docs = inst.aggregated_api(aggregated_port, serving_ca.cert_pem)
         inst.apply_all(client, docs)
