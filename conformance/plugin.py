@@ -1032,6 +1032,7 @@ def build_result(state: _RunState, info: ClusterInfo | None, warnings: list[str]
         backend=backend, simulated=simulated, profile=state.profile, versions=versions,
         requirements=requirements, sim_model=sim_model, warnings=list(dict.fromkeys(warnings)),
         leaked_ips=leaked, selected=list(state.selected),
+        components=list(info.extra.get("components") or []) if info is not None else [],
     )
 
 

@@ -74,6 +74,9 @@ class RunResult:
     leaked_ips: list[dict[str, Any]] = field(default_factory=list)
     #: The requirement IDs the chosen profile/selection runs.
     selected: list[str] = field(default_factory=list)
+    #: Per component of the cluster under test (``--backend envtest``): whether it was the real program
+    #: (``program``, ``version``, ``sha256``) or simulated (``model``).
+    components: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def verdict(self) -> Verdict:
