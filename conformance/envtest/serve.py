@@ -69,6 +69,7 @@ class Supervisor:
         import tempfile
 
         self.args = args
+        self._own_log_dir = not args.log_dir
         self.log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="kovc-envtest-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.components: list[dict[str, Any]] = []
@@ -266,6 +267,10 @@ class Supervisor:
             self.webhook.release()
         if self.plane is not None:
             self.plane.stop()
+        if self._own_log_dir:
+            import shutil
+
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 def _k8s_version(k8s_dir: Path) -> str:
