@@ -33,6 +33,8 @@ from .. import versions as _versions
 K8S_PROGRAMS = ("kube-apiserver", "kube-controller-manager", "etcd")
 WEBHOOK = "kube-ovn-webhook"
 KUBEVIRT_CRDS = "crds.yaml"
+#: virt-api's ValidatingWebhookConfiguration as virt-operator generates it (install namespace kubevirt).
+VIRT_API_WEBHOOKS = "virt-api-webhooks.yaml"
 META_SUFFIX = ".kovc.json"
 #: Where the wrapper sources live (a repository checkout; they are not package data).
 WRAPPERS = Path(__file__).resolve().parents[2] / "tools" / "assets"
@@ -289,14 +291,21 @@ class Builder:
         """``go mod download -json module@version`` (its GoMod path, Dir and Origin)."""
         tmp = self.root / ".work"
         tmp.mkdir(parents=True, exist_ok=True)
-        argv = ["mod", "download", "-json", f"{module}@{version}"]
+        argv = [self.go, "mod", "download", "-json", f"{module}@{version}"]
         try:
-            out = self.run_go(argv, tmp, f"{module}@{version}")
-        except AssetError as err:
-            raise AssetError(str(err).replace(" | ", " ")) from None
-        data: dict[str, Any] = json.loads(out)
+            proc = subprocess.run(argv, cwd=tmp, env=self._env(), capture_output=True, text=True, check=False)
+        except FileNotFoundError as err:
+            raise AssetError(f"{module}@{version}: the go command is not installed ({err.filename})") from None
+        try:
+            data: dict[str, Any] = json.loads(proc.stdout or "{}")
+        except ValueError:
+            data = {}
         if data.get("Error"):
-            raise AssetError(f"{module}@{version}: {data['Error'].splitlines()[0]}")
+            # e.g. "reading https://proxy…/@v/v1.14.2.info: 403 Forbidden" + the proxy's reason
+            raise AssetError(f"{module}@{version}: " + " ".join(data["Error"].split()))
+        if proc.returncode != 0 or not data.get("GoMod"):
+            raise AssetError(f"{module}@{version}: go mod download failed: "
+                             f"{(proc.stderr or proc.stdout).strip()[-300:] or f'exit {proc.returncode}'}")
         return data
 
     def versions_of(self, module: str) -> list[str]:
@@ -488,8 +497,11 @@ def build_kubevirt_crds(b: Builder, version: str, force: bool = False) -> AssetI
     seconds = time.monotonic() - t0
     try:
         out = subprocess.run([str(generator)], capture_output=True, text=True, check=True).stdout
+        hooks = subprocess.run([str(generator), "virt-api-webhooks", "kubevirt"], capture_output=True, text=True,
+                               check=True).stdout
     except subprocess.CalledProcessError as err:
         raise AssetError(f"KubeVirt CRD generator {version} failed: {err.stderr.strip()[-300:]}") from None
     target.write_text(out)
+    (target.parent / VIRT_API_WEBHOOKS).write_text(hooks)
     return b.finish(target, "kubevirt-crds", version, f"kubevirt.io/kubevirt@{version}", seconds,
                     {"generator": str(generator)})

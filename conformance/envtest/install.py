@@ -97,6 +97,27 @@ def with_url(registration: JSON, url: str, ca_bundle: bytes) -> JSON:
     return out
 
 
+#: The virt-api admission checks the simulated controllers serve (``kovc sim attach``), by path.
+VIRT_API_SERVED_PATHS = ("/virtualmachines-validate", "/migration-validate-create")
+
+
+def virt_api_registration(path: Path, url: str, ca_bundle: bytes,
+                          served: Sequence[str] = VIRT_API_SERVED_PATHS) -> JSON | None:
+    """virt-api's ValidatingWebhookConfiguration as virt-operator generates it, keeping only the
+    webhooks whose path is ``served`` (the checks the suite relies on), each rewritten to ``url``."""
+    if not path.is_file():
+        return None
+    for doc in load_documents(path.read_text(), str(path)):
+        if doc.get("kind") != "ValidatingWebhookConfiguration":
+            continue
+        keep = [h for h in doc.get("webhooks") or []
+                if ((h.get("clientConfig") or {}).get("service") or {}).get("path") in served]
+        out = with_url({**doc, "webhooks": keep}, url, ca_bundle)
+        (out.get("metadata") or {}).pop("creationTimestamp", None)
+        return out
+    return None
+
+
 def kubevirt_crds_from_file(path: Path) -> list[JSON]:
     return [d for d in load_documents(path.read_text(), str(path)) if d.get("kind") == "CustomResourceDefinition"]
 

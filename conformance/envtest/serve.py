@@ -220,7 +220,8 @@ class Supervisor:
         webhook_port, aggregated_port = suggest_port(), suggest_port()
         argv = [sys.executable, "-m", "conformance", "sim", "attach", "--kubeconfig", str(kubeconfig),
                 "--kube-ovn-version", self.args.kube_ovn_version, "--serving-cert", str(crt),
-                "--serving-key", str(key), "--client-ca", str(plane.pki / "front-proxy-ca.crt"),
+                "--serving-key", str(key), "--requestheader-ca", str(plane.pki / "front-proxy-ca.crt"),
+                "--kubevirt-version", self.args.kubevirt_version,
                 "--webhook-port", str(webhook_port), "--aggregated-port", str(aggregated_port)]
         if mode != "model":
             argv.append("--no-webhook")
@@ -255,6 +256,20 @@ class Supervisor:
                                     "model": self.args.sim_webhook_policy
                                     or f"kovc model of {self.args.kube_ovn_version}",
                                     "canary_denial": self.canary_denial})
+        from . import assets as a
+
+        root = Path(self.args.assets).expanduser() if self.args.assets else a.default_dir()
+        virt_api = inst.virt_api_registration(a.kubevirt_crds_path(root, self.args.kubevirt_version).parent
+                                              / a.VIRT_API_WEBHOOKS, f"https://127.0.0.1:{webhook_port}",
+                                              serving_ca.cert_pem)
+        if virt_api is not None:
+            inst.apply_all(client, [virt_api])
+            self.components.append({"name": "virt-api-webhooks", "real": False,
+                                    "model": "kovc sim, registered as virt-operator generates it: "
+                                             + ", ".join(h["name"] for h in virt_api.get("webhooks") or [])})
+        else:
+            self.notes.append("virt-api's webhook configuration not generated (kovc assets build): its admission "
+                              "checks are not registered")
         docs = inst.aggregated_api(aggregated_port, serving_ca.cert_pem)
         inst.apply_all(client, docs)
         try:
