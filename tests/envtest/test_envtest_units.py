@@ -423,3 +423,26 @@ def test_kubeconfig_for_writes_a_client_certificate_kubeconfig(tmp_path: Path) -
     cert = x509.load_pem_x509_certificate(Path(user["client-certificate"]).read_bytes())
     assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value.endswith(":kovc")
     assert cfg["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:1"
+
+
+def test_run_backend_envtest_without_assets_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conformance.cli import main
+
+    code = main(["run", "--backend", "envtest", "--assets", str(tmp_path / "nothing"),
+                 "--report-dir", str(tmp_path / "report")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "kovc assets build" in err[0], err
+    assert not (tmp_path / "report").exists()
+
+
+def test_backend_envtest_is_selectable_and_plans_without_touching_anything(tmp_path: Path) -> None:
+    from conformance.cluster.select import BackendOptions, make_backend
+
+    backend = make_backend("envtest", BackendOptions(backend="envtest", assets=str(tmp_path),
+                                                     report_dir=tmp_path / "r"))
+    steps = backend.plan()
+    assert "--assets" in steps[0] and str(tmp_path) in steps[0]
+    assert any("rbac.yaml" in s for s in steps)
+    assert not (tmp_path / "r").exists()
