@@ -35,6 +35,8 @@ KCM_CONTROLLERS = ("garbage-collector-controller", "namespace-controller")
 #: kube-apiserver identity of the aggregation layer's client certificate (``--requestheader-allowed-names``).
 FRONT_PROXY_CLIENT = "front-proxy-client"
 ADMIN_USER = "kovc-envtest-admin"
+#: The apiserver's client identity toward kubelets (kubeadm's name for it).
+KUBELET_CLIENT = "kube-apiserver-kubelet-client"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
@@ -120,6 +122,7 @@ class ControlPlane:
                                            "kubernetes.default.svc.cluster.local", "10.0.0.1"]
                         ).write(pki, "apiserver")
         self.front_proxy_ca.client(FRONT_PROXY_CLIENT).write(pki, "front-proxy-client")
+        self.ca.client(KUBELET_CLIENT, ["kubeadm:cluster-admins"]).write(pki, "apiserver-kubelet-client")
         signing_key().write(pki, "sa")  # sa.crt holds the public key
         (pki / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
 
@@ -189,6 +192,12 @@ class ControlPlane:
             "proxy-client-cert-file": str(pki / "front-proxy-client.crt"),
             "proxy-client-key-file": str(pki / "front-proxy-client.key"),
             "enable-aggregator-routing": "false",
+            # pods/log, exec and port-forward go to the node's kubelet API: by InternalIP (a simulated
+            # node's kubelet stand-in listens where the node's InternalIP and kubeletEndpoint say), with
+            # the apiserver's kubelet client certificate.
+            "kubelet-preferred-address-types": "InternalIP,Hostname",
+            "kubelet-client-certificate": str(pki / "apiserver-kubelet-client.crt"),
+            "kubelet-client-key": str(pki / "apiserver-kubelet-client.key"),
             "audit-policy-file": str(pki / "audit-policy.yaml"),
             "audit-log-path": str(audit_log),
             "audit-log-format": "json",
