@@ -86,6 +86,9 @@ class EnvtestBackend:
             argv += ["--k8s-version", o.k8s_version]
         if o.sim.webhook_policy:
             argv += ["--sim-webhook-policy", o.sim.webhook_policy]
+        # The process that tears the run down (under xdist: the controller, this worker's parent): if it
+        # dies without teardown, the control plane stops by itself instead of lingering.
+        argv += ["--watch-pid", str(os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid())]
         return argv
 
     def plan(self) -> list[str]:

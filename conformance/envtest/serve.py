@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not start the simulated controllers (control plane, CRDs and webhook only)")
     parser.add_argument("--log-dir", metavar="DIR", help="where the programs' logs go (default: a temp dir)")
     parser.add_argument("--ready-file", metavar="FILE", help="write the ready document (JSON) here")
+    parser.add_argument("--watch-pid", type=int, default=0, metavar="PID",
+                        help="stop when this process is gone (the run that started it)")
     parser.add_argument("--rbac", metavar="FILE", default=str(REPO_MANIFESTS / "rbac.yaml"),
                         help="the suite's least-privilege account (default manifests/rbac.yaml)")
 
@@ -288,6 +290,12 @@ class Supervisor:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
+def _alive(pid: int) -> bool:
+    from ..cluster.sim import pid_alive
+
+    return pid_alive(pid)
+
+
 def _k8s_version(k8s_dir: Path) -> str:
     return "v" + k8s_dir.name.split("-", 1)[0] if k8s_dir.name[:1].isdigit() else ""
 
@@ -347,6 +355,9 @@ def run(args: argparse.Namespace) -> int:
             if dead:
                 print(f"kovc: envtest: {', '.join(dead)} exited; stopping", file=sys.stderr, flush=True)
                 return 1
+            if args.watch_pid and not _alive(args.watch_pid):
+                print(f"kovc: envtest: the run (pid {args.watch_pid}) is gone; stopping", file=sys.stderr, flush=True)
+                return 0
     finally:
         sup.down()
     return 0
