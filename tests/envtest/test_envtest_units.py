@@ -446,3 +446,35 @@ def test_backend_envtest_is_selectable_and_plans_without_touching_anything(tmp_p
     assert "--assets" in steps[0] and str(tmp_path) in steps[0]
     assert any("rbac.yaml" in s for s in steps)
     assert not (tmp_path / "r").exists()
+
+
+VIRT_API_VWC = """\
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: virt-api-validator, creationTimestamp: null}
+webhooks:
+- name: virtualmachine-validator.kubevirt.io
+  clientConfig: {service: {name: virt-api, namespace: kubevirt, path: /virtualmachines-validate}}
+  rules: [{operations: [CREATE, UPDATE], apiGroups: [kubevirt.io], apiVersions: [v1], resources: [virtualmachines]}]
+  failurePolicy: Fail
+  sideEffects: None
+  admissionReviewVersions: [v1]
+- name: virtualmachineinstances-create-validator.kubevirt.io
+  clientConfig: {service: {name: virt-api, namespace: kubevirt, path: /virtualmachineinstances-validate-create}}
+  rules: [{operations: [CREATE], apiGroups: [kubevirt.io], apiVersions: [v1], resources: [virtualmachineinstances]}]
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"""
+
+
+def test_virt_api_registration_keeps_only_the_served_checks(tmp_path: Path) -> None:
+    path = tmp_path / "virt-api-webhooks.yaml"
+    assert inst.virt_api_registration(path, "https://127.0.0.1:1", b"CA") is None
+    path.write_text(VIRT_API_VWC)
+    out = inst.virt_api_registration(path, "https://127.0.0.1:1", b"CA")
+    assert out is not None
+    assert [h["name"] for h in out["webhooks"]] == ["virtualmachine-validator.kubevirt.io"]
+    hook = out["webhooks"][0]
+    assert hook["clientConfig"]["url"] == "https://127.0.0.1:1/virtualmachines-validate"
+    assert hook["failurePolicy"] == "Fail"
+    assert "creationTimestamp" not in out["metadata"]
