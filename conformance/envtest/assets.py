@@ -302,7 +302,8 @@ class Builder:
             data = {}
         if data.get("Error"):
             # e.g. "reading https://proxy…/@v/v1.14.2.info: 403 Forbidden" + the proxy's reason
-            raise AssetError(f"{module}@{version}: " + " ".join(data["Error"].split()))
+            text = " ".join(data["Error"].split())
+            raise AssetError(text if text.startswith(f"{module}@{version}") else f"{module}@{version}: {text}")
         if proc.returncode != 0 or not data.get("GoMod"):
             raise AssetError(f"{module}@{version}: go mod download failed: "
                              f"{(proc.stderr or proc.stdout).strip()[-300:] or f'exit {proc.returncode}'}")
