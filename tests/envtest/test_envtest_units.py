@@ -478,3 +478,23 @@ def test_virt_api_registration_keeps_only_the_served_checks(tmp_path: Path) -> N
     assert hook["clientConfig"]["url"] == "https://127.0.0.1:1/virtualmachines-validate"
     assert hook["failurePolicy"] == "Fail"
     assert "creationTimestamp" not in out["metadata"]
+
+
+def test_a_second_run_is_refused_while_one_holds_the_webhook_cert_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.envtest import webhook
+
+    monkeypatch.setattr(webhook, "LOCK_FILE", tmp_path / ".kovc-envtest.lock")
+    monkeypatch.setattr(webhook, "CERT_DIR", tmp_path / "serving-certs")
+    plane = ControlPlane(Binaries(tmp_path / "a", tmp_path / "e", None, tmp_path), tmp_path / "logs",
+                         workdir=tmp_path / "w")
+    first = webhook.RealWebhook(tmp_path / "kube-ovn-webhook", "v1.16.2", plane)
+    second = webhook.RealWebhook(tmp_path / "kube-ovn-webhook", "v1.16.2", plane)
+    first._take_lock()
+    try:
+        with pytest.raises(webhook.WebhookBusy, match=f"pid {os.getpid()}.*one envtest run at a time"):
+            second._take_lock()
+    finally:
+        first.release()
+    second._take_lock()  # free again once the first has released it
+    second.release()
