@@ -35,6 +35,10 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("sim", "serve"), "conformance.sim.serve", "serve a simulated cluster (TLS + token) until interrupted"),
     (("report", "verify"), "conformance.report.verify", "check that a report bundle is certifiable"),
     (("report", "show"), "conformance.report.show", "re-render a report's Markdown summary"),
+    (("assets", "build"), "conformance.commands.assets",
+     "build kube-apiserver, etcd and Kube-OVN's webhook from Go modules"),
+    (("assets", "list"), "conformance.commands.assets", "list the built assets with versions and sha256"),
+    (("envtest", "serve"), "conformance.envtest.serve", "run a real control plane on loopback until interrupted"),
 )
 
 

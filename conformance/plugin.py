@@ -1177,6 +1177,7 @@ def build_result(state: _RunState, info: ClusterInfo | None, warnings: list[str]
         leaked_ips=leaked, selected=list(state.selected),
         kubevirt_use_emulation=info.extra.get("kubevirt_use_emulation") if info is not None else None,
         vm_wait_factor=vm_wait_factor(simulated, info.extra.get("kubevirt_use_emulation")) if info else 1.0,
+        components=list(info.extra.get("components") or []) if info is not None else [],
     )
 
 

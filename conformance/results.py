@@ -84,6 +84,9 @@ class RunResult:
     #: its VM waits because of it (``settings.vm_wait_factor``).
     kubevirt_use_emulation: bool | None = None
     vm_wait_factor: float = 1.0
+    #: Per component of the cluster under test (``--backend envtest``): whether it was the real program
+    #: (``program``, ``version``, ``sha256``) or simulated (``model``).
+    components: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def verdict(self) -> Verdict:

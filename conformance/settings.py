@@ -25,7 +25,7 @@ from . import catalog, versions
 DEFAULT_WEBHOOK_NAME = "pod-ip-validating.kube-ovn.io"
 #: ``--timeout-scale`` on a simulated cluster when not given (its controllers act in milliseconds).
 SIM_TIMEOUT_SCALE = 0.05
-BACKENDS = ("sim", "kind", "existing")
+BACKENDS = ("sim", "envtest", "kind", "existing")
 DIAGNOSTICS = ("each", "once", "never")
 #: pytest-kind-ng's default ``--cluster-name``; when it owns the option, an unchanged default means ours.
 KIND_PLUGIN_DEFAULT_CLUSTER = "pytest-kind"
@@ -193,6 +193,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--plan",), "plan", "print what the backend would do, touch nothing", action="store_true"),
     Option(("--manifests-dir",), "manifests_dir", "install Kube-OVN/KubeVirt from local manifest copies",
            metavar="DIR"),
+    Option(("--assets",), "assets",
+           "backend envtest: directory of the built programs (default $KOVC_ASSETS or ~/.cache/kovc/assets; "
+           "see kovc assets build)", metavar="DIR"),
     *_sim_options(),
     # shared with pytest-kind-ng (same flags, same dests)
     Option(("--kubeconfig",), "kubeconfig",

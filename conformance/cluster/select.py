@@ -21,6 +21,7 @@ from .base import Backend, BackendError
 #: name → (module, class) of each backend.
 BACKEND_CLASSES: dict[str, tuple[str, str]] = {
     "sim": ("conformance.cluster.sim", "SimBackend"),
+    "envtest": ("conformance.cluster.envtest", "EnvtestBackend"),
     "kind": ("conformance.cluster.kind", "KindBackend"),
     "existing": ("conformance.cluster.existing", "ExistingBackend"),
 }
@@ -42,6 +43,8 @@ class BackendOptions:
     cluster_name: str = _settings.DEFAULT_CLUSTER_NAME
     kind_image: str | None = None
     manifests_dir: str | None = None
+    #: ``--backend envtest``: where the built programs are (None: $KOVC_ASSETS or the default cache).
+    assets: str | None = None
     plan: bool = False
     run_id: str = ""
     report_dir: Path = field(default_factory=lambda: Path("kovc-report"))
@@ -85,6 +88,7 @@ class BackendOptions:
             cluster_name=_settings.cluster_name(opt("cluster_name")),
             kind_image=opt("kind_image"),
             manifests_dir=opt("manifests_dir"),
+            assets=opt("assets"),
             plan=bool(opt("plan", False)),
             run_id=run_id or opt("run_id", ""),
             report_dir=Path(report_dir or opt("report_dir") or _settings.default_report_dir()),
@@ -110,7 +114,7 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
 
 
 def make_backend(name: str, options: BackendOptions) -> Backend:
-    """The backend called ``name`` (sim, kind, existing), built from ``options``."""
+    """The backend called ``name`` (sim, envtest, kind, existing), built from ``options``."""
     try:
         module_name, class_name = BACKEND_CLASSES[name]
     except KeyError:
