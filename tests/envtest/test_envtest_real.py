@@ -22,6 +22,10 @@ from conformance.envtest.controlplane import Binaries, ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
 
+#: Kube-OVN's webhook reads its serving certificate from one fixed directory, held under a lock: the
+#: tests that start it run on one xdist worker, one after another, instead of refusing each other.
+pytestmark = pytest.mark.xdist_group("kube-ovn-webhook-cert-dir")
+
 
 def _binaries() -> Binaries:
     try:
