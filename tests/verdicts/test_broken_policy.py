@@ -25,7 +25,7 @@ def test_a_raising_policy_makes_the_run_invalid(kovc: Callable[..., Run], tmp_pa
     env = run.requirement("env.webhook-live")
     assert env["outcome"] == "failed" and expected in env["reason"], env
     markdown = (run.report_dir / "report.md").read_text()
-    assert markdown.startswith("# kovc conformance report\n\n**Verdict: INVALID (exit 2)"), markdown[:300]
+    assert markdown.startswith("# kovc conformance report — Verdict: INVALID (exit 2)"), markdown[:300]
     assert expected in markdown
     outcomes = run.outcomes()
     # after the first raise nothing else is judged: the rest is skipped as void, not failed on timeouts
