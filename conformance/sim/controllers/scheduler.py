@@ -58,6 +58,7 @@ import re
 import time
 from typing import Any
 
+from .. import api
 from .. import resources as r
 from ..store import ApiError, WatchEvent, now_rfc3339
 from ..view import (
@@ -111,12 +112,12 @@ def node_address(world: World, node: str) -> str:
     return f"172.18.0.{index + 2}"
 
 
-def seed_nodes(world: World) -> None:
+async def seed_nodes(world: World) -> None:
     """Create the nodes (idempotent)."""
-    store, config = world.store, world.config
+    client, config = world.client, world.config
     ua = f"kubelet/{config.kubernetes_version}"
     for node in node_names(max(config.workers, 0)):
-        if store.get(r.NODES, "", node) is not None:
+        if client.get(r.NODES, "", node) is not None:
             continue
         worker = node != CONTROL_PLANE
         labels = {
@@ -140,7 +141,7 @@ def seed_nodes(world: World) -> None:
             )
         digest = hashlib.sha256(node.encode()).hexdigest()
         now = now_rfc3339()
-        store.create(
+        await client.as_agent(ua).create(
             r.NODES,
             {
                 "apiVersion": "v1",
@@ -209,7 +210,6 @@ def seed_nodes(world: World) -> None:
                     },
                 },
             },
-            user_agent=ua,
         )
 
 
@@ -284,6 +284,7 @@ def _term_namespaces(term: JSON, pod: JSON) -> list[str] | None:
 # ----------------------------------------------------------------------------- scheduler
 class Scheduler(Reconciler):
     name = "default-scheduler"
+    watches = (r.PODS, r.NODES)
 
     def on_event(self, ev: WatchEvent) -> None:
         if ev.rt.key == r.PODS.key:
@@ -299,7 +300,7 @@ class Scheduler(Reconciler):
             self._retry_pending()
 
     def _retry_pending(self) -> None:
-        for pod in self.store.iter_raw(r.PODS):
+        for pod in self.client.iter_raw(r.PODS):
             if not (pod.get("spec") or {}).get("nodeName") and not is_deleting(pod):
                 self.queue.add(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
@@ -307,15 +308,15 @@ class Scheduler(Reconciler):
         self._retry_pending()
 
     async def handle(self, key: Key) -> None:
-        pod = self.store.get(r.PODS, key[1], key[2])
+        pod = self.client.get(r.PODS, key[1], key[2])
         if pod is None or is_deleting(pod) or (pod.get("spec") or {}).get("nodeName"):
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return
-        nodes = self.store.list(r.NODES)[0]
+        nodes = self.client.list(r.NODES)
         pods = [
             p
-            for p in self.store.iter_raw(r.PODS)
+            for p in self.client.iter_raw(r.PODS)
             if (p.get("spec") or {}).get("nodeName")
             and _pod_is_live(p)
             and p["metadata"]["uid"] != pod["metadata"]["uid"]
@@ -352,10 +353,15 @@ class Scheduler(Reconciler):
                     )
                     obj.setdefault("status", {})["phase"] = "Pending"
 
-                self.store.mutate(
-                    r.PODS, key[1], key[2], unschedulable, user_agent=SCHEDULER_UA, subresource="status"
+                await api.mutate(
+                    self.client.as_agent(SCHEDULER_UA),
+                    r.PODS,
+                    key[1],
+                    key[2],
+                    unschedulable,
+                    subresource="status",
                 )
-            self.world.record_event(
+            await self.world.record_event(
                 pod,
                 "Warning",
                 "FailedScheduling",
@@ -371,25 +377,22 @@ class Scheduler(Reconciler):
         chosen = min(feasible, key=lambda n: (load[n["metadata"]["name"]], n["metadata"]["name"]))
         node_name = chosen["metadata"]["name"]
 
-        def bind(obj: JSON) -> None:  # pods/binding: spec.nodeName ...
-            obj.setdefault("spec", {})["nodeName"] = node_name
-
-        def scheduled(obj: JSON) -> None:  # ... and the PodScheduled condition the binding sets
-            _set_pod_condition(
-                obj,
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": now_rfc3339(),
-                },
+        binding: JSON = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": key[2], "namespace": key[1], "uid": pod["metadata"]["uid"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
+        }
+        try:
+            # pods/binding sets spec.nodeName and the PodScheduled=True condition in one write.
+            await self.client.as_agent(SCHEDULER_UA).create(
+                r.PODS, binding, namespace=key[1], subresource=api.BINDING
             )
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
-
-        if self.store.mutate(r.PODS, key[1], key[2], bind, user_agent=SCHEDULER_UA) is None:
-            return
-        self.store.mutate(r.PODS, key[1], key[2], scheduled, user_agent=SCHEDULER_UA, subresource="status")
-        self.world.record_event(
+        except ApiError as exc:
+            if exc.code in (404, 409):
+                return  # gone, replaced, or bound meanwhile
+            raise
+        await self.world.record_event(
             pod,
             "Normal",
             "Scheduled",
@@ -492,6 +495,7 @@ class Kubelet(Reconciler):
     """All kubelets (one queue; the node is ``spec.nodeName``)."""
 
     name = "kubelet"
+    watches = (r.PODS, r.NODES, r.SUBNETS)
 
     def __init__(self, world: World) -> None:
         super().__init__(world)
@@ -513,13 +517,16 @@ class Kubelet(Reconciler):
             self.queue.add(("pod", m["namespace"], m["name"]))
 
     def resync(self) -> None:
-        for pod in self.store.iter_raw(r.PODS):
+        for pod in self.client.iter_raw(r.PODS):
             if (pod.get("spec") or {}).get("nodeName"):
                 self.queue.add(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
     async def handle(self, key: Key) -> None:
-        pod = self.store.get(r.PODS, key[1], key[2])
-        if pod is None or is_deleting(pod):
+        pod = self.client.get(r.PODS, key[1], key[2])
+        if pod is None:
+            return
+        if is_deleting(pod):
+            await self._confirm_deletion(pod)
             return
         node = str((pod.get("spec") or {}).get("nodeName", ""))
         if not node:
@@ -531,7 +538,7 @@ class Kubelet(Reconciler):
             self._maybe_start_probe(pod)
             code = finishes(pod) if PROBE_LABEL not in labels_of(pod) and not _is_launcher(pod) else None
             if code is not None:
-                complete_pod(self.world, pod, code)
+                await complete_pod(self.world, pod, code)
             return
         spec = pod.get("spec") or {}
         if spec.get("hostNetwork"):
@@ -545,7 +552,7 @@ class Kubelet(Reconciler):
                     raise Requeue(delay=max(40 * self.world.step, 0.05))
                 if annotations_of(pod).get(kubeovn.ALLOCATED) != "true":
                     sandbox = hashlib.sha256(uid.encode()).hexdigest()
-                    self.world.record_event(
+                    await self.world.record_event(
                         pod,
                         "Warning",
                         "FailedCreatePodSandBox",
@@ -558,11 +565,34 @@ class Kubelet(Reconciler):
                         host=node,
                     )
                 return
-            kubeovn.cni_add(self.world, pod, node)
+            await kubeovn.cni_add(self.world, pod, node)
             ip = kubeovn.pod_ip(pod)
-        self._start(pod, node, ip)
+        await self._start(pod, node, ip)
 
-    def _start(self, pod: JSON, node: str, ip: str) -> None:
+    def manages(self, node: str) -> bool:
+        """Whether ``node`` is one of the simulated cluster's (kwok ``need()``): only their pods are ours."""
+        obj = self.client.get(r.NODES, "", node) if node else None
+        return obj is not None and labels_of(obj).get(SIMULATED_LABEL) == "true"
+
+    async def _confirm_deletion(self, pod: JSON) -> None:
+        """A terminating pod on a node this kubelet runs: its containers are stopped, so delete it with grace
+        0, as the kubelet does once a pod's containers have exited (kwok ``pod-delete`` stage). The store of
+        ``--backend sim`` deletes pods at once; a real apiserver keeps them Terminating until this."""
+        meta = pod["metadata"]
+        if meta.get("deletionGracePeriodSeconds") == 0:
+            return  # already confirmed (what remains are finalizers, not ours)
+        if not self.manages(str((pod.get("spec") or {}).get("nodeName") or "")):
+            return
+        await api.delete_quietly(
+            self.client.as_agent(self.ua),
+            r.PODS,
+            meta["namespace"],
+            meta["name"],
+            uid=meta.get("uid"),
+            grace_seconds=0,
+        )
+
+    async def _start(self, pod: JSON, node: str, ip: str) -> None:
         host_ip = node_address(self.world, node)
         now = now_rfc3339()
 
@@ -605,17 +635,17 @@ class Kubelet(Reconciler):
                 for c in (obj.get("spec") or {}).get("containers") or []
             ]
 
-        updated = self.store.mutate(
+        updated = await api.mutate(
+            self.client.as_agent(self.ua),
             r.PODS,
             pod["metadata"]["namespace"],
             pod["metadata"]["name"],
             run,
-            user_agent=self.ua,
             subresource="status",
         )
         if updated is None:
             return
-        self.world.record_event(
+        await self.world.record_event(
             updated,
             "Normal",
             "Started",
@@ -641,7 +671,7 @@ class Kubelet(Reconciler):
         ns, name, uid = key
         world = self.world
         try:
-            pod = self.store.get(r.PODS, ns, name)
+            pod = self.client.get(r.PODS, ns, name)
             if pod is None:
                 return
             ann = annotations_of(pod)
@@ -654,12 +684,12 @@ class Kubelet(Reconciler):
             lines = world.pod_logs.setdefault((ns, name), [])
             if not target:
                 lines.append(f"{now_rfc3339_nano()} error: annotation {PROBE_TARGET} is missing")
-                complete_pod(world, pod, 2)
+                await complete_pod(world, pod, 2)
                 return
             seq = replies = 0
             while not count or seq < count:
                 await asyncio.sleep(interval_ms / 1000)
-                current = self.store.get(r.PODS, ns, name)
+                current = self.client.get(r.PODS, ns, name)
                 if current is None or current["metadata"]["uid"] != uid or is_deleting(current):
                     return
                 seq += 1
@@ -667,9 +697,9 @@ class Kubelet(Reconciler):
                 replies += ok
                 lines.append(f"{now_rfc3339_nano()} {'reply' if ok else 'no reply'} from {target} seq={seq}")
             lines.append(f"--- {target} probe statistics: {seq} transmitted, {replies} received")
-            current = self.store.get(r.PODS, ns, name)
+            current = self.client.get(r.PODS, ns, name)
             if current is not None and current["metadata"]["uid"] == uid:
-                complete_pod(world, current, 0 if replies else 1)
+                await complete_pod(world, current, 0 if replies else 1)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -700,7 +730,7 @@ def _qos_class(pod: JSON) -> str:
 
 
 def subnet_vpc(world: World, subnet: str) -> str:
-    obj = world.store.get(r.SUBNETS, "", subnet)
+    obj = world.client.get(r.SUBNETS, "", subnet)
     return str(((obj or {}).get("spec") or {}).get("vpc") or kubeovn.DEFAULT_VPC)
 
 
@@ -711,7 +741,7 @@ def reachable(world: World, probe: JSON, target: str) -> bool:
         return False
     probe_subnet = annotations_of(probe).get(kubeovn.LOGICAL_SWITCH, kubeovn.DEFAULT_SUBNET)
     vpc = subnet_vpc(world, probe_subnet)
-    for pod in world.store.iter_raw(r.PODS):
+    for pod in world.client.iter_raw(r.PODS):
         if pod["metadata"]["uid"] == probe["metadata"]["uid"] or is_deleting(pod):
             continue
         if (pod.get("status") or {}).get("phase") != "Running":
@@ -726,7 +756,7 @@ def reachable(world: World, probe: JSON, target: str) -> bool:
     return False
 
 
-def complete_pod(world: World, pod: JSON, exit_code: int, reason: str = "") -> None:
+async def complete_pod(world: World, pod: JSON, exit_code: int, reason: str = "") -> None:
     """The kubelet records that every container of ``pod`` exited (``Succeeded`` iff ``exit_code == 0``)."""
     ua = f"kubelet/{world.config.kubernetes_version}"
     now = now_rfc3339()
@@ -770,12 +800,12 @@ def complete_pod(world: World, pod: JSON, exit_code: int, reason: str = "") -> N
         status["containerStatuses"] = statuses
 
     with contextlib.suppress(ApiError):
-        world.store.mutate(
+        await api.mutate(
+            world.client.as_agent(ua),
             r.PODS,
             pod["metadata"]["namespace"],
             pod["metadata"]["name"],
             finish,
-            user_agent=ua,
             subresource="status",
         )
 
