@@ -13,7 +13,8 @@ Writes are asynchronous. Every error is a :class:`~conformance.sim.store.ApiErro
 ``Status`` bodies onto it), so ``except ApiError as exc: if exc.code not in (404, 409)`` works on both.
 
 Read-modify-write helpers sit outside the interface, as ``controllerutil`` does: :func:`mutate` (get →
-edit → update with the resourceVersion read; on 409 re-read live and retry) and :func:`replace`.
+edit → update with the resourceVersion read; on 409 re-read live and retry) and :func:`replace` (write what
+was computed from an object at its resourceVersion; a 409 retries the whole reconcile).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import asyncio
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Literal, Protocol
 
-from .store import JSON, ApiError, ResourceType, WatchEvent, deepcopy_json
+from .store import JSON, ApiError, ResourceType, WatchEvent
 
 Propagation = Literal["Background", "Foreground", "Orphan"]
 #: How many times :func:`mutate` tries an update that keeps answering 409 Conflict.
@@ -174,17 +175,16 @@ async def mutate(
 
 
 async def replace(client: Client, rt: ResourceType, obj: JSON, *, subresource: str = "") -> JSON | None:
-    """Write ``obj`` as it is (last writer wins) at whatever resourceVersion is current: what an
-    unconditional update did before custom resources required one. None when the object is gone."""
-    meta = obj.get("metadata") or {}
-
-    def take(live: JSON) -> JSON:
-        new: JSON = deepcopy_json(obj)
-        _meta(new)["resourceVersion"] = _meta(live).get("resourceVersion")
-        return new
-
-    return await mutate(client, rt, str(meta.get("namespace", "")) if rt.namespaced else "",
-                        str(meta.get("name", "")), take, subresource=subresource)
+    """Write ``obj`` (typically a status computed from it) at the resourceVersion it was read at. A 409 means
+    someone wrote the object since: it propagates, so the reconcile that computed ``obj`` runs again on
+    fresh data (a last-writer-wins write would silently drop that other write - what custom resources
+    forbid). None when the object is gone."""
+    try:
+        return await client.update(rt, obj, subresource=subresource)
+    except ApiError as exc:
+        if exc.code == 404:
+            return None
+        raise
 
 
 async def delete_quietly(client: Client, rt: ResourceType, namespace: str, name: str, *,

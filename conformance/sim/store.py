@@ -489,10 +489,10 @@ class Store:
         if current is None:
             raise ApiError.not_found(rt, name)
         sent_rv = meta.get("resourceVersion")
-        reject_like_apiserver(rt, obj, current, subresource=subresource, check_rv=check_rv)
         if check_rv and sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
             raise ApiError.conflict(rt, name, "the object has been modified; please apply your changes "
                                               "to the latest version and try again")
+        reject_like_apiserver(rt, obj, current, subresource=subresource, check_rv=check_rv)
         cur_meta = current["metadata"]
         if subresource == "status":
             new = copy_obj(current)

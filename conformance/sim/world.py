@@ -41,8 +41,8 @@ from .transport.local import StoreClient
 from .view import JSON, ReaderView, World, attach_world, dispatch, world_of
 from .webhook import load_policy, make_pod_validator, make_subnet_validator
 
-__all__ = ["admission", "build_world", "install", "pod_log", "run", "run_world", "running", "seed", "vm_action",
-           "world_of"]
+__all__ = ["admission", "build_world", "install", "kube_ovn_admission", "pod_log", "run", "run_world", "running",
+           "seed", "vm_action", "world_action", "world_of"]
 
 T = TypeVar("T")
 
@@ -95,20 +95,26 @@ async def seed(world: World, *, webhook_configuration: bool = True) -> None:
     await presented.seed(world, webhook_configuration=webhook_configuration)
 
 
-def admission(world: World) -> list[Validator]:
-    """The admission checks of the modelled components, reading through ``world.client``: the Kube-OVN pod
-    and subnet webhooks (unless ``config.webhook == "off"``) and KubeVirt's virt-api validators."""
-    validators: list[Validator] = []
-    if world.config.webhook == "on":
-        from .. import versions
+def kube_ovn_admission(world: World) -> list[Validator]:
+    """Kube-OVN's webhook (``pod-ip-validating.kube-ovn.io`` and the subnet CIDR check), reading through
+    ``world.client``; none when ``config.webhook == "off"`` (a down webhook with ``failurePolicy: Ignore``)."""
+    if world.config.webhook != "on":
+        return []
+    from .. import versions
 
-        release = versions.kube_ovn_release(world.config.kube_ovn_version)
-        policy = load_policy(world.config.webhook_policy or release.webhook_policy)
-        client = world.client
-        validators.append(make_pod_validator(policy, ReaderView(client), lambda: client.list(r.IPS)))
-        validators.append(make_subnet_validator(lambda: client.list(r.SUBNETS)))
-    validators.extend(kubevirt.make_validators(world))
-    return validators
+    release = versions.kube_ovn_release(world.config.kube_ovn_version)
+    policy = load_policy(world.config.webhook_policy or release.webhook_policy)
+    client = world.client
+    return [
+        make_pod_validator(policy, ReaderView(client), lambda: client.list(r.IPS)),
+        make_subnet_validator(lambda: client.list(r.SUBNETS)),
+    ]
+
+
+def admission(world: World) -> list[Validator]:
+    """Every modelled admission check: Kube-OVN's webhook (:func:`kube_ovn_admission`) and KubeVirt's
+    virt-api validators (``kubevirt.make_validators``)."""
+    return [*kube_ovn_admission(world), *kubevirt.make_validators(world)]
 
 
 def run_now(coro: Coroutine[Any, Any, T]) -> T:

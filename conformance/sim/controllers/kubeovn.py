@@ -64,7 +64,7 @@ from typing import Any
 
 from .. import api
 from .. import resources as r
-from ..store import ApiError, WatchEvent, now_rfc3339
+from ..store import ApiError, WatchEvent, deepcopy_json, now_rfc3339
 from ..view import (
     JSON,
     Key,
@@ -654,21 +654,25 @@ class KubeOvnController(Reconciler):
                 },
             )
             return
-        new = dict(current)
-        labels = dict(current["metadata"].get("labels") or {})
-        old_subnet = (current.get("spec") or {}).get("subnet", "")
-        if old_subnet and old_subnet != subnet:
-            labels.pop(old_subnet, None)
-        labels.update({SUBNET_LABEL: subnet, NODE_NAME_LABEL: node, subnet: ""})
-        if labels == current["metadata"].get("labels") and spec == current.get("spec"):
+
+        def update(obj: JSON) -> None:
+            labels = dict(obj["metadata"].get("labels") or {})
+            old_subnet = (obj.get("spec") or {}).get("subnet", "")
+            if old_subnet and old_subnet != subnet:
+                labels.pop(old_subnet, None)
+            labels.update({SUBNET_LABEL: subnet, NODE_NAME_LABEL: node, subnet: ""})
+            obj["metadata"]["labels"] = labels
+            fins = list(obj["metadata"].get("finalizers") or [])
+            if FINALIZER not in fins:
+                fins.append(FINALIZER)
+            obj["metadata"]["finalizers"] = fins
+            obj["spec"] = spec
+
+        probe = deepcopy_json(current)
+        update(probe)
+        if probe["metadata"]["labels"] == current["metadata"].get("labels") and spec == current.get("spec"):
             return
-        new["metadata"] = {**current["metadata"], "labels": labels}
-        fins = list(new["metadata"].get("finalizers") or [])
-        if FINALIZER not in fins:
-            fins.append(FINALIZER)
-        new["metadata"]["finalizers"] = fins
-        new["spec"] = spec
-        await api.replace(self.client.as_agent(self.ua), r.IPS, new)
+        await api.mutate(self.client.as_agent(self.ua), r.IPS, "", ip_name, update)
 
     def _delete_decision(self, pod: JSON) -> DeleteDecision:
         """The keep-or-release part of ``handleDeletePod`` (L1135-1215)."""
@@ -878,6 +882,17 @@ class KubeOvnController(Reconciler):
         subnet = self.client.get(r.SUBNETS, "", name)
         if s is None or subnet is None:
             return
+        if self._subnet_status_of(s, subnet) == subnet.get("status"):
+            return
+
+        def edit(obj: JSON) -> None:
+            obj["status"] = self._subnet_status_of(s, obj)
+
+        await api.mutate(self.client.as_agent(self.ua), r.SUBNETS, "", name, edit, subresource="status")
+
+    @staticmethod
+    def _subnet_status_of(s: SubnetIpam, subnet: JSON) -> JSON:
+        """The subnet's status from the IPAM's view of it (conditions keep their times while unchanged)."""
         fam = "v4" if s.network.version == 4 else "v6"
         other = "v6" if fam == "v4" else "v4"
         using_ips = sorted(s.ip_to_keys, key=lambda a: int(ipaddress.ip_address(a)))
@@ -915,10 +930,7 @@ class KubeOvnController(Reconciler):
             if old is not None and old.get("status") == c.get("status"):
                 c.update({k: old[k] for k in ("lastUpdateTime", "lastTransitionTime") if k in old})
         status["conditions"] = conds
-        if status == subnet.get("status"):
-            return
-        subnet["status"] = status
-        await api.replace(self.client.as_agent(self.ua), r.SUBNETS, subnet, subresource="status")
+        return status
 
     async def _handle_vpc(self, name: str) -> None:
         vpc = self.client.get(r.VPCS, "", name)
@@ -1017,9 +1029,8 @@ async def cni_add(world: World, pod: JSON, node: str) -> None:
     current = world.client.get(r.IPS, "", port_name(name, ns))
     if current is None or is_deleting(current):
         return
-    changed = follow(current)
-    if changed is not None:
-        await api.replace(world.client.as_agent(ua), r.IPS, changed)
+    if follow(current) is not None:
+        await api.mutate(world.client.as_agent(ua), r.IPS, "", port_name(name, ns), follow)
 
 
 def pod_ip(pod: JSON) -> str:

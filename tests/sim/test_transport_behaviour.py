@@ -1,0 +1,109 @@
+"""One behaviour suite, three transports (``transport_helpers``): what the controllers do must not depend on
+whether they talk to the in-process store or to an API server over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from behaviour_helpers import bridge_vm, probe_manifest
+from transport_helpers import Harness, run
+
+from conformance.sim import resources as r
+from conformance.sim.controllers import kubeovn
+from conformance.sim.store import ApiError
+from conformance.sim.view import until
+
+JSON = dict[str, Any]
+IP = "10.16.0.42"
+KEEP = {"ovn.kubernetes.io/ip_address": IP}
+
+
+def _vmi_running(h: Harness, ns: str, name: str) -> Any:
+    def check(c: Any) -> JSON | None:
+        vmi = c.get(r.VMIS, ns, name)
+        return vmi if vmi and (vmi.get("status") or {}).get("phase") == "Running" else None
+
+    return until(h.client, check, f"VMI {ns}/{name} Running", timeout=15)
+
+
+def _launcher(h: Harness, ns: str, vm: str) -> JSON | None:
+    for pod in h.client.list(r.PODS, ns, label_selector=f"vm.kubevirt.io/name={vm}"):
+        if (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp"):
+            return pod
+    return None
+
+
+def test_vm_runs_with_its_static_ip_and_ip_cr(transport: str) -> None:
+    async def body(h: Harness) -> None:
+        ns = await h.namespace("t-run")
+        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))
+        vmi = await _vmi_running(h, ns, "web")
+        assert vmi["status"]["interfaces"][0]["ipAddress"] == IP, vmi["status"]
+        pod = await until(h.client, lambda c: _launcher(h, ns, "web"), "launcher pod Running", timeout=10)
+        assert pod["spec"]["nodeName"].startswith("kovc-sim-worker"), pod["spec"]
+        assert pod["metadata"]["annotations"][kubeovn.ALLOCATED] == "true"
+        ip = await until(h.client, lambda c: c.get(r.IPS, "", f"web.{ns}"), "IP CR web.<ns>", timeout=10)
+        assert ip["spec"]["ipAddress"] == IP and ip["spec"]["podName"] == "web", ip["spec"]
+        scheduled = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
+        assert scheduled and scheduled[0]["status"] == "True", pod["status"]["conditions"]
+
+    run(transport, body)
+
+
+def test_restart_keeps_the_ip_and_a_colliding_pod_is_denied(transport: str) -> None:
+    async def body(h: Harness) -> None:
+        ns = await h.namespace("t-restart")
+        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))
+        await _vmi_running(h, ns, "web")
+        first = await until(h.client, lambda c: _launcher(h, ns, "web"), "first launcher", timeout=10)
+        assert await h.action(ns, "web", "restart") == {}
+
+        def second(c: Any) -> JSON | None:
+            pod = _launcher(h, ns, "web")
+            return pod if pod and pod["metadata"]["uid"] != first["metadata"]["uid"] else None
+
+        pod = await until(h.client, second, "a new launcher pod Running after restart", timeout=15)
+        assert pod["metadata"]["annotations"][kubeovn.IP_ADDRESS] == IP
+        collider = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "thief", "namespace": ns, "annotations": dict(KEEP)},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]},
+        }
+        with pytest.raises(ApiError) as denied:
+            await h.client.create(r.PODS, collider)
+        assert denied.value.code == 403 and "pod-ip-validating.kube-ovn.io" in denied.value.message, (
+            denied.value.code, denied.value.message)
+
+    run(transport, body)
+
+
+def test_stop_releases_nothing_and_delete_releases_the_ip(transport: str) -> None:
+    async def body(h: Harness) -> None:
+        ns = await h.namespace("t-stop")
+        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))
+        await _vmi_running(h, ns, "web")
+        assert await h.action(ns, "web", "stop") == {}
+        await until(h.client, lambda c: c.get(r.VMIS, ns, "web") is None, "VMI gone after stop", timeout=15)
+        assert h.client.get(r.IPS, "", f"web.{ns}") is not None, "keep-vm-ip: a stopped VM keeps its IP CR"
+        await h.client.delete(r.VMS, ns, "web")
+        await until(h.client, lambda c: c.get(r.IPS, "", f"web.{ns}") is None, "IP CR released", timeout=15)
+
+    run(transport, body)
+
+
+def test_probe_pod_reaches_the_vm_and_finishes(transport: str) -> None:
+    async def body(h: Harness) -> None:
+        ns = await h.namespace("t-probe")
+        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))
+        await _vmi_running(h, ns, "web")
+        await h.client.create(r.PODS, probe_manifest("probe", ns, IP, count=3))
+
+        def finished(c: Any) -> JSON | None:
+            pod = c.get(r.PODS, ns, "probe")
+            return pod if pod and (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
+
+        pod = await until(h.client, finished, "probe finished", timeout=15)
+        assert pod["status"]["phase"] == "Succeeded", pod["status"]
+
+    run(transport, body)
