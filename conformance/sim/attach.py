@@ -56,7 +56,7 @@ from .view import World, watched_kinds
 EXTRA_KINDS: tuple[ResourceType, ...] = (
     r.NAMESPACES, r.NODES, r.EVENTS, r.SERVICES, r.DEPLOYMENTS, r.VWC, r.KUBEVIRTS, r.IPS, r.SUBNETS, r.VPCS,
 )
-#: How long attaching waits for the first list of every kind, seconds.
+#: How long attaching waits for the first list of every kind, seconds (``KOVC_ATTACH_SYNC_TIMEOUT``).
 SYNC_TIMEOUT = 60.0
 READY_LINE = "kovc-attach ready"
 
@@ -104,9 +104,11 @@ async def start_world(conn: Connection, config: SimConfig, *, webhook_configurat
             await client.synced()
     except TimeoutError:
         missing = client.cache.unsynced()
+        what = ", ".join(missing) if len(missing) <= 3 else f"{len(missing)} resources ({', '.join(missing[:3])}, …)"
+        error = client.cache.last_error
         await client.close()
-        raise AttachError(f"the API at {conn.server} did not list {', '.join(missing)} within {sync_timeout:g}s"
-                          f"{': ' + client.cache.last_error if client.cache.last_error else ''}") from None
+        raise AttachError(f"the API at {conn.server} did not list {what} within {sync_timeout:g}s"
+                          f"{'; last error: ' + error if error else ''}") from None
     try:
         await world_module.seed(world, webhook_configuration=webhook_configuration)
     except Exception:
@@ -184,7 +186,8 @@ async def _main(args: argparse.Namespace, config: SimConfig, conn: Connection) -
 
     watcher = asyncio.create_task(watch_parent())
     try:
-        attached = await start_world(conn, config)
+        attached = await start_world(conn, config,
+                                     sync_timeout=float(os.environ.get("KOVC_ATTACH_SYNC_TIMEOUT") or SYNC_TIMEOUT))
     except AttachError as err:
         watcher.cancel()
         print(f"kovc: {err}", file=sys.stderr)

@@ -509,7 +509,7 @@ class Store:
                     new["metadata"][keep] = cur_meta[keep]
                 else:
                     new["metadata"].pop(keep, None)
-            if "status" in rt.subresources:
+            if "status" in rt.subresources and subresource != _BINDING:  # pods/binding writes both
                 if "status" in current:
                     new["status"] = current["status"]
                 else:
@@ -721,7 +721,7 @@ def reject_like_apiserver(rt: ResourceType, new: JSON, current: JSON, *, subreso
 def bind_pod(store: Store, binding: JSON, *, namespace: str, name: str, user_agent: str, path: str = "",
              dry_run: bool = False) -> JSON:
     """``POST pods/{name}/binding`` (pkg/registry/core/pod/storage ``BindingREST``): set ``spec.nodeName``
-    to ``binding.target.name`` and the ``PodScheduled=True`` condition in one write; 409 when the pod is
+    to ``binding.target.name`` and the ``PodScheduled=True`` condition in one write (one event); 409 when the pod is
     already bound, 404 when it is gone. Returns the ``Status`` the API server answers (201)."""
     target = (binding.get("target") or {}) if isinstance(binding, dict) else {}
     node = str(target.get("name") or "")
@@ -751,10 +751,6 @@ def bind_pod(store: Store, binding: JSON, *, namespace: str, name: str, user_age
     status.setdefault("phase", "Pending")
     store.update(rt, pod, user_agent=user_agent, subresource=_BINDING, check_rv=False, verb="create", path=path,
                  dry_run=dry_run)
-    if not dry_run:
-        # kube-apiserver writes spec and status together; the store keeps status on a plain update.
-        store.update(rt, pod, user_agent=user_agent, subresource="status", check_rv=False, verb="create",
-                     path=path)
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 

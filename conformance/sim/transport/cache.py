@@ -72,6 +72,8 @@ class WatchCache:
         self.expired = 0
         #: The last error a list or watch met (for a one-line diagnosis when a kind never syncs).
         self.last_error = ""
+        #: Where each kind's watch resumes (kept across :meth:`stop`/:meth:`start`).
+        self.resource_versions: dict[str, str] = {}
         for rt in kinds:
             self.add_kind(rt)
 
@@ -141,20 +143,26 @@ class WatchCache:
             self._tasks.append(asyncio.create_task(self._run(rt), name=f"kovc-cache-{rt.plural}"))
 
     async def stop(self) -> None:
+        """Stop watching (the objects stay; :meth:`start` resumes each kind from its last resourceVersion)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+    async def close(self) -> None:
+        """Stop for good: subscribers' iterations end."""
+        await self.stop()
         for sub in list(self._subs):
             sub.end()
 
     async def _run(self, rt: ResourceType) -> None:
-        rv: str | None = None
+        rv: str | None = self.resource_versions.get(rt.plural)
         delay = BACKOFF
         while True:
             try:
                 if rv is None:
                     rv = await self._relist(rt)
+                    self.resource_versions[rt.plural] = rv
                 rv = await self._watch(rt, rv)
                 delay = BACKOFF
             except Expired:
@@ -164,7 +172,7 @@ class WatchCache:
                 raise
             except (ApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 self.last_error = f"{rt.plural}: {exc}"
-                log.warning("watch cache %s: %s; retrying in %.2fs", rt.plural, exc, delay)
+                log.debug("watch cache %s: %s; retrying in %.2fs", rt.plural, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
 
@@ -226,11 +234,11 @@ class WatchCache:
                                    str(obj.get("message") or "watch error"))
                 new_rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
                 if etype == "BOOKMARK":
-                    rv = new_rv
+                    rv = self.resource_versions[rt.plural] = new_rv
                     continue
                 if etype in ("ADDED", "MODIFIED", "DELETED"):
                     obj.setdefault("apiVersion", rt.api_version)
                     obj.setdefault("kind", rt.kind)
                     self._deliver(etype, rt, obj)
-                    rv = new_rv
+                    rv = self.resource_versions[rt.plural] = new_rv
 

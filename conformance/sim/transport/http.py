@@ -122,7 +122,7 @@ class Sessions:
                         return json.loads(text) if text else {}
                     err = status_error(resp.status, text, resp.headers)
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                err = ApiError(503, "ServiceUnavailable", f"{method} {path}: {exc!r}")
+                err = ApiError(503, "ServiceUnavailable", f"{method} {path}: {exc or type(exc).__name__}")
             if err.code not in _RETRYABLE or attempt == ATTEMPTS - 1:
                 raise err
             await asyncio.sleep(min(err.retry_after, 5.0) if err.retry_after else delay)
@@ -153,7 +153,7 @@ class HttpClient:
         self.cache.start()
 
     async def close(self) -> None:
-        await self.cache.stop()
+        await self.cache.close()
         await self.sessions.close()
 
     @property
