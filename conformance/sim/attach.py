@@ -115,6 +115,13 @@ async def start_world(conn: Connection, config: SimConfig, *, webhook_configurat
         await client.close()
         raise
     task = asyncio.create_task(world_module.run_world(world), name="kovc-attach-world")
+    resynced = asyncio.create_task(world.resynced.wait())
+    await asyncio.wait({resynced, task}, return_when=asyncio.FIRST_COMPLETED)
+    if not resynced.done():
+        resynced.cancel()
+        await client.close()
+        why = "cancelled" if task.cancelled() else repr(task.exception())
+        raise AttachError(f"the controllers stopped before they started: {why}")
     return Attached(world, client, task)
 
 

@@ -130,6 +130,8 @@ class World:
     #: Events already written: (uid, type, reason, message, component) -> (namespace, name).
     event_index: dict[tuple[str, str, str, str, str], tuple[str, str]] = field(default_factory=dict)
     reconcilers: list[Reconciler] = field(default_factory=list)
+    #: Set once the dispatcher has subscribed, seen the caches synced and queued every object (resync).
+    resynced: asyncio.Event = field(default_factory=asyncio.Event)
 
     def log(self, component: str, line: str) -> None:
         buf = self.logs.setdefault(component, deque(maxlen=2000))
@@ -342,6 +344,7 @@ async def dispatch(world: World) -> None:
         await world.client.synced()
         for rec in world.reconcilers:
             rec.resync()
+        world.resynced.set()
         async for ev in sub:
             for rec in world.reconcilers:
                 try:

@@ -178,3 +178,48 @@ def test_local_store_refuses_what_kube_apiserver_refuses() -> None:
         assert store.require(r.PODS, "t", "a")["spec"]["nodeName"] == "n1"
 
     asyncio.run(main())
+
+
+def test_a_restarted_controller_takes_back_the_addresses_ip_crs_hold() -> None:
+    from behaviour_helpers import bridge_vm
+
+    from conformance.sim import world
+    from conformance.sim.attach import start_world
+
+    cfg = SimConfig()
+    with SimCluster(cfg, world=False) as cluster:
+        conn = Connection.from_pem(cluster.url)
+
+        async def pod_ip(client: HttpClient, vm: str) -> str:
+            def running(c: Any) -> str | None:
+                for pod in c.list(r.PODS, "t", label_selector=f"vm.kubevirt.io/name={vm}"):
+                    if (pod.get("status") or {}).get("phase") == "Running":
+                        return str(pod["status"]["podIP"])
+                return None
+
+            result: str = await until(client, running, f"VM {vm}'s launcher Running", timeout=15)
+            return result
+
+        async def main(store: Store) -> None:
+            store.create(r.NAMESPACES, {"metadata": {"name": "t"}}, user_agent=UA)
+            first = await start_world(conn, cfg, webhook_configuration=True, sync_timeout=30)
+            store.validators.extend(world.admission(first.world))
+            try:
+                await first.client.as_agent(UA).create(r.VMS, bridge_vm("one", "t", {}))
+                ip_one = await pod_ip(first.client, "one")
+            finally:
+                await first.stop()
+            store.validators.clear()
+            second = await start_world(conn, cfg, webhook_configuration=True, sync_timeout=30)
+            store.validators.extend(world.admission(second.world))
+            try:
+                ipam = second.world.ipam
+                assert ipam is not None and ipam.holder("ovn-default", ip_one) == ["t/one"], ip_one
+                await second.client.as_agent(UA).create(r.VMS, bridge_vm("two", "t", {}))
+                ip_two = await pod_ip(second.client, "two")
+                assert ip_two != ip_one, f"the restarted controller handed out {ip_one} twice"
+                assert not second.world.errors, second.world.errors
+            finally:
+                await second.stop()
+
+        cluster.call_async(main, timeout=90)

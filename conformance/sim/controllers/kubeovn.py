@@ -436,12 +436,33 @@ class KubeOvnController(Reconciler):
     def resync(self) -> None:
         for subnet in self.client.iter_raw(r.SUBNETS):
             self._sync_subnet_now(subnet)
+        self._restore_ipam()
         for kind, rt in (("subnet", r.SUBNETS), ("vpc", r.VPCS), ("ns", r.NAMESPACES)):
             for obj in self.client.iter_raw(rt):
                 self.queue.add((kind, obj["metadata"]["name"]))
         for pod in self.client.iter_raw(r.PODS):
             if not (pod.get("spec") or {}).get("hostNetwork"):
                 self.queue.add(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
+
+    def _restore_ipam(self) -> None:
+        """``InitIPAM``: take back the addresses the IP CRs already hold (a controller attached to a cluster
+        that has them - a restarted ``kovc sim attach`` - must not hand them out again). On a fresh world
+        every IP CR is already held, so this changes nothing there."""
+        for ip_cr in self.client.iter_raw(r.IPS):
+            spec = ip_cr.get("spec") or {}
+            subnet, ip = str(spec.get("subnet") or ""), str(spec.get("ipAddress") or "")
+            if is_deleting(ip_cr) or not ip or subnet not in self.ipam.subnets:
+                continue
+            owner_ns, owner = str(spec.get("namespace") or ""), str(spec.get("podName") or "")
+            key = f"{owner_ns}/{owner}" if owner_ns else owner
+            if key in self.ipam.holder(subnet, ip.split(",")[0].strip()):
+                continue
+            try:
+                self.ipam.get_static_address(
+                    key, ip_cr["metadata"]["name"], ip, spec.get("macAddress") or None, subnet
+                )
+            except IpamError as exc:
+                self.world.log(self.name, f"init.go] failed to init ip {ip} of {key}: {exc}")
 
     async def handle(self, key: Key) -> None:
         kind = key[0]
