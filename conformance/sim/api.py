@@ -71,17 +71,6 @@ class Subscription:
             if self.wants(ev.rt):
                 return ev
 
-    def get_nowait(self) -> WatchEvent | None:
-        """The next queued event of a wanted kind, or None when nothing is queued."""
-        while not self.queue.empty():
-            ev = self.queue.get_nowait()
-            if ev is None:
-                self.queue.put_nowait(None)
-                return None
-            if self.wants(ev.rt):
-                return ev
-        return None
-
     async def __aenter__(self) -> Subscription:
         return self
 

@@ -107,3 +107,54 @@ def test_probe_pod_reaches_the_vm_and_finishes(transport: str) -> None:
         assert pod["status"]["phase"] == "Succeeded", pod["status"]
 
     run(transport, body)
+
+
+def test_live_migration_moves_the_vm_and_keeps_its_ip(transport: str) -> None:
+    async def body(h: Harness) -> None:
+        ns = await h.namespace("t-mig")
+        ann = {**KEEP, "kubevirt.io/allow-pod-bridge-network-live-migration": "true"}
+        await h.client.create(r.VMS, bridge_vm("web", ns, ann))
+
+        def migratable(c: Any) -> JSON | None:
+            vmi = c.get(r.VMIS, ns, "web")
+            conds = {x["type"]: x["status"] for x in ((vmi or {}).get("status") or {}).get("conditions") or []}
+            return vmi if conds.get("LiveMigratable") == "True" and vmi["status"].get("phase") == "Running" else None
+
+        vmi = await until(h.client, migratable, "VMI Running and LiveMigratable", timeout=15)
+        source = vmi["status"]["nodeName"]
+        assert await h.action(ns, "web", "migrate") == {}
+
+        def finished(c: Any) -> JSON | None:
+            for m in c.list(r.VMIMS, ns):
+                if (m.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    return m
+            return None
+
+        vmim = await until(h.client, finished, "the migration to finish", timeout=20)
+        assert vmim["status"]["phase"] == "Succeeded", vmim["status"]
+        moved = await until(h.client, lambda c: (v := c.get(r.VMIS, ns, "web")) and v["status"]["nodeName"] != source
+                            and v, "VMI on the target node", timeout=10)
+        assert moved["status"]["interfaces"][0]["ipAddress"] == IP
+
+    run(transport, body, migration_gap=0.05)
+
+
+def test_a_vm_that_cannot_migrate_is_refused_at_admission(transport: str) -> None:
+    async def body(h: Harness) -> None:
+        ns = await h.namespace("t-nomig")
+        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))  # bridge without the allow annotation
+
+        def not_migratable(c: Any) -> JSON | None:
+            vmi = c.get(r.VMIS, ns, "web")
+            conds = {x["type"]: x["status"] for x in ((vmi or {}).get("status") or {}).get("conditions") or []}
+            return vmi if conds.get("LiveMigratable") == "False" else None
+
+        await until(h.client, not_migratable, "VMI LiveMigratable=False", timeout=15)
+        vmim = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+                "metadata": {"name": "m", "namespace": ns}, "spec": {"vmiName": "web"}}
+        with pytest.raises(ApiError) as denied:
+            await h.client.create(r.VMIMS, vmim)
+        assert denied.value.code == 400 and "InterfaceNotLiveMigratable" in denied.value.message, (
+            denied.value.code, denied.value.message)
+
+    run(transport, body)
