@@ -141,76 +141,77 @@ async def seed_nodes(world: World) -> None:
             )
         digest = hashlib.sha256(node.encode()).hexdigest()
         now = now_rfc3339()
-        await client.as_agent(ua).create(
-            r.NODES,
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": node,
-                    "labels": labels,
-                    "annotations": {
-                        "node.alpha.kubernetes.io/ttl": "0",
-                        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-                    },
-                },
-                "spec": {"providerID": f"kind://docker/kind/{node}"},
-                "status": {
-                    "addresses": [
-                        {"type": "InternalIP", "address": node_address(world, node)},
-                        {"type": "Hostname", "address": node},
-                    ],
-                    "capacity": dict(NODE_RESOURCES),
-                    "allocatable": dict(NODE_RESOURCES),
-                    "conditions": [
-                        {
-                            "type": t,
-                            "status": "False",
-                            "reason": reason,
-                            "message": msg,
-                            "lastHeartbeatTime": now,
-                            "lastTransitionTime": now,
-                        }
-                        for t, reason, msg in (
-                            (
-                                "MemoryPressure",
-                                "KubeletHasSufficientMemory",
-                                "kubelet has sufficient memory available",
-                            ),
-                            ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                            (
-                                "PIDPressure",
-                                "KubeletHasSufficientPID",
-                                "kubelet has sufficient PID available",
-                            ),
-                        )
-                    ]
-                    + [
-                        {
-                            "type": "Ready",
-                            "status": "True",
-                            "reason": "KubeletReady",
-                            "message": "kubelet is posting ready status",
-                            "lastHeartbeatTime": now,
-                            "lastTransitionTime": now,
-                        }
-                    ],
-                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                    "nodeInfo": {
-                        "architecture": "amd64",
-                        "bootID": digest[:32],
-                        "machineID": digest[32:64],
-                        "systemUUID": digest[:36],
-                        "containerRuntimeVersion": "containerd://2.1.3",
-                        "kernelVersion": "6.8.0-1017-azure",
-                        "kubeProxyVersion": config.kubernetes_version,
-                        "kubeletVersion": config.kubernetes_version,
-                        "operatingSystem": "linux",
-                        "osImage": "Debian GNU/Linux 12 (bookworm)",
-                    },
+        node_obj: JSON = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": node,
+                "labels": labels,
+                "annotations": {
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
                 },
             },
-        )
+            "spec": {"providerID": f"kind://docker/kind/{node}"},
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": node_address(world, node)},
+                    {"type": "Hostname", "address": node},
+                ],
+                "capacity": dict(NODE_RESOURCES),
+                "allocatable": dict(NODE_RESOURCES),
+                "conditions": [
+                    {
+                        "type": t,
+                        "status": "False",
+                        "reason": reason,
+                        "message": msg,
+                        "lastHeartbeatTime": now,
+                        "lastTransitionTime": now,
+                    }
+                    for t, reason, msg in (
+                        (
+                            "MemoryPressure",
+                            "KubeletHasSufficientMemory",
+                            "kubelet has sufficient memory available",
+                        ),
+                        ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                        (
+                            "PIDPressure",
+                            "KubeletHasSufficientPID",
+                            "kubelet has sufficient PID available",
+                        ),
+                    )
+                ]
+                + [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status",
+                        "lastHeartbeatTime": now,
+                        "lastTransitionTime": now,
+                    }
+                ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "nodeInfo": {
+                    "architecture": "amd64",
+                    "bootID": digest[:32],
+                    "machineID": digest[32:64],
+                    "systemUUID": digest[:36],
+                    "containerRuntimeVersion": "containerd://2.1.3",
+                    "kernelVersion": "6.8.0-1017-azure",
+                    "kubeProxyVersion": config.kubernetes_version,
+                    "kubeletVersion": config.kubernetes_version,
+                    "operatingSystem": "linux",
+                    "osImage": "Debian GNU/Linux 12 (bookworm)",
+                },
+            },
+        }
+        created = await client.as_agent(ua).create(r.NODES, node_obj)
+        if created.get("status") != node_obj["status"]:  # a kube-apiserver drops status on create
+            created["status"] = node_obj["status"]
+            await api.replace(client.as_agent(ua), r.NODES, created, subresource="status")
 
 
 # ----------------------------------------------------------------------------- matching helpers
