@@ -117,7 +117,9 @@ async def seed_nodes(world: World) -> None:
     client, config = world.client, world.config
     ua = f"kubelet/{config.kubernetes_version}"
     for node in node_names(max(config.workers, 0)):
-        if client.get(r.NODES, "", node) is not None:
+        existing = client.get(r.NODES, "", node)
+        if existing is not None:
+            await _clear_startup_taints(world, existing)
             continue
         worker = node != CONTROL_PLANE
         labels = {
@@ -211,7 +213,35 @@ async def seed_nodes(world: World) -> None:
         created = await client.as_agent(ua).create(r.NODES, node_obj)
         if created.get("status") != node_obj["status"]:  # a kube-apiserver drops status on create
             created["status"] = node_obj["status"]
-            await api.replace(client.as_agent(ua), r.NODES, created, subresource="status")
+            created = (
+                await api.replace(client.as_agent(ua), r.NODES, created, subresource="status") or created
+            )
+        await _clear_startup_taints(world, created)
+
+
+#: Taints kube-apiserver's ``TaintNodesByCondition`` admission puts on a new node until the node lifecycle
+#: controller sees it Ready.
+STARTUP_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+async def _clear_startup_taints(world: World, node: JSON) -> None:
+    """A simulated node is Ready from the start: drop the startup taints a real apiserver adds on create
+    (what kube-controller-manager's node lifecycle controller does once the kubelet reports Ready)."""
+    if labels_of(node).get(SIMULATED_LABEL) != "true":
+        return
+    if not any(t.get("key") in STARTUP_TAINTS for t in (node.get("spec") or {}).get("taints") or []):
+        return
+
+    def untaint(obj: JSON) -> None:
+        spec = obj.setdefault("spec", {})
+        taints = [t for t in spec.get("taints") or [] if t.get("key") not in STARTUP_TAINTS]
+        if taints:
+            spec["taints"] = taints
+        else:
+            spec.pop("taints", None)
+
+    ua = "kube-controller-manager/node-lifecycle-controller"
+    await api.mutate(world.client.as_agent(ua), r.NODES, "", node["metadata"]["name"], untaint)
 
 
 # ----------------------------------------------------------------------------- matching helpers
