@@ -144,6 +144,8 @@ async def mutate(
     again, up to :data:`MUTATE_ATTEMPTS` times. Returns the stored result, or None when the object is
     (or becomes) gone."""
     current = client.get(rt, namespace, name)
+    if current is None:  # not (yet) in a watch cache: ask the API before concluding it is gone
+        current = await client.get_live(rt, namespace, name)
     for attempt in range(MUTATE_ATTEMPTS):
         if current is None:
             return None

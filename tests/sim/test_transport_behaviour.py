@@ -15,8 +15,11 @@ from conformance.sim.store import ApiError
 from conformance.sim.view import until
 
 JSON = dict[str, Any]
-IP = "10.16.0.42"
-KEEP = {"ovn.kubernetes.io/ip_address": IP}
+# Each test's VM has its own address: on a shared envtest cluster namespaces are cleaned up asynchronously.
+
+
+def _keep(ip: str) -> dict[str, str]:
+    return {"ovn.kubernetes.io/ip_address": ip}
 
 
 def _vmi_running(h: Harness, ns: str, name: str) -> Any:
@@ -35,16 +38,18 @@ def _launcher(h: Harness, ns: str, vm: str) -> JSON | None:
 
 
 def test_vm_runs_with_its_static_ip_and_ip_cr(transport: str) -> None:
+    ip = "10.16.0.42"
+
     async def body(h: Harness) -> None:
         ns = await h.namespace("t-run")
-        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))
+        await h.client.create(r.VMS, bridge_vm("web", ns, _keep(ip)))
         vmi = await _vmi_running(h, ns, "web")
-        assert vmi["status"]["interfaces"][0]["ipAddress"] == IP, vmi["status"]
+        assert vmi["status"]["interfaces"][0]["ipAddress"] == ip, vmi["status"]
         pod = await until(h.client, lambda c: _launcher(h, ns, "web"), "launcher pod Running", timeout=10)
         assert pod["spec"]["nodeName"].startswith("kovc-sim-worker"), pod["spec"]
         assert pod["metadata"]["annotations"][kubeovn.ALLOCATED] == "true"
-        ip = await until(h.client, lambda c: c.get(r.IPS, "", f"web.{ns}"), "IP CR web.<ns>", timeout=10)
-        assert ip["spec"]["ipAddress"] == IP and ip["spec"]["podName"] == "web", ip["spec"]
+        ip_cr = await until(h.client, lambda c: c.get(r.IPS, "", f"web.{ns}"), "IP CR web.<ns>", timeout=10)
+        assert ip_cr["spec"]["ipAddress"] == ip and ip_cr["spec"]["podName"] == "web", ip_cr["spec"]
         scheduled = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
         assert scheduled and scheduled[0]["status"] == "True", pod["status"]["conditions"]
 
@@ -52,9 +57,11 @@ def test_vm_runs_with_its_static_ip_and_ip_cr(transport: str) -> None:
 
 
 def test_restart_keeps_the_ip_and_a_colliding_pod_is_denied(transport: str) -> None:
+    ip = "10.16.0.43"
+
     async def body(h: Harness) -> None:
         ns = await h.namespace("t-restart")
-        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))
+        await h.client.create(r.VMS, bridge_vm("web", ns, _keep(ip)))
         await _vmi_running(h, ns, "web")
         first = await until(h.client, lambda c: _launcher(h, ns, "web"), "first launcher", timeout=10)
         assert await h.action(ns, "web", "restart") == {}
@@ -64,10 +71,10 @@ def test_restart_keeps_the_ip_and_a_colliding_pod_is_denied(transport: str) -> N
             return pod if pod and pod["metadata"]["uid"] != first["metadata"]["uid"] else None
 
         pod = await until(h.client, second, "a new launcher pod Running after restart", timeout=15)
-        assert pod["metadata"]["annotations"][kubeovn.IP_ADDRESS] == IP
+        assert pod["metadata"]["annotations"][kubeovn.IP_ADDRESS] == ip
         collider = {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "thief", "namespace": ns, "annotations": dict(KEEP)},
+            "metadata": {"name": "thief", "namespace": ns, "annotations": _keep(ip)},
             "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]},
         }
         with pytest.raises(ApiError) as denied:
@@ -79,9 +86,11 @@ def test_restart_keeps_the_ip_and_a_colliding_pod_is_denied(transport: str) -> N
 
 
 def test_stop_releases_nothing_and_delete_releases_the_ip(transport: str) -> None:
+    ip = "10.16.0.44"
+
     async def body(h: Harness) -> None:
         ns = await h.namespace("t-stop")
-        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))
+        await h.client.create(r.VMS, bridge_vm("web", ns, _keep(ip)))
         await _vmi_running(h, ns, "web")
         assert await h.action(ns, "web", "stop") == {}
         await until(h.client, lambda c: c.get(r.VMIS, ns, "web") is None, "VMI gone after stop", timeout=15)
@@ -93,11 +102,13 @@ def test_stop_releases_nothing_and_delete_releases_the_ip(transport: str) -> Non
 
 
 def test_probe_pod_reaches_the_vm_and_finishes(transport: str) -> None:
+    ip = "10.16.0.45"
+
     async def body(h: Harness) -> None:
         ns = await h.namespace("t-probe")
-        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))
+        await h.client.create(r.VMS, bridge_vm("web", ns, _keep(ip)))
         await _vmi_running(h, ns, "web")
-        await h.client.create(r.PODS, probe_manifest("probe", ns, IP, count=3))
+        await h.client.create(r.PODS, probe_manifest("probe", ns, ip, count=3))
 
         def finished(c: Any) -> JSON | None:
             pod = c.get(r.PODS, ns, "probe")
@@ -110,9 +121,11 @@ def test_probe_pod_reaches_the_vm_and_finishes(transport: str) -> None:
 
 
 def test_live_migration_moves_the_vm_and_keeps_its_ip(transport: str) -> None:
+    ip = "10.16.0.46"
+
     async def body(h: Harness) -> None:
         ns = await h.namespace("t-mig")
-        ann = {**KEEP, "kubevirt.io/allow-pod-bridge-network-live-migration": "true"}
+        ann = {**_keep(ip), "kubevirt.io/allow-pod-bridge-network-live-migration": "true"}
         await h.client.create(r.VMS, bridge_vm("web", ns, ann))
 
         def migratable(c: Any) -> JSON | None:
@@ -134,15 +147,17 @@ def test_live_migration_moves_the_vm_and_keeps_its_ip(transport: str) -> None:
         assert vmim["status"]["phase"] == "Succeeded", vmim["status"]
         moved = await until(h.client, lambda c: (v := c.get(r.VMIS, ns, "web")) and v["status"]["nodeName"] != source
                             and v, "VMI on the target node", timeout=10)
-        assert moved["status"]["interfaces"][0]["ipAddress"] == IP
+        assert moved["status"]["interfaces"][0]["ipAddress"] == ip
 
     run(transport, body, migration_gap=0.05)
 
 
 def test_a_vm_that_cannot_migrate_is_refused_at_admission(transport: str) -> None:
+    ip = "10.16.0.47"
+
     async def body(h: Harness) -> None:
         ns = await h.namespace("t-nomig")
-        await h.client.create(r.VMS, bridge_vm("web", ns, KEEP))  # bridge without the allow annotation
+        await h.client.create(r.VMS, bridge_vm("web", ns, _keep(ip)))  # bridge without the allow annotation
 
         def not_migratable(c: Any) -> JSON | None:
             vmi = c.get(r.VMIS, ns, "web")

@@ -89,6 +89,11 @@ def test_mutate_rereads_and_retries_on_conflict() -> None:
         assert calls == 2, "the 409 must make mutate read live and edit again"
         assert result is not None and result["metadata"]["labels"] == {"other": "writer", "mine": "yes"}
         assert await api.mutate(client, r.PODS, "t", "gone", edit) is None
+        await client.cache.stop()  # an object the cache has not seen yet is read live, not taken for gone
+        store.create(r.PODS, _pod("fresh"), user_agent=UA)
+        assert client.get(r.PODS, "t", "fresh") is None
+        fresh = await api.mutate(client, r.PODS, "t", "fresh", edit)
+        assert fresh is not None and fresh["metadata"]["labels"]["mine"] == "yes"
 
     _over_http(body)
 

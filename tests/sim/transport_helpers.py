@@ -3,11 +3,13 @@
 * ``local`` - the controllers on the in-process store (``world.running``; what ``--backend sim`` runs);
 * ``http-sim`` - the same controllers as HTTP clients (``HttpClient`` + ``WatchCache``) of kovc's own API-only
   server (``SimCluster(world=False)``), with the admission checks run server-side on the store;
-* ``envtest`` - against a real kube-apiserver; skipped with the reason while that control plane is not
-  available here (see :func:`envtest_unavailable`).
+* ``envtest`` - against a real kube-apiserver where ``kovc sim attach`` runs the same controllers and serves the
+  webhooks and the aggregated API (``kovc envtest serve``): set ``KOVC_ENVTEST_KUBECONFIG`` to its admin
+  kubeconfig; skipped with the reason otherwise (see :func:`envtest_unavailable`). The controllers then run in
+  the attach process, so the test has no ``world`` and virt-api actions go through the aggregated API.
 
 The test body gets a :class:`Harness`: ``client`` (acting as the test, ``kovc/test``), the controllers' ``world``
-and, where there is one, the ``store`` (for audit assertions).
+(None on envtest) and, where there is one, the ``store`` (for audit assertions).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -27,42 +30,62 @@ from conformance.sim.attach import start_world
 from conformance.sim.cluster import SimCluster
 from conformance.sim.config import SimConfig
 from conformance.sim.store import Store
-from conformance.sim.transport.http import Connection
+from conformance.sim.transport.http import Connection, HttpClient
 from conformance.sim.transport.local import StoreClient
 from conformance.sim.view import World, until, world_of
 
 JSON = dict[str, Any]
 UA = "kovc/test"
+#: What the test's own client caches on envtest.
+TEST_KINDS = (r.NAMESPACES, r.PODS, r.VMS, r.VMIS, r.VMIMS, r.IPS, r.SUBNETS)
 TRANSPORTS = ("local", "http-sim", "envtest")
+
+
+ENVTEST_KUBECONFIG = "KOVC_ENVTEST_KUBECONFIG"
 
 
 @dataclass
 class Harness:
     transport: str
     client: api.Client
-    world: World
+    world: World | None
     store: Store | None
+    namespaces: list[str] = field(default_factory=list)
 
     async def action(self, namespace: str, name: str, verb: str, body: JSON | None = None) -> JSON:
-        """virt-api's ``PUT …/virtualmachines/{name}/{verb}`` (the code both sim servers serve)."""
-        return await world.world_action(self.world, namespace, name, verb, body or {}, UA)
+        """virt-api's ``PUT …/virtualmachines/{name}/{verb}``: the code both sim servers serve, or - on envtest -
+        the aggregated API through kube-apiserver."""
+        if self.world is not None:
+            return await world.world_action(self.world, namespace, name, verb, body or {}, UA)
+        assert isinstance(self.client, HttpClient)
+        path = f"/apis/{r.SUBRESOURCE_GROUP}/v1/namespaces/{namespace}/virtualmachines/{name}/{verb}"
+        result = await self.client.sessions.request(UA, "PUT", path, body=body or {})
+        return result if isinstance(result, dict) else {}
 
     async def namespace(self, name: str) -> str:
+        """Create a namespace (on a shared envtest cluster, with a unique suffix; deleted afterwards)."""
+        if self.transport == "envtest":
+            name = f"{name}-{uuid.uuid4().hex[:5]}"
         await self.client.create(r.NAMESPACES, {"metadata": {"name": name}})
+        self.namespaces.append(name)
         await until(self.client, lambda c: c.get(r.NAMESPACES, "", name), f"namespace {name} cached")
         return name
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self.world.errors) if self.world is not None else []
 
 
 def envtest_unavailable() -> str | None:
     """Why the ``envtest`` transport cannot run here, or None."""
+    kubeconfig = os.environ.get(ENVTEST_KUBECONFIG)
+    if kubeconfig and os.path.isfile(kubeconfig):
+        return None
     root = os.environ.get("KOVC_ASSETS") or os.path.expanduser("~/.cache/kovc/assets")
-    if not glob.glob(os.path.join(root, "k8s", "*", "kube-apiserver")):
-        return f"no kube-apiserver built under {root}/k8s/*/ (kovc assets build)"
-    try:
-        import conformance.envtest  # noqa: F401
-    except ImportError:
-        return "conformance.envtest (the real control plane) is not on this branch"
-    return "the envtest transport is wired by the envtest backend (issue 11, other half)"
+    built = bool(glob.glob(os.path.join(root, "k8s", "*", "kube-apiserver")))
+    return (f"{ENVTEST_KUBECONFIG} is not set to the admin kubeconfig of a running `kovc envtest serve` "
+            f"(real kube-apiserver + kovc sim attach); kube-apiserver {'is' if built else 'is not'} built under "
+            f"{root}/k8s/")
 
 
 def run(transport: str, body: Callable[[Harness], Awaitable[None]], **config: Any) -> None:
@@ -92,4 +115,22 @@ def run(transport: str, body: Callable[[Harness], Awaitable[None]], **config: An
 
             cluster.call_async(main_http, timeout=120)
     else:
-        pytest.skip(envtest_unavailable() or "envtest transport unavailable")
+        reason = envtest_unavailable()
+        if reason:
+            pytest.skip(reason)
+
+        async def main_envtest() -> None:
+            conn = Connection.from_kubeconfig(os.environ[ENVTEST_KUBECONFIG])
+            client = HttpClient.connect(conn, TEST_KINDS, UA)
+            client.start()
+            harness = Harness("envtest", client, None, None)
+            try:
+                async with asyncio.timeout(30):
+                    await client.synced()
+                await body(harness)
+            finally:
+                for ns in harness.namespaces:  # the cluster's namespace controller cleans up
+                    await api.delete_quietly(client, r.NAMESPACES, "", ns)
+                await client.close()
+
+        asyncio.run(main_envtest())
