@@ -2,7 +2,7 @@
 
     kovc sim attach --kubeconfig K [--kube-ovn-version V] [--sim-webhook-policy P]
                     [--serving-cert C --serving-key K] [--requestheader-ca CA]
-                    [--webhook-port P] [--aggregated-port P] [--no-webhook]
+                    [--webhook-port P] [--aggregated-port P] [--kubelet-port P] [--no-webhook]
 
 Runs the KubeVirt, Kube-OVN, scheduler and kubelet models over :class:`~conformance.sim.transport.http.HttpClient`
 (a watch cache of every kind they read; writes as each component's user agent), and SERVES - without
@@ -13,7 +13,9 @@ registering anything:
   for virt-api's) - unless ``--no-webhook`` (Kube-OVN's real webhook binary is registered instead; the
   virt-api checks are served either way);
 * KubeVirt's aggregated API ``subresources.kubevirt.io`` at ``https://127.0.0.1:<aggregated-port>``
-  (``serving/aggregated.py``), front-proxy authenticated with ``--requestheader-ca``.
+  (``serving/aggregated.py``), front-proxy authenticated with ``--requestheader-ca``;
+* the kubelets' ``/containerLogs`` at ``https://127.0.0.1:<kubelet-port>`` (``serving/kubelet.py``): the nodes it
+  creates report that address (InternalIP only) and port, so kube-apiserver's ``pods/log`` reaches it.
 
 It creates the installed objects a kind + Kube-OVN + KubeVirt cluster has (nodes ``kovc-sim-*`` labelled
 ``kovc.io/simulated=true``, the install namespaces, Subnets/Vpc, Deployments, component pods, the KubeVirt
@@ -46,8 +48,8 @@ from aiohttp import web
 from .. import versions
 from . import resources as r
 from .config import SimConfig
-from .controllers import kubevirt
-from .serving import aggregated, webhook
+from .controllers import kubevirt, scheduler
+from .serving import aggregated, kubelet, webhook
 from .store import JSON, ResourceType, Validator
 from .transport.http import Connection, HttpClient
 from .view import World, watched_kinds
@@ -192,13 +194,26 @@ async def _main(args: argparse.Namespace, config: SimConfig, conn: Connection) -
         stop.set()
 
     watcher = asyncio.create_task(watch_parent())
+    # The kubelet API listens first: the nodes the world creates report its address and port.
+    holder: dict[str, World] = {}
+    try:
+        kubelet_runner, kport = await _listen(kubelet.app(lambda: holder.get("world")), args.kubelet_port,
+                                              _serving_ssl(args.serving_cert, args.serving_key, None))
+    except (OSError, ssl.SSLError, AttachError) as err:
+        watcher.cancel()
+        print(f"kovc: cannot serve: {err}", file=sys.stderr)
+        return 2
+    config.extra.update({scheduler.KUBELET_ADDRESS: "127.0.0.1", scheduler.KUBELET_PORT: kport})
     try:
         attached = await start_world(conn, config,
                                      sync_timeout=float(os.environ.get("KOVC_ATTACH_SYNC_TIMEOUT") or SYNC_TIMEOUT))
     except AttachError as err:
         watcher.cancel()
+        await kubelet_runner.cleanup()
         print(f"kovc: {err}", file=sys.stderr)
         return 2
+    holder["world"] = attached.world
+    attached.servers.append(kubelet_runner)
     try:
         try:
             wport, aport = await serve(attached, webhook_port=args.webhook_port, aggregated_port=args.aggregated_port,
@@ -210,7 +225,8 @@ async def _main(args: argparse.Namespace, config: SimConfig, conn: Connection) -
         print(f"kovc-attach: webhook https://127.0.0.1:{wport}"
               f"{'' if args.no_webhook else webhook.KUBE_OVN_PATH} (virt-api {webhook.VM_PATH}, "
               f"{webhook.MIGRATION_PATH}); aggregated https://127.0.0.1:{aport}/apis/{aggregated.GROUP}; "
-              f"controllers of {config.model_name} over {conn.server}", file=sys.stderr, flush=True)
+              f"kubelet https://127.0.0.1:{kport}/containerLogs; controllers of {config.model_name} over "
+              f"{conn.server}", file=sys.stderr, flush=True)
         print(READY_LINE, flush=True)
         done = asyncio.create_task(stop.wait())
         await asyncio.wait({done, attached.task}, return_when=asyncio.FIRST_COMPLETED)
@@ -244,6 +260,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--webhook-port", type=int, default=0, metavar="P", help="webhook port (default: free)")
     parser.add_argument("--aggregated-port", type=int, default=0, metavar="P",
                         help="aggregated API port (default: free)")
+    parser.add_argument("--kubelet-port", type=int, default=0, metavar="P",
+                        help="port of the simulated kubelets' API (pods/log; default: free)")
     parser.add_argument("--no-webhook", action="store_true",
                         help="do not serve Kube-OVN's modelled webhook (the real one is registered)")
 
@@ -265,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
         if value and not os.access(value, os.R_OK):
             print(f"kovc: --{flag.replace('_', '-')} {value}: not a readable file", file=sys.stderr)
             return 2
-    for flag in ("webhook_port", "aggregated_port"):
+    for flag in ("webhook_port", "aggregated_port", "kubelet_port"):
         if not 0 <= int(getattr(args, flag)) <= 65535:
             print(f"kovc: invalid --{flag.replace('_', '-')} {getattr(args, flag)}: expected 0-65535",
                   file=sys.stderr)

@@ -71,10 +71,12 @@ def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey |
 class Attach:
     """A running ``kovc sim attach`` process and what it printed."""
 
-    def __init__(self, proc: subprocess.Popen[str], webhook_port: int, aggregated_port: int) -> None:
+    def __init__(self, proc: subprocess.Popen[str], webhook_port: int, aggregated_port: int,
+                 kubelet_port: int) -> None:
         self.proc = proc
         self.webhook_port = webhook_port
         self.aggregated_port = aggregated_port
+        self.kubelet_port = kubelet_port
 
 
 @pytest.fixture
@@ -117,8 +119,8 @@ def _start(kubeconfig: Path, pki: dict[str, Path]) -> Attach:
         raise AssertionError(f"expected 'kovc-attach ready' on stdout, saw {line!r}; stderr: {proc.stderr.read()}")
     info = proc.stderr.readline()
     ports = re.findall(r"https://127\.0\.0\.1:(\d+)", info)
-    assert len(ports) == 2, f"expected the webhook and aggregated URLs on stderr, saw {info!r}"
-    return Attach(proc, int(ports[0]), int(ports[1]))
+    assert len(ports) == 3, f"expected the webhook, aggregated and kubelet URLs on stderr, saw {info!r}"
+    return Attach(proc, int(ports[0]), int(ports[1]), int(ports[2]))
 
 
 def _stop(attach: Attach) -> tuple[int, str]:
@@ -172,6 +174,18 @@ def test_attach_runs_the_controllers_and_serves_webhook_and_aggregated_api(
         assert first["metadata"]["annotations"]["ovn.kubernetes.io/ip_address"] == IP
         binders = cluster.call(lambda s: [e.user_agent for e in s.audit if e.path.endswith("/binding")])
         assert binders == ["default-scheduler"], binders
+        node = cluster.call(lambda s: s.require(r.NODES, "", first["spec"]["nodeName"]))
+        assert node["status"]["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}], node["status"]
+        assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == attach.kubelet_port
+
+        # pods/log as kube-apiserver fetches it from the node's kubelet
+        ctx = ssl.create_default_context(cafile=str(pki["serving_ca"]))
+        logs = f"https://127.0.0.1:{attach.kubelet_port}/containerLogs/att/{first['metadata']['name']}/compute"
+        with urllib.request.urlopen(logs, context=ctx, timeout=10) as resp:
+            assert resp.status == 200 and "virt-launcher" in resp.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as no_pod:
+            urllib.request.urlopen(logs.replace("/att/", "/nowhere/"), context=ctx, timeout=10)
+        assert no_pod.value.code == 404
 
         # the modelled Kube-OVN webhook, as kube-apiserver calls it
         thief = {"apiVersion": "v1", "kind": "Pod",
@@ -265,3 +279,27 @@ def test_admission_review_maps_denials_and_ignores_other_operations() -> None:
                   )["response"]["allowed"] is True
     with pytest.raises(ValueError):
         review([deny], {"kind": "AdmissionReview"})
+
+
+def test_attach_dies_with_its_parent(api_only: tuple[SimCluster, Path], tmp_path: Path) -> None:
+    _cluster, kubeconfig = api_only
+    ready = tmp_path / "out"
+    # a parent shell that starts attach in the background, reports its pid, then waits
+    script = (f'{sys.executable} -m conformance sim attach --kubeconfig {kubeconfig} > {ready} 2>&1 & '
+              'echo $!; wait')
+    parent = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 60
+    while "kovc-attach ready" not in (ready.read_text() if ready.exists() else ""):
+        assert time.monotonic() < deadline, f"attach never got ready: {ready.read_text()}"
+        time.sleep(0.1)
+    parent.kill()
+    parent.wait(10)
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{child}").exists():
+        status = Path(f"/proc/{child}/status").read_text() if Path(f"/proc/{child}/status").exists() else ""
+        if "State:\tZ" in status:
+            break
+        assert time.monotonic() < deadline, "kovc sim attach outlived its parent by 15 s"
+        time.sleep(0.1)

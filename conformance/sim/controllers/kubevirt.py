@@ -761,15 +761,17 @@ class VmiController(_KubeVirtReconciler):
                 )
         if not status.get("conditions"):
             status.pop("conditions", None)
+        # The status first, at the resourceVersion it was computed from: writing the label first would hand a
+        # fresher object to the status write and let a status computed from a stale read overwrite newer news.
+        if status != (vmi.get("status") or {}):
+            vmi["status"] = status
+            await api.replace(self.client.as_agent(ua), r.VMIS, vmi, subresource="status")
         if new_phase == "Scheduled" and status.get("nodeName"):
 
             def label(obj: JSON) -> None:
                 obj["metadata"].setdefault("labels", {})[NODE_NAME_LABEL] = status["nodeName"]
 
-            vmi = await api.mutate(self.client.as_agent(ua), r.VMIS, ns, name, label) or vmi
-        if status != (vmi.get("status") or {}):
-            vmi["status"] = status
-            await api.replace(self.client.as_agent(ua), r.VMIS, vmi, subresource="status")
+            await api.mutate(self.client.as_agent(ua), r.VMIS, ns, name, label)
         if sync_error is not None:
             raise Requeue()
 

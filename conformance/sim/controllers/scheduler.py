@@ -106,7 +106,16 @@ def node_names(workers: int) -> list[str]:
     return [CONTROL_PLANE, *worker_names(workers)]
 
 
+#: ``config.extra`` keys set by ``kovc sim attach``: where its kubelet API (pods/log) listens. Nodes then
+#: report that address (InternalIP only, so kube-apiserver dials it) and port (``daemonEndpoints``).
+KUBELET_ADDRESS = "kubelet_address"
+KUBELET_PORT = "kubelet_port"
+
+
 def node_address(world: World, node: str) -> str:
+    served = world.config.extra.get(KUBELET_ADDRESS)
+    if served:
+        return str(served)
     names = node_names(world.config.workers)
     index = names.index(node) if node in names else len(names)
     return f"172.18.0.{index + 2}"
@@ -156,10 +165,8 @@ async def seed_nodes(world: World) -> None:
             },
             "spec": {"providerID": f"kind://docker/kind/{node}"},
             "status": {
-                "addresses": [
-                    {"type": "InternalIP", "address": node_address(world, node)},
-                    {"type": "Hostname", "address": node},
-                ],
+                "addresses": [{"type": "InternalIP", "address": node_address(world, node)}]
+                + ([] if config.extra.get(KUBELET_ADDRESS) else [{"type": "Hostname", "address": node}]),
                 "capacity": dict(NODE_RESOURCES),
                 "allocatable": dict(NODE_RESOURCES),
                 "conditions": [
@@ -195,7 +202,9 @@ async def seed_nodes(world: World) -> None:
                         "lastTransitionTime": now,
                     }
                 ],
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "daemonEndpoints": {
+                    "kubeletEndpoint": {"Port": int(config.extra.get(KUBELET_PORT) or 10250)}
+                },
                 "nodeInfo": {
                     "architecture": "amd64",
                     "bootID": digest[:32],
