@@ -189,7 +189,7 @@ def test_a_restarted_controller_takes_back_the_addresses_ip_crs_hold() -> None:
     from behaviour_helpers import bridge_vm
 
     from conformance.sim import world
-    from conformance.sim.attach import start_world
+    from conformance.sim.attached import start_world
 
     cfg = SimConfig()
     with SimCluster(cfg, world=False) as cluster:

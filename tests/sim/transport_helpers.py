@@ -26,7 +26,7 @@ import pytest
 
 from conformance.sim import api, world
 from conformance.sim import resources as r
-from conformance.sim.attach import start_world
+from conformance.sim.attached import start_world
 from conformance.sim.cluster import SimCluster
 from conformance.sim.config import SimConfig
 from conformance.sim.store import Store
