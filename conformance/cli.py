@@ -33,6 +33,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("cleanup",), "conformance.commands.cleanup", "delete what a killed run left behind"),
     (("images",), "conformance.commands.images", "print every image a run needs"),
     (("sim", "serve"), "conformance.sim.serve", "serve a simulated cluster (TLS + token) until interrupted"),
+    (("sim", "attach"), "conformance.sim.attach",
+     "run the simulated controllers against a kube-apiserver and serve their webhooks and aggregated API"),
     (("report", "verify"), "conformance.report.verify", "check that a report bundle is certifiable"),
     (("report", "show"), "conformance.report.show", "re-render a report's Markdown summary"),
     (("assets", "build"), "conformance.commands.assets",

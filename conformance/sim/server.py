@@ -53,7 +53,7 @@ from .resources import (
     VMIS,
     VMS,
 )
-from .store import JSON, ApiError, ResourceType, Store, WatchEvent, _Subscriber, deepcopy_json, matches
+from .store import JSON, ApiError, ResourceType, Store, WatchEvent, _Subscriber, bind_pod, deepcopy_json, matches
 
 log = logging.getLogger("conformance.sim.server")
 
@@ -72,8 +72,8 @@ _STATUS_ON_DELETE_GROUPS = frozenset({"", "apps", "admissionregistration.k8s.io"
 class World(Protocol):
     """What the server needs from ``conformance.sim.world`` (behaviour, written separately)."""
 
-    def vm_action(self, store: Store, config: SimConfig, namespace: str, name: str, action: str,
-                  body: JSON, user_agent: str) -> JSON: ...
+    async def vm_action(self, store: Store, config: SimConfig, namespace: str, name: str, action: str,
+                        body: JSON, user_agent: str) -> JSON: ...
 
     def pod_log(self, store: Store, namespace: str, name: str) -> str: ...
 
@@ -642,7 +642,8 @@ class ApiServer:
             raise _not_found_path()
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and sub not in rt.subresources and not (sub == "finalize" and rt.key == NAMESPACES.key):
+        if sub and sub not in rt.subresources and not (sub == "finalize" and rt.key == NAMESPACES.key) \
+                and not (sub == "binding" and rt.key == PODS.key):
             raise _not_found_path()
         if name and rt.namespaced and not namespace:
             raise _not_found_path()
@@ -802,6 +803,13 @@ class ApiServer:
         dry = _dry_run(request.query.getall("dryRun", []))
         path = request.path_qs
         store, rt = self.store, t.rt
+        if method == "POST" and t.sub == "binding" and t.name:
+            binding = await self._body(request)
+            if not isinstance(binding, dict):
+                raise ApiError.bad_request("the request body must be a Binding object")
+            request[_AUDIT_NAME] = t.name
+            return json_response(bind_pod(store, binding, namespace=t.namespace, name=t.name, user_agent=ua,
+                                          path=path, dry_run=dry), 201)
         if method == "POST":
             if t.name or t.sub:
                 raise _method_not_allowed(method, request.path)
@@ -976,7 +984,7 @@ class ApiServer:
             if self.world is None:
                 raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle the "
                                f"request (put virtualmachines.{SUBRESOURCE_GROUP} {name})")
-            result = self.world.vm_action(self.store, self.config, namespace, name, action, body, ua)
+            result = await self.world.vm_action(self.store, self.config, namespace, name, action, body, ua)
         except ApiError as err:
             audit(err.code, "All" in request.query.getall("dryRun", []))
             raise
