@@ -31,7 +31,8 @@ from .view import World, watched_kinds
 
 #: Kinds the attached world reads besides what its reconcilers watch (seeding, Events, the webhook view).
 EXTRA_KINDS: tuple[ResourceType, ...] = (
-    r.NAMESPACES, r.NODES, r.EVENTS, r.SERVICES, r.DEPLOYMENTS, r.VWC, r.KUBEVIRTS, r.IPS, r.SUBNETS, r.VPCS,
+    r.NAMESPACES, r.NODES, r.EVENTS, r.SERVICES, r.DEPLOYMENTS, r.REPLICASETS, r.DAEMONSETS, r.VWC, r.KUBEVIRTS,
+    r.IPS, r.SUBNETS, r.VPCS,
 )
 #: How long attaching waits for the first list of every kind, seconds (``KOVC_ATTACH_SYNC_TIMEOUT``).
 SYNC_TIMEOUT = 60.0

@@ -211,6 +211,11 @@ class SimCluster:
         code, dryRun)."""
         return self.call(lambda s: [e.as_json() for e in s.audit])
 
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The PEM of the self-signed certificate the cluster serves (None when it serves plain http)."""
+        return self._ca_pem
+
     def client_ssl_context(self) -> ssl.SSLContext | None:
         """An SSL context trusting this cluster's self-signed CA (None when it serves plain http), for
         ``urllib.request.urlopen(…, context=…)`` and ``http.client.HTTPSConnection``."""

@@ -118,7 +118,7 @@ def _start(kubeconfig: Path, pki: dict[str, Path]) -> Attach:
         proc.kill()
         raise AssertionError(f"expected 'kovc-attach ready' on stdout, saw {line!r}; stderr: {proc.stderr.read()}")
     info = proc.stderr.readline()
-    ports = re.findall(r"https://127\.0\.0\.1:(\d+)", info)
+    ports = re.findall(r"(?:webhook|aggregated|kubelet) https://127\.0\.0\.1:(\d+)", info)
     assert len(ports) == 3, f"expected the webhook, aggregated and kubelet URLs on stderr, saw {info!r}"
     return Attach(proc, int(ports[0]), int(ports[1]), int(ports[2]))
 

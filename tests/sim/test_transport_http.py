@@ -31,7 +31,7 @@ def _pod(name: str, ns: str = "t") -> JSON:
 def _over_http(body: Callable[[Store, HttpClient], Awaitable[None]], *kinds: Any) -> None:
     """``body(store, client)`` on the server's loop, with a synced client of ``kinds`` (pods by default)."""
     with SimCluster(SimConfig(), world=False) as cluster:
-        conn = Connection.from_pem(cluster.url)
+        conn = Connection.from_pem(cluster.url, ca_pem=cluster.ca_pem, token=cluster.token)
 
         async def main(store: Store) -> None:
             store.create(r.NAMESPACES, {"metadata": {"name": "t"}}, user_agent=UA)
@@ -193,7 +193,7 @@ def test_a_restarted_controller_takes_back_the_addresses_ip_crs_hold() -> None:
 
     cfg = SimConfig()
     with SimCluster(cfg, world=False) as cluster:
-        conn = Connection.from_pem(cluster.url)
+        conn = Connection.from_pem(cluster.url, ca_pem=cluster.ca_pem, token=cluster.token)
 
         async def pod_ip(client: HttpClient, vm: str) -> str:
             def running(c: Any) -> str | None:

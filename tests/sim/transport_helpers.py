@@ -102,7 +102,7 @@ def run(transport: str, body: Callable[[Harness], Awaitable[None]], **config: An
         asyncio.run(main_local())
     elif transport == "http-sim":
         with SimCluster(cfg, world=False) as cluster:
-            conn = Connection.from_pem(cluster.url)
+            conn = Connection.from_pem(cluster.url, ca_pem=cluster.ca_pem, token=cluster.token)
 
             async def main_http(store: Store) -> None:
                 attached = await start_world(conn, cfg, webhook_configuration=True, sync_timeout=30)

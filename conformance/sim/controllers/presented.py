@@ -33,22 +33,29 @@ from . import kubeovn, scheduler
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "kubevirt")
 
 
-async def _ensure(world: World, rt: ResourceType, obj: JSON, user_agent: str) -> None:
-    """Create ``obj`` unless it exists (create-or-skip). A kube-apiserver drops the status of a created
-    object whose kind has a status subresource: then the status is written through that subresource."""
+async def _ensure(world: World, rt: ResourceType, obj: JSON, user_agent: str) -> JSON:
+    """Create ``obj`` unless it exists (create-or-skip) and return the stored object. A kube-apiserver
+    drops the status of a created object whose kind has a status subresource: then the status is written
+    through that subresource. (Over HTTP reads come from a watch cache that may not hold a just-created
+    object yet, so callers use what this returns, not a fresh ``get``.)"""
     m = obj["metadata"]
-    if world.client.get(rt, m.get("namespace", ""), m["name"]) is not None:
-        return
+    namespace = m.get("namespace", "")
+    existing = world.client.get(rt, namespace, m["name"])
+    if existing is not None:
+        return existing
     client = world.client.as_agent(user_agent)
     try:
         created = await client.create(rt, obj)
     except ApiError as exc:
         if exc.code == 409:
-            return
+            live = await client.get_live(rt, namespace, m["name"])
+            if live is not None:
+                return live
         raise
     if "status" in obj and "status" in rt.subresources and created.get("status") != obj["status"]:
         created["status"] = obj["status"]
-        await api.replace(client, rt, created, subresource="status")
+        created = await api.replace(client, rt, created, subresource="status") or created
+    return created
 
 
 def _hash(text: str, n: int) -> str:
@@ -148,11 +155,9 @@ async def _pod_owner(world: World, name: str, namespace: str, image: str, labels
         ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": namespace,
                                                                          "labels": dict(labels)},
               "spec": {"selector": {"matchLabels": dict(labels)}, "template": template}}
-        await _ensure(world, r.DAEMONSETS, ds, ua)
-        stored = world.client.get(r.DAEMONSETS, namespace, name)
-        assert stored is not None
-        return _owner_ref(stored), {}
-    deployment = world.client.get(r.DEPLOYMENTS, namespace, name)
+        return _owner_ref(await _ensure(world, r.DAEMONSETS, ds, ua)), {}
+    deployment = world.client.get(r.DEPLOYMENTS, namespace, name) or await world.client.get_live(
+        r.DEPLOYMENTS, namespace, name)
     assert deployment is not None, f"no Deployment {namespace}/{name} for its pods"
     pod_hash = _hash(name + "rs", 10)
     rs_labels = {**labels, "pod-template-hash": pod_hash}
@@ -162,10 +167,7 @@ async def _pod_owner(world: World, name: str, namespace: str, image: str, labels
                        "ownerReferences": [_owner_ref(deployment)]},
           "spec": {"replicas": 1, "selector": {"matchLabels": rs_labels},
                    "template": {**template, "metadata": {"labels": rs_labels}}}}
-    await _ensure(world, r.REPLICASETS, rs, ua)
-    stored = world.client.get(r.REPLICASETS, namespace, rs_name)
-    assert stored is not None
-    return _owner_ref(stored), {"pod-template-hash": pod_hash}
+    return _owner_ref(await _ensure(world, r.REPLICASETS, rs, ua)), {"pod-template-hash": pod_hash}
 
 
 async def _component_pod(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import tempfile
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,12 +77,7 @@ class Connection:
         """A connection from in-memory material (tests)."""
         ctx: ssl.SSLContext | bool = False
         if server.startswith("https://"):
-            ctx = ssl.create_default_context()
-            if ca_pem is not None:
-                with tempfile.NamedTemporaryFile("wb", suffix=".crt") as f:
-                    f.write(ca_pem)
-                    f.flush()
-                    ctx.load_verify_locations(f.name)
+            ctx = ssl.create_default_context(cadata=ca_pem.decode() if ca_pem is not None else None)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return cls(server.rstrip("/"), ctx, headers)
 
@@ -101,7 +95,9 @@ class Sessions:
             session = aiohttp.ClientSession(
                 base_url=self.conn.server,
                 headers={**self.conn.headers, "User-Agent": user_agent, "Accept": "application/json"},
-                connector=aiohttp.TCPConnector(ssl=self.conn.ssl_context, limit=16),
+                # No connection limit: the watch cache holds one long-lived watch per kind on its
+                # agent's session (18 kinds and growing), and a limit below that starves the last ones.
+                connector=aiohttp.TCPConnector(ssl=self.conn.ssl_context, limit=0),
             )
             self._by_agent[user_agent] = session
         return session
