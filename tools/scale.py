@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Scale benchmark of the simulated cluster (a benchmark, not a test: it prints figures).
+
+Starts ``kovc sim serve`` as its own process, then, through the suite's own client (``Kube``):
+
+  1. create N static-IP VMs (one namespace, addresses from ``ovn-default``) and wait until every VMI
+     is Running with its requested address on its interface;
+  2. restart all N (virt-api ``restart`` subresource) and wait until every VMI is a new one, Running
+     with the same address;
+  3. delete all N and wait until every VM, VMI, launcher pod and IP CR is gone.
+
+Prints, per phase, the wall time per VM (ms), and the server process's RSS and CPU seconds before the
+first phase and after each one. The targets of issue #12: ms/VM of each phase at N=1000 <= 1.5 x the
+same at N=100; RSS after delete within 20 % of RSS before create.
+
+Usage: python tools/scale.py --vms N [--json] [--step-delay S] [--settle S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from conformance import templates
+from conformance.kube import IPS, NAMESPACES, PODS, VMIS, VMS, JSON, Kube
+from conformance.waits import watch_until
+
+NAMESPACE = "kovc-scale"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def address(i: int) -> str:
+    """The i-th requested address (10.16.100.1 onwards, 250 per /24)."""
+    return f"10.16.{100 + i // 250}.{i % 250 + 1}"
+
+
+def server_usage(pid: int) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds user+system) of the server process."""
+    with open(f"/proc/{pid}/statm") as fh:
+        rss_pages = int(fh.read().split()[1])
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICKS
+    return rss_pages * PAGE / 2**20, cpu
+
+
+def start_server(tmp: Path, step_delay: float | None) -> tuple[subprocess.Popen[bytes], Path]:
+    ready = tmp / "ready.json"
+    kubeconfig = tmp / "kubeconfig"
+    cmd = [sys.executable, "-m", "conformance", "sim", "serve", "--kubeconfig", str(kubeconfig),
+           "--ready-file", str(ready)]
+    if step_delay is not None:
+        cmd += ["--sim-step-delay", str(step_delay)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"scale: kovc sim serve exited {proc.returncode}: {err.strip()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("scale: kovc sim serve did not become ready within 30 s")
+        time.sleep(0.05)
+    return proc, kubeconfig
+
+
+def running_with_ip(n: int, ips: dict[str, str], old_uids: dict[str, str]) -> Any:
+    def evaluate(objects: dict[str, JSON]) -> bool | None:
+        done = 0
+        for name, ip in ips.items():
+            vmi = objects.get(f"{NAMESPACE}/{name}")
+            if vmi is None or vmi["metadata"].get("uid") == old_uids.get(name):
+                continue
+            status = vmi.get("status") or {}
+            if status.get("phase") != "Running" or vmi["metadata"].get("deletionTimestamp"):
+                continue
+            ifaces = status.get("interfaces") or []
+            if ifaces and ifaces[0].get("ipAddress") == ip:
+                done += 1
+        return True if done == n else None
+
+    return evaluate
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vms", type=int, required=True, metavar="N")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    parser.add_argument("--step-delay", type=float, default=None, metavar="S",
+                        help="the server's --sim-step-delay (default: the server's own default)")
+    parser.add_argument("--settle", type=float, default=0.0, metavar="S",
+                        help="seconds to wait after delete before the last RSS reading (default 0)")
+    parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
+                        help="per-phase timeout (default: 60 s + 0.5 s per VM)")
+    args = parser.parse_args()
+    n = args.vms
+    if n < 1:
+        parser.error("--vms must be at least 1")
+    timeout = args.timeout or 60 + 0.5 * n
+    result: dict[str, Any] = {"vms": n, "phases": {}, "server": {}}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        proc, kubeconfig = start_server(tmp, args.step_delay)
+        try:
+            kube = Kube(str(kubeconfig), None, run_id="scale")
+            kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+            time.sleep(0.5)  # let the namespace's own controllers settle before the first reading
+            rss, cpu = server_usage(proc.pid)
+            result["server"]["before"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
+            ips = {f"vm-{i:05d}": address(i) for i in range(n)}
+
+            def phase(name: str, act: Any, wait: Any) -> None:
+                start = time.monotonic()
+                act()
+                wait()
+                wall = time.monotonic() - start
+                rss, cpu = server_usage(proc.pid)
+                result["phases"][name] = {"wall_s": round(wall, 2), "ms_per_vm": round(wall * 1000 / n, 2)}
+                result["server"][f"after_{name}"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
+
+            def create() -> None:
+                for name, ip in ips.items():
+                    kube.create_vm(NAMESPACE, templates.render_vm(name=name, namespace=NAMESPACE, ip=ip,
+                                                                  subnet="ovn-default", run_id="scale"))
+
+            def wait_running(old: dict[str, str]) -> None:
+                watch_until(kube, VMIS, NAMESPACE, running_with_ip(n, ips, old), timeout=timeout,
+                            what=f"{n} VMIs Running with their addresses")
+
+            phase("create", create, lambda: wait_running({}))
+            old = {o["metadata"]["name"]: o["metadata"]["uid"] for o in kube.list(VMIS, NAMESPACE)}
+
+            def restart() -> None:
+                for name in ips:
+                    kube.vm_action(NAMESPACE, name, "restart")
+
+            phase("restart", restart, lambda: wait_running(old))
+
+            def delete() -> None:
+                for name in ips:
+                    kube.delete_vm(NAMESPACE, name)
+
+            def gone() -> None:
+                for kind in (VMS, VMIS, PODS):
+                    watch_until(kube, kind, NAMESPACE, lambda objs: True if not objs else None,
+                                timeout=timeout, what=f"every {kind.kind} in {NAMESPACE} gone")
+                watch_until(kube, IPS, None,
+                            lambda objs: True if not any(k.endswith(f".{NAMESPACE}") for k in objs) else None,
+                            timeout=timeout, what=f"every IP CR of {NAMESPACE} gone")
+
+            phase("delete", delete, gone)
+            if args.settle > 0:
+                time.sleep(args.settle)
+                rss, cpu = server_usage(proc.pid)
+                result["server"]["settled"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
+            kube.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    before = result["server"]["before"]["rss_mib"]
+    last = result["server"].get("settled", result["server"]["after_delete"])["rss_mib"]
+    result["rss_growth_after_delete"] = round(last / before - 1, 3)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{n} VMs (server pid {proc.pid})")
+    for name, ph in result["phases"].items():
+        print(f"  {name:8s} {ph['wall_s']:8.2f} s  {ph['ms_per_vm']:8.2f} ms/VM")
+    for when, usage in result["server"].items():
+        print(f"  server {when:15s} RSS {usage['rss_mib']:7.1f} MiB  CPU {usage['cpu_s']:7.2f} s")
+    print(f"  RSS after delete vs before create: {result['rss_growth_after_delete'] * 100:+.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
