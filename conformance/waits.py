@@ -39,6 +39,7 @@ class WaitTimeout(TimeoutError):
         self.last_seen = last_seen
         self.events = events
         self.timeout = timeout
+        self.note = note
         lines = [f"timed out after {timeout:.1f}s waiting for {what}", f"  on: {ref}",
                  f"  last seen: {last_seen}"]
         if note:

@@ -93,6 +93,7 @@ class BackendOptions:
 def sim_config_from_namespace(ns: Any) -> SimConfig:
     """The simulated cluster's settings from the ``--sim-*`` and version options; ValueError (one
     line: VersionError, SimOptionError) for a bad value."""
+    from ..sim.config import SUITE_STEP_DELAY
     from ..sim.serve import sim_config_from_args
 
     cfg = sim_config_from_args(argparse.Namespace(
@@ -101,7 +102,10 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
         sim_webhook_policy=getattr(ns, "sim_webhook_policy", None),
         sim_webhook=getattr(ns, "sim_webhook", None),
         sim_faults=getattr(ns, "sim_faults", None),
-        sim_seed=getattr(ns, "sim_seed", None)))
+        sim_seed=getattr(ns, "sim_seed", None),
+        sim_step_delay=getattr(ns, "sim_step_delay", None)))
+    if getattr(ns, "sim_step_delay", None) is None:
+        cfg.step_delay = SUITE_STEP_DELAY
     if getattr(ns, "k8s_version", None):
         cfg.kubernetes_version = str(ns.k8s_version)
     return cfg

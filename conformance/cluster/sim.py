@@ -99,6 +99,7 @@ class SimBackend:
             argv += ["--sim-faults", repr(cfg.faults)]
         if cfg.seed is not None:
             argv += ["--sim-seed", str(cfg.seed)]
+        argv += ["--sim-step-delay", repr(cfg.step_delay)]
         optional = _serve_flags()
         if "--kubevirt-version" in optional and self.options.kubevirt_version:
             argv += ["--kubevirt-version", self.options.kubevirt_version]

@@ -7,6 +7,13 @@ from typing import Any, Literal
 
 from .. import versions
 
+#: The pacing of ``kovc sim serve`` (a cluster people poke with kubectl: state changes stay visible).
+DEFAULT_STEP_DELAY = 0.005
+#: The pacing of suite runs on the simulated cluster: every controller step still yields to the API
+#: server (so a busy controller never starves it), but no run waits 5 ms per step. Verdicts do not
+#: depend on it (``tests/verdicts/test_releases.py`` runs a release at both paces).
+SUITE_STEP_DELAY = 0.001
+
 
 @dataclass
 class SimConfig:
@@ -24,8 +31,9 @@ class SimConfig:
     #: Share of API requests answered 500 / 429 / dropped connection (before or after the write).
     faults: float = 0.0
     seed: int | None = None
-    #: Seconds each controller step waits (models real latency; keep small).
-    step_delay: float = 0.005
+    #: Seconds each controller step waits (models real latency; keep small). ``kovc sim serve`` keeps
+    #: this default; suite runs use :data:`SUITE_STEP_DELAY` unless ``--sim-step-delay`` says otherwise.
+    step_delay: float = DEFAULT_STEP_DELAY
     #: Modelled packet-loss window of a live migration's switch-over, seconds.
     migration_gap: float = 0.4
     audit_log: str | None = None
