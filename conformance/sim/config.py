@@ -34,6 +34,9 @@ class SimConfig:
     #: Seconds each controller step waits (models real latency; keep small). ``kovc sim serve`` keeps
     #: this default; suite runs use :data:`SUITE_STEP_DELAY` unless ``--sim-step-delay`` says otherwise.
     step_delay: float = DEFAULT_STEP_DELAY
+    #: Seconds an Event lives after its last write (kube-apiserver ``--event-ttl``; ``kovc sim serve
+    #: --event-ttl``). 0 keeps Events forever.
+    event_ttl: float = 3600.0
     #: Modelled packet-loss window of a live migration's switch-over, seconds.
     migration_gap: float = 0.4
     audit_log: str | None = None

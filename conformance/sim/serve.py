@@ -190,6 +190,11 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
         if int(workers) < 1:
             raise SimOptionError(f"invalid --workers {workers!r}: expected a positive number")
         config.workers = int(workers)
+    event_ttl = getattr(args, "event_ttl", None)
+    if event_ttl is not None:
+        if not float(event_ttl) >= 0:
+            raise SimOptionError(f"invalid --event-ttl {event_ttl!r}: expected a number of seconds >= 0")
+        config.event_ttl = float(event_ttl)
     port = getattr(args, "port", None)
     if port is not None:
         if not 0 <= int(port) <= 65535:
@@ -211,6 +216,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sim_options(parser)
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="number of workers the simulated cluster is sized for")
+    parser.add_argument("--event-ttl", type=float, default=None, metavar="SECONDS",
+                        help="seconds an Event lives after its last write (default 3600, as "
+                             "kube-apiserver; 0 keeps them forever)")
     parser.add_argument("--port", type=int, default=0, metavar="N",
                         help="port to listen on (default: a free one)")
     parser.add_argument("--ready-file", type=Path, metavar="F",

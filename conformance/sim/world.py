@@ -32,7 +32,7 @@ from .config import SimConfig
 from .controllers import kubeovn, kubevirt, presented, scheduler
 from .store import ApiError, Store
 from .view import JSON, StoreView, World, attach_world, dispatch, world_of
-from .webhook import load_policy, make_pod_validator, make_subnet_validator
+from .webhook import candidate_ip_crs, load_policy, make_pod_validator, make_subnet_validator
 
 __all__ = ["install", "pod_log", "run", "running", "vm_action", "world_of"]
 
@@ -80,8 +80,8 @@ def install(store: Store, config: SimConfig) -> None:
     if config.webhook == "on":
         view = StoreView(store)
 
-        def list_ip_crs() -> list[JSON]:
-            return store.list(r.IPS)[0]
+        def list_ip_crs(pod: JSON) -> list[JSON]:
+            return candidate_ip_crs(store, pod)
 
         store.validators.append(make_pod_validator(policy, view, list_ip_crs))
         store.validators.append(make_subnet_validator(lambda: store.list(r.SUBNETS)[0]))
@@ -134,7 +134,7 @@ async def running(config: SimConfig | None = None) -> AsyncIterator[Store]:
     import importlib
 
     config = config or SimConfig()
-    store = Store()
+    store = Store(event_ttl=config.event_ttl)
     r.register_all(store)
     install(store, config)
     tasks = [asyncio.create_task(run(store, config), name="kovc-sim-world")]

@@ -190,7 +190,7 @@ class KubeVirt:
         uid = vmi["metadata"]["uid"]
         return [
             deepcopy_json(p)
-            for p in self.world.store.iter_raw(r.PODS)
+            for p in self.world.store.by_owner(uid, r.PODS)
             if p["metadata"]["namespace"] == vmi["metadata"]["namespace"] and is_controlled_by(p, uid)
         ]
 
