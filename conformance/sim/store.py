@@ -31,6 +31,10 @@ NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MAX_GENERATE_BASE = 58
 #: How many watch events are kept for resume; older resourceVersions answer 410 Gone.
 DEFAULT_HISTORY = 5000
+#: Watch history older than this (seconds) is dropped once more than DEFAULT_HISTORY_FLOOR events are kept
+#: (kube-apiserver's watch cache keeps at least ``eventFreshDuration``, 75 s, of events).
+DEFAULT_HISTORY_SECONDS = 75.0
+DEFAULT_HISTORY_FLOOR = 500
 #: How many audit entries the store keeps in memory (the ``--audit-log`` file keeps every one).
 DEFAULT_AUDIT = 10000
 #: Seconds an Event lives after its last write (kube-apiserver ``--event-ttl``, default 1h).
@@ -153,6 +157,7 @@ class WatchEvent:
     type: EventType
     rt: ResourceType
     object: JSON  # a snapshot; never mutate
+    at: float = field(default_factory=time.monotonic, compare=False)
 
 
 @dataclass(frozen=True)
@@ -318,6 +323,8 @@ class Store:
     ``audit_size`` entries (the audit-log file keeps all)."""
 
     history_size: int = DEFAULT_HISTORY
+    history_seconds: float = DEFAULT_HISTORY_SECONDS
+    history_floor: int = DEFAULT_HISTORY_FLOOR
     rng: random.Random = field(default_factory=random.Random)
     types: dict[tuple[str, str], ResourceType] = field(default_factory=dict)
     _objects: dict[tuple[str, str], dict[tuple[str, str], JSON]] = field(default_factory=dict)
@@ -446,10 +453,19 @@ class Store:
         return [(self.types[tkey], self._objects[tkey][key])
                 for tkey, key in sorted(self._by_owner.get(owner_uid, ()))]
 
+    def _trim_history(self, now: float) -> None:
+        history = self._history
+        while len(history) > self.history_size:
+            history.popleft()
+        horizon = now - self.history_seconds
+        while len(history) > self.history_floor and history[0].at < horizon:
+            history.popleft()
+
     def expire(self, now: float | None = None) -> int:
         """Delete the objects whose time to live has passed (Events); returns how many. Runs on every
         create and from the garbage collector's loop (so an idle store expires them too)."""
         now = time.monotonic() if now is None else now
+        self._trim_history(now)
         gone = 0
         while self._expiry and self._expiry[0][0] <= now:
             _deadline, tkey, key, rv = self._expiry.popleft()
@@ -558,8 +574,7 @@ class Store:
         # event shares it instead of copying it; subscribers and history treat it as read-only.
         event = WatchEvent(rv, etype, rt, obj)
         self._history.append(event)
-        while len(self._history) > self.history_size:
-            self._history.popleft()
+        self._trim_history(event.at)
         ns = obj.get("metadata", {}).get("namespace", "")
         for group in (self._typed_subscribers.get(rt.key), self._typed_subscribers.get(None)):
             for sub in list(group or ()):
