@@ -668,11 +668,14 @@ class Store:
         verb: str = "update",
         path: str = "",
         dry_run: bool = False,
+        copy: bool = True,
     ) -> JSON:
         """Replace an object. ``subresource="status"`` keeps the stored spec/metadata; a plain update
         keeps the stored status (for kinds that have a status subresource). A stale resourceVersion
-        answers 409 Conflict when ``check_rv``."""
-        obj = deepcopy_json(obj)
+        answers 409 Conflict when ``check_rv``. ``copy=False``: the caller hands ``obj`` over and never
+        touches it again (it may become the stored object)."""
+        if copy:
+            obj = deepcopy_json(obj)
         meta = obj.setdefault("metadata", {})
         ns = meta.get("namespace", "") if rt.namespaced else ""
         name = meta.get("name", "")
@@ -685,7 +688,8 @@ class Store:
                                               "to the latest version and try again")
         cur_meta = current["metadata"]
         if subresource == "status":
-            new = copy_obj(current)
+            # Stored objects are never changed in place: share every part but the metadata.
+            new = {**current, "metadata": dict(current["metadata"])}
             if "status" in obj:
                 new["status"] = obj["status"]
             else:
@@ -713,11 +717,12 @@ class Store:
             # A no-op write does not bump the resourceVersion (as the real API server).
             self._audit(verb, rt, ns, name, user_agent, path, 200, dry_run)
             return copy_obj(current)
-        self._admit(AdmissionRequest("UPDATE", rt, ns, name, deepcopy_json(new), deepcopy_json(current),
+        # Validators read, never write (only pod CREATE reaches user-supplied webhook policies, with a copy).
+        self._admit(AdmissionRequest("UPDATE", rt, ns, name, new, current,
                                      dry_run, user_agent))
         if dry_run:
             self._audit(verb, rt, ns, name, user_agent, path, 200, dry_run)
-            return new
+            return copy_obj(new)
         # Finalizers removed from an object being deleted may complete the deletion.
         if cur_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers") \
                 and not _spec_finalizers(rt, new):
@@ -751,7 +756,8 @@ class Store:
             return None
         result = fn(current)
         new = current if result is None else result
-        return self.update(rt, new, user_agent=user_agent, subresource=subresource, check_rv=False)
+        return self.update(rt, new, user_agent=user_agent, subresource=subresource, check_rv=False,
+                           copy=result is not None)
 
     def delete(
         self,
@@ -774,7 +780,7 @@ class Store:
         if preconditions_uid and current["metadata"].get("uid") != preconditions_uid:
             raise ApiError.conflict(rt, name, f"Precondition failed: UID in precondition: {preconditions_uid}, "
                                               f"UID in object meta: {current['metadata'].get('uid')}")
-        self._admit(AdmissionRequest("DELETE", rt, ns, name, None, deepcopy_json(current), dry_run, user_agent))
+        self._admit(AdmissionRequest("DELETE", rt, ns, name, None, current, dry_run, user_agent))
         if dry_run:
             self._audit("delete", rt, ns, name, user_agent, path, 200, True)
             return copy_obj(current)
