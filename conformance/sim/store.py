@@ -431,6 +431,13 @@ class Store:
         objects = self._objects[rt.key]
         return [objects[k] for k in sorted(index.get(value, ()))]
 
+    def by_field(self, rt: ResourceType, path: str, value: str) -> list[JSON]:
+        """Stored objects of ``rt`` whose field ``path`` (dotted, as a field selector; missing = "")
+        equals ``value`` (read-only, sorted). The index is built on first use and kept current."""
+        name = f"field:{path}"
+        self.add_index(rt, name, lambda obj: (_field_value(obj, path),))
+        return self.by_index(rt, name, value)
+
     def by_uid(self, uid: str) -> tuple[ResourceType, JSON] | None:
         """The stored object with this uid and its type (read-only), or None."""
         found = self._by_uid.get(uid)
