@@ -13,7 +13,7 @@ Prints, per phase, the wall time per VM (ms), and the server process's RSS and C
 first phase and after each one. The targets of issue #12: ms/VM of each phase at N=1000 <= 1.5 x the
 same at N=100; RSS after delete within 20 % of RSS before create.
 
-Usage: python tools/scale.py --vms N [--json] [--step-delay S] [--event-ttl S] [--settle S]
+Usage: python tools/scale.py --vms N [--json] [--step-delay S] [--event-ttl S] [--settle S] [--cycles K]
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=0.0, metavar="S",
                         help="seconds to wait after delete before a last RSS reading (default 0); past the "
                              "event TTL and the watch history's 75 s, what is left is what the sim leaks")
+    parser.add_argument("--cycles", type=int, default=1, metavar="K",
+                        help="repeat create/restart/delete K times (default 1); from the second cycle on, "
+                             "RSS is also compared with the end of the first (what the sim keeps per cycle)")
     parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
                         help="per-phase timeout (default: 60 s + 0.5 s per VM)")
     args = parser.parse_args()
@@ -141,14 +144,9 @@ def main() -> int:
                 watch_until(kube, VMIS, NAMESPACE, running_with_ip(n, ips, old), timeout=timeout,
                             what=f"{n} VMIs Running with their addresses")
 
-            phase("create", create, lambda: wait_running({}))
-            old = {o["metadata"]["name"]: o["metadata"]["uid"] for o in kube.list(VMIS, NAMESPACE)}
-
             def restart() -> None:
                 for name in ips:
                     kube.vm_action(NAMESPACE, name, "restart")
-
-            phase("restart", restart, lambda: wait_running(old))
 
             def delete() -> None:
                 for name in ips:
@@ -162,11 +160,16 @@ def main() -> int:
                             lambda objs: True if not any(k.endswith(f".{NAMESPACE}") for k in objs) else None,
                             timeout=timeout, what=f"every IP CR of {NAMESPACE} gone")
 
-            phase("delete", delete, gone)
-            if args.settle > 0:
-                time.sleep(args.settle)
-                rss, cpu = server_usage(proc.pid)
-                result["server"]["settled"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
+            for cycle in range(1, max(args.cycles, 1) + 1):
+                tag = "" if cycle == 1 else f"#{cycle}"
+                phase(f"create{tag}", create, lambda: wait_running({}))
+                old = {o["metadata"]["name"]: o["metadata"]["uid"] for o in kube.list(VMIS, NAMESPACE)}
+                phase(f"restart{tag}", restart, lambda old=old: wait_running(old))  # type: ignore[misc]
+                phase(f"delete{tag}", delete, gone)
+                if args.settle > 0:
+                    time.sleep(args.settle)
+                    rss, cpu = server_usage(proc.pid)
+                    result["server"][f"settled{tag}"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
             kube.close()
         finally:
             proc.terminate()
@@ -178,6 +181,12 @@ def main() -> int:
     result["rss_growth_after_delete"] = round(result["server"]["after_delete"]["rss_mib"] / before - 1, 3)
     if "settled" in result["server"]:
         result["rss_growth_settled"] = round(result["server"]["settled"]["rss_mib"] / before - 1, 3)
+    last_cycle = max(args.cycles, 1)
+    if last_cycle > 1:
+        first_end = result["server"].get("settled", result["server"]["after_delete"])["rss_mib"]
+        tag = f"#{last_cycle}"
+        last_end = result["server"].get(f"settled{tag}", result["server"][f"after_delete{tag}"])["rss_mib"]
+        result["rss_growth_cycle_after_first"] = round(last_end / first_end - 1, 3)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -189,6 +198,8 @@ def main() -> int:
     print(f"  RSS after delete vs before create: {result['rss_growth_after_delete'] * 100:+.1f} %")
     if "rss_growth_settled" in result:
         print(f"  RSS {args.settle:g} s later vs before create: {result['rss_growth_settled'] * 100:+.1f} %")
+    if "rss_growth_cycle_after_first" in result:
+        print(f"  RSS after cycle {last_cycle} vs after cycle 1: {result['rss_growth_cycle_after_first'] * 100:+.1f} %")
     return 0
 
 

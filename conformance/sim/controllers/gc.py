@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import SimConfig
-from ..store import JSON, ApiError, ResourceType, Store, WatchEvent
+from ..store import JSON, ApiError, ResourceType, Store, WatchEvent, release_memory
 
 log = logging.getLogger("conformance.sim.gc")
 
@@ -160,6 +160,8 @@ def sync_gc(store: Store, user_agent: str, events: list[WatchEvent] | None = Non
     of store events concerns (see :func:`_affected`); owners are found by uid through the store's
     indexes, never by scanning."""
     store.expire()
+    if events is None:
+        release_memory()
     dependents, owners = _affected(store, events)
 
     # Dependents: delete those whose owners are all gone (or all waiting for their dependents).
