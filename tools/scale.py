@@ -25,11 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from conformance import templates
-from conformance.kube import IPS, JSON, NAMESPACES, PODS, VMIS, VMS, Kube
+from conformance.kube import IPS, JSON, NAMESPACES, PODS, VMIS, VMS, Kind, Kube
 from conformance.waits import watch_until
 
 NAMESPACE = "kovc-scale"
@@ -75,22 +78,47 @@ def start_server(tmp: Path, step_delay: float | None, event_ttl: float | None
     return proc, kubeconfig
 
 
-def running_with_ip(n: int, ips: dict[str, str], old_uids: dict[str, str]) -> Any:
-    def evaluate(objects: dict[str, JSON]) -> bool | None:
-        done = 0
-        for name, ip in ips.items():
-            vmi = objects.get(f"{NAMESPACE}/{name}")
-            if vmi is None or vmi["metadata"].get("uid") == old_uids.get(name):
-                continue
-            status = vmi.get("status") or {}
-            if status.get("phase") != "Running" or vmi["metadata"].get("deletionTimestamp"):
-                continue
-            ifaces = status.get("interfaces") or []
-            if ifaces and ifaces[0].get("ipAddress") == ip:
-                done += 1
-        return True if done == n else None
+def follow(kube: Kube, kind: Kind, namespace: str | None, done: Callable[[JSON | None], bool], keys: set[str],
+           timeout: float, what: str) -> None:
+    """List, then follow a watch until ``done(obj)`` holds for every name in ``keys`` (``done(None)``
+    for a name with no object). Each event re-evaluates only its own object, so the benchmark's client
+    costs O(1) per event and never hides the server's scaling behind its own."""
+    deadline = time.monotonic() + timeout
+    pending: set[str] = set()
+    rv = ""
 
-    return evaluate
+    def relist() -> str:
+        items, list_rv = kube.list_with_version(kind, namespace)
+        by_name = {o["metadata"]["name"]: o for o in items}
+        pending.clear()
+        pending.update(k for k in keys if not done(by_name.get(k)))
+        return list_rv
+
+    rv = relist()
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SystemExit(f"scale: timed out after {timeout:.0f}s waiting for {what}: "
+                             f"{len(pending)} of {len(keys)} not there (e.g. {sorted(pending)[:3]})")
+        try:
+            for event in kube.watch(kind, namespace, resource_version=rv, timeout_seconds=max(1, int(left)),
+                                    read_timeout=left + 5):
+                obj = event.get("object") or {}
+                meta = obj.get("metadata") or {}
+                rv = str(meta.get("resourceVersion") or rv)
+                name = str(meta.get("name", ""))
+                if event.get("type") == "BOOKMARK" or name not in keys:
+                    continue
+                if done(None if event.get("type") == "DELETED" else obj):
+                    pending.discard(name)
+                else:
+                    pending.add(name)
+                if not pending:
+                    return
+        except ApiException as exc:
+            if exc.status != 410:
+                raise
+            rv = relist()
 
 
 def main() -> int:
@@ -141,8 +169,15 @@ def main() -> int:
                                                                   subnet="ovn-default", run_id="scale"))
 
             def wait_running(old: dict[str, str]) -> None:
-                watch_until(kube, VMIS, NAMESPACE, running_with_ip(n, ips, old), timeout=timeout,
-                            what=f"{n} VMIs Running with their addresses")
+                def running(vmi: JSON | None) -> bool:
+                    if vmi is None or vmi["metadata"].get("uid") == old.get(vmi["metadata"]["name"]):
+                        return False
+                    status = vmi.get("status") or {}
+                    ifaces = status.get("interfaces") or []
+                    return status.get("phase") == "Running" and not vmi["metadata"].get("deletionTimestamp") \
+                        and bool(ifaces) and ifaces[0].get("ipAddress") == ips[vmi["metadata"]["name"]]
+
+                follow(kube, VMIS, NAMESPACE, running, set(ips), timeout, f"{n} VMIs Running with their addresses")
 
             def restart() -> None:
                 for name in ips:
@@ -153,12 +188,12 @@ def main() -> int:
                     kube.delete_vm(NAMESPACE, name)
 
             def gone() -> None:
-                for kind in (VMS, VMIS, PODS):
-                    watch_until(kube, kind, NAMESPACE, lambda objs: True if not objs else None,
-                                timeout=timeout, what=f"every {kind.kind} in {NAMESPACE} gone")
-                watch_until(kube, IPS, None,
-                            lambda objs: True if not any(k.endswith(f".{NAMESPACE}") for k in objs) else None,
-                            timeout=timeout, what=f"every IP CR of {NAMESPACE} gone")
+                follow(kube, VMS, NAMESPACE, lambda o: o is None, set(ips), timeout, "every VM gone")
+                follow(kube, VMIS, NAMESPACE, lambda o: o is None, set(ips), timeout, "every VMI gone")
+                watch_until(kube, PODS, NAMESPACE, lambda objs: True if not objs else None,
+                            timeout=timeout, what=f"every pod in {NAMESPACE} gone")
+                follow(kube, IPS, None, lambda o: o is None, {f"{vm}.{NAMESPACE}" for vm in ips}, timeout,
+                       "every IP CR gone")
 
             for cycle in range(1, max(args.cycles, 1) + 1):
                 tag = "" if cycle == 1 else f"#{cycle}"
