@@ -546,9 +546,12 @@ class Actions:
     def dry_run_until(self, namespace: str, ip: str, subnet: str | None,
                       expect: Literal["denied", "admitted"]) -> waits.DryRunResult:
         """The webhook reads IP CRs from a cache: repeat a dryRun probe until it answers ``expect``
-        (bounded by 30 s times the timeout scale, at least 2 s); on expiry warn and continue."""
+        (bounded by 30 s times the timeout scale, at least 0.5 s); on expiry warn and continue."""
         with allure.step(f"dryRun probe for {ip} until {expect}"):
-            res = waits.wait_dry_run(self.kube, namespace, ip, subnet, expect, self.t(T_DRY_RUN),
+            # the same stale-cache ride-out as a definitive denial (T_DENIAL_GRACE = T_DRY_RUN), with its
+            # 0.5 s floor: a scaled-down run does not wait 2 s for an answer the webhook keeps giving
+            res = waits.wait_dry_run(self.kube, namespace, ip, subnet, expect,
+                                     self.settings.timeout(T_DRY_RUN, minimum=0.5),
                                      webhook_name=self.webhook, name=f"dry-{names.rand(6)}")
             if not res.reached:
                 self.record.warn(res.warning(ip, subnet or "(namespace subnet)"))
