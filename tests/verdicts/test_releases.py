@@ -3,6 +3,7 @@ docs/verdict-derivation.md derives from upstream code."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -82,3 +83,13 @@ def test_v1_14_2_baseline_fails_restart_with_the_denial(kovc: Callable[..., Run]
     assert 'admission webhook "pod-ip-validating.kube-ovn.io" denied the request' in text, text
     md = (run.report_dir / "report.md").read_text()
     assert "allow.restart" in md and "denied the request" in md
+
+
+def test_a_definitive_denial_ends_the_wait(kovc: Callable[..., Run]) -> None:
+    """v1.14.2 denies every restart: the wait ends on the repeated denial (the VMI's condition and the
+    Event's count as evidence), not on its timeout."""
+    run = kovc("--kube-ovn-version", "v1.14.2", "--requirement", "allow.restart", "--timeout-scale", "0.05")
+    assert run.outcomes().get("allow.restart") == "failed", run.explain()
+    text = json.dumps(run.requirement("allow.restart"))
+    assert "a definitive answer (not waiting out the" in text, run.explain()
+    assert "Synchronized=False" in text and "Event FailedCreate x" in text, run.explain()
