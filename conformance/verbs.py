@@ -235,15 +235,17 @@ class Actions:
         return [p for p in self.kube.list_pods(namespace) if _owned_by(p, vmi_uid)]
 
     def wait_vm_running(self, vm: VM, *, not_uid: str | None = None, timeout: float | None = None,
-                        after: str = "") -> VM:
+                        after: str = "", denial_grace: float | None = None) -> VM:
         """VMI Running (a new one when ``not_uid`` is given), its launcher pod — found by controller
         ownerReference uid — Running and allocated ``vm.ip``. A webhook denial seen meanwhile is a
         warning when the VM gets there, and the failure text when it does not; a denial that is
-        definitive (:data:`T_DENIAL_GRACE`) fails at once instead of waiting out the timeout."""
+        definitive (:data:`T_DENIAL_GRACE`, or ``denial_grace`` seconds for an operation that may
+        legitimately be denied longer, e.g. until the previous VM's IP CR is released) fails at once
+        instead of waiting out the timeout."""
         timeout = timeout if timeout is not None else self.t(T_RUNNING)
         deadline = time.monotonic() + timeout
         denials: list[str] = []
-        clock = _DenialClock(self.denial_grace())
+        clock = _DenialClock(self.denial_grace() if denial_grace is None else denial_grace)
         label = f"{vm} to run{' ' + after if after else ''}"
         with allure.step(f"wait for {label}"):
             def vmi_ready(objects: dict[str, JSON]) -> JSON | None:
@@ -335,10 +337,9 @@ class Actions:
                 except waits.WaitTimeout:
                     evidence = definitive()
                     if evidence:
-                        grace = self.denial_grace()
                         raise AssertionError(
                             f"expected {label}; the webhook denied its pod again and again for "
-                            f"{grace:.1f}s, a definitive answer (not waiting out the {timeout:.1f}s "
+                            f"{clock.grace:.1f}s, a definitive answer (not waiting out the {timeout:.1f}s "
                             f"timeout): {evidence}") from None
                     continue
             try:
