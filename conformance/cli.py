@@ -49,7 +49,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str] | None) -> str | None:
+    """The module of the command ``argv`` names (None: no command, or an unknown one)."""
+    if argv is None:
+        return None
+    words = [a for a in argv if not a.startswith("-")]
+    for cmd_words, module, _help in COMMANDS:
+        if tuple(words[:len(cmd_words)]) == cmd_words:
+            return module
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command tree. Only the chosen command's module is imported (for its arguments) when
+    ``argv`` is given, so ``kovc list`` never imports the cluster libraries and ``kovc run`` never
+    imports the report verifier; without ``argv`` every command module is imported."""
+    chosen = _chosen(argv)
     parser = _Parser(prog="kovc", description="Kube-OVN x KubeVirt static-IP conformance suite")
     parser.add_argument("--version", action="version", version=f"kovc {__version__}")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -64,20 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                       parser_class=_Parser)
             sub = groups[words[0]].add_parser(words[1], help=help_text)
         sub.set_defaults(_module=module)
-        mod: _Command = importlib.import_module(module)  # type: ignore[assignment]
-        mod.add_arguments(sub)
+        if argv is None or module == chosen:
+            mod: _Command = importlib.import_module(module)  # type: ignore[assignment]
+            mod.add_arguments(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser()
         # ``kovc run [options] [-- pytest args]``: everything after ``--`` goes to pytest untouched.
         extra: list[str] = []
         if "--" in argv:
             cut = argv.index("--")
             argv, extra = argv[:cut], argv[cut + 1:]
+        parser = build_parser(argv)
         args = parser.parse_args(argv)
         args.pytest_args = extra
         module = getattr(args, "_module", None)

@@ -292,8 +292,6 @@ class Kube:
         configuration.retries = False
         self.api: k8s_client.ApiClient = k8s_client.ApiClient(configuration)
         self.api.user_agent = user_agent
-        self.core = k8s_client.CoreV1Api(self.api)
-        self.custom = k8s_client.CustomObjectsApi(self.api)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -39,6 +39,11 @@ T_ADMITTED_WINDOW = 15.0  # watching an admitted challenger before deleting it
 T_PROBE = 60.0          # a one-shot probe pod to finish
 #: state.ip-released-on-delete's bound, part of its statement: fixed, never scaled by --timeout-scale.
 IP_RELEASE_BOUND = 120.0
+#: A webhook denial of the same pod create still current this long after it was first seen (and answered
+#: more than once) is a definitive answer: it ends the wait instead of the timeout. Long enough on a real
+#: cluster to ride out the webhook's stale informer cache (the spec's 30 s, as the dryRun probe); scaled
+#: with --timeout-scale like every other wait.
+T_DENIAL_GRACE = 30.0
 
 #: An echo reply: busybox ``64 bytes from 10.16.0.5: seq=0 ttl=64 time=0.4 ms`` (a real cluster) or the
 #: simulated kubelet's ``<time> reply from 10.16.0.5 seq=0`` (never its ``no reply from …`` lines).
@@ -159,6 +164,34 @@ def _pod_ip_ok(pod: JSON, ip: str) -> bool:
         a.strip() for a in str(anns.get(templates.IP_ANNOTATION) or "").split(",")}
 
 
+@dataclass
+class _DenialClock:
+    """A webhook denial of one VMI's pod creates, followed over time (see :data:`T_DENIAL_GRACE`)."""
+
+    grace: float
+    uid: str = ""
+    text: str = ""
+    first_seen: float | None = None
+    count: int = 0  # the denial Event's count when first seen (migrations: the evidence is the Event)
+    next_check: float = 0.0
+
+    def saw(self, uid: str, text: str, count: int = 0) -> None:
+        if self.first_seen is None or uid != self.uid:
+            self.uid, self.text, self.count = uid, text, count
+            self.first_seen = self.next_check = time.monotonic()
+            self.next_check += self.grace
+
+    def clear(self, uid: str | None = None) -> None:
+        if uid is None or uid == self.uid:
+            self.first_seen = None
+
+    def due(self) -> float | None:
+        return None if self.first_seen is None else self.next_check
+
+    def postpone(self) -> None:
+        self.next_check = time.monotonic() + max(self.grace / 4, 0.05)
+
+
 def _webhook_denial_on_vmi(vmi: JSON, webhook: str, ip: str) -> str | None:
     for cond in (vmi.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Synchronized" and str(cond.get("status")) == "False":
@@ -218,25 +251,33 @@ class Actions:
         return [p for p in self.kube.list_pods(namespace) if _owned_by(p, vmi_uid)]
 
     def wait_vm_running(self, vm: VM, *, not_uid: str | None = None, timeout: float | None = None,
-                        after: str = "") -> VM:
+                        after: str = "", denial_grace: float | None = None) -> VM:
         """VMI Running (with ``not_uid``: the VMI that follows VMI ``not_uid``, the first other uid seen),
         its launcher pod — found by controller ownerReference uid — Running and allocated ``vm.ip``.
         A webhook denial seen meanwhile is a warning when the VM gets there, and the failure text when
-        it does not. A follower replaced in turn before it ran fails: the VM was restarted again."""
+        it does not; a denial that is definitive (:data:`T_DENIAL_GRACE`, or ``denial_grace`` seconds for
+        an operation that may legitimately be denied longer, e.g. until the previous VM's IP CR is
+        released) fails at once instead of waiting out the timeout. A follower replaced in turn before it
+        ran fails: the VM was restarted again."""
         timeout = timeout if timeout is not None else self.t_vm(T_RUNNING)
         deadline = time.monotonic() + timeout
         denials: list[str] = []
         follower: list[str] = []
+        clock = _DenialClock(self.denial_grace() if denial_grace is None else denial_grace)
         label = f"{vm} to run{' ' + after if after else ''}"
         with allure.step(f"wait for {label}"):
             def vmi_ready(objects: dict[str, JSON]) -> JSON | None:
                 vmi = objects.get(f"{vm.namespace}/{vm.name}")
                 if vmi is None:
                     return None
+                uid = vmi["metadata"].get("uid")
                 denial = _webhook_denial_on_vmi(vmi, self.webhook, vm.ip)
                 if denial and denial not in denials:
                     denials.append(denial)
-                uid = vmi["metadata"].get("uid")
+                if denial:
+                    clock.saw(str(uid), denial)
+                else:
+                    clock.clear(str(uid))
                 if not_uid and uid == not_uid:
                     return None
                 if not_uid and not follower:
@@ -251,10 +292,13 @@ class Actions:
                     return vmi
                 return None
 
+            what = f"VMI {vm.namespace}/{vm.name} Running" + (f" with a uid other than {not_uid}" if not_uid
+                                                              else "")
             try:
-                vmi = waits.watch_until(self.kube, VMIS, vm.namespace, vmi_ready, timeout=timeout,
-                                        name=vm.name, what=f"VMI {vm.namespace}/{vm.name} Running"
-                                             + (f" with a uid other than {not_uid}" if not_uid else ""))
+                vmi = self._until_definitive(
+                    lambda left: waits.watch_until(self.kube, VMIS, vm.namespace, vmi_ready, timeout=left,
+                                                   name=vm.name, what=what),
+                    deadline, timeout, clock, lambda: self._definitive_vmi_denial(vm, clock), label)
                 uid = vmi["metadata"]["uid"]
                 node = str((vmi.get("status") or {}).get("nodeName") or "")
 
@@ -294,6 +338,82 @@ class Actions:
             _attach("launcher pod", pod)
             return vm
 
+    def denial_grace(self) -> float:
+        """:data:`T_DENIAL_GRACE` scaled (at least 0.5 s, so a scaled-down run still sees the denial
+        answered more than once)."""
+        return self.settings.timeout(T_DENIAL_GRACE, minimum=0.5)
+
+    def _until_definitive(self, wait: Callable[[float], Any], deadline: float, timeout: float,
+                          clock: _DenialClock, definitive: Callable[[], str | None], label: str) -> Any:
+        """Run ``wait(seconds_left)`` in slices that end when ``clock`` says ``definitive()`` is due; when
+        it answers (a denial repeated over the grace period), fail at once with that evidence. At the
+        deadline the last slice's :class:`~conformance.waits.WaitTimeout` is raised with the full
+        timeout."""
+        while True:
+            now = time.monotonic()
+            left = deadline - now
+            due = clock.due()
+            if due is None:  # no denial seen yet: look again after one grace period at the latest
+                due = now + clock.grace
+            if due < deadline:
+                slice_ = max(due - now, 0.0)
+                try:
+                    return wait(max(slice_, 0.01))
+                except waits.WaitTimeout:
+                    evidence = definitive()
+                    if evidence:
+                        raise AssertionError(
+                            f"expected {label}; the webhook denied its pod again and again for "
+                            f"{clock.grace:.1f}s, a definitive answer (not waiting out the {timeout:.1f}s "
+                            f"timeout): {evidence}") from None
+                    continue
+            try:
+                return wait(max(left, 0.01))
+            except waits.WaitTimeout as exc:
+                raise waits.WaitTimeout(exc.what, exc.ref, exc.last_seen, exc.events, timeout, exc.note) from None
+
+    def _definitive_vmi_denial(self, vm: VM, clock: _DenialClock) -> str | None:
+        """Evidence that the webhook's denial of ``vm``'s launcher pod is definitive: the VMI still
+        carries ``Synchronized=False`` with the denial ``grace`` seconds after it was first seen, and
+        the ``FailedCreate`` Event says the create was denied more than once. None otherwise (the
+        clock is postponed or cleared)."""
+        if clock.first_seen is None or time.monotonic() < clock.next_check:
+            return None
+        vmi = self.kube.get_vmi(vm.namespace, vm.name)
+        if vmi is None or str(vmi["metadata"].get("uid")) != clock.uid:
+            clock.clear()
+            return None
+        current = _webhook_denial_on_vmi(vmi, self.webhook, vm.ip)
+        if current is None or (vmi.get("status") or {}).get("phase") == "Running":
+            clock.clear()
+            return None
+        count, event = self._denial_event(vm, clock.uid)
+        if count < 2:
+            clock.postpone()
+            return None
+        return (f"VMI {vm.namespace}/{vm.name} (uid {clock.uid}) condition Synchronized=False {current}; "
+                f"Event FailedCreate x{count}: {event}")
+
+    def _definitive_migration_denial(self, vm: VM, clock: _DenialClock) -> str | None:
+        """Evidence that the webhook's denial of ``vm``'s migration target pod is definitive: the
+        ``FailedCreate`` Event on the VMI carrying the denial was counted up again over the grace
+        period since it was first seen (the migration controller kept retrying and kept being denied)."""
+        uid = vm.vmi_uid or str(self.kube.require(VMIS, vm.namespace, vm.name)["metadata"]["uid"])
+        count, event = self._denial_event(vm, uid)
+        if count == 0:
+            clock.clear()
+            return None
+        if clock.first_seen is None:
+            clock.saw(uid, event, count)
+            return None
+        if time.monotonic() < clock.next_check:
+            return None
+        if count <= clock.count:
+            clock.postpone()
+            return None
+        return (f"VMI {vm.namespace}/{vm.name} (uid {uid}) Event FailedCreate x{count} (x{clock.count} "
+                f"{clock.grace:.1f}s earlier): {event}")
+
     def _denial_events(self, vm: VM) -> list[str]:
         out = []
         try:
@@ -305,6 +425,21 @@ class Actions:
         except ApiException:
             pass
         return out
+
+    def _denial_event(self, vm: VM, uid: str) -> tuple[int, str]:
+        """How many times the ``FailedCreate`` Events on VMI ``vm`` (this uid) say the webhook denied a
+        pod for ``vm.ip`` (their counts summed), and the latest message; (0, "") when there is none or
+        the events are unreadable."""
+        total, last = 0, ""
+        try:
+            for ev in self.kube.events_for(vm.namespace, "VirtualMachineInstance", vm.name, uid=uid):
+                msg = str(ev.get("message") or "")
+                if ev.get("reason") == "FailedCreate" and assertions.is_webhook_denial(msg, self.webhook, vm.ip):
+                    total += int(ev.get("count") or 1)
+                    last = msg
+        except ApiException:
+            pass
+        return total, last
 
     def restart(self, vm: VM) -> VM:
         with allure.step(f"restart {vm} through the subresource API"):
@@ -348,8 +483,13 @@ class Actions:
             def done(obj: JSON) -> bool:
                 return (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
-            vmim = waits.wait_for(self.kube, VMIMS, vm.namespace, mig, done, self.t_vm(T_MIGRATION),
-                                  what=f"VMIM {mig} to finish (Succeeded)")
+            timeout = self.t_vm(T_MIGRATION)
+            clock = _DenialClock(self.denial_grace())
+            vmim = self._until_definitive(
+                lambda left: waits.wait_for(self.kube, VMIMS, vm.namespace, mig, done, left,
+                                            what=f"VMIM {mig} to finish (Succeeded)"),
+                time.monotonic() + timeout, timeout, clock,
+                lambda: self._definitive_migration_denial(vm, clock), f"VMIM {vm.namespace}/{mig} to succeed")
             _attach("VMIM", vmim)
             if vmim["status"]["phase"] != "Succeeded":
                 events = waits.last_events(self.kube, vm.namespace, "VirtualMachineInstance", vm.name)
@@ -433,9 +573,12 @@ class Actions:
     def dry_run_until(self, namespace: str, ip: str, subnet: str | None,
                       expect: Literal["denied", "admitted"]) -> waits.DryRunResult:
         """The webhook reads IP CRs from a cache: repeat a dryRun probe until it answers ``expect``
-        (bounded by 30 s times the timeout scale, at least 2 s); on expiry warn and continue."""
+        (bounded by 30 s times the timeout scale, at least 0.5 s); on expiry warn and continue."""
         with allure.step(f"dryRun probe for {ip} until {expect}"):
-            res = waits.wait_dry_run(self.kube, namespace, ip, subnet, expect, self.t(T_DRY_RUN),
+            # the same stale-cache ride-out as a definitive denial (T_DENIAL_GRACE = T_DRY_RUN), with its
+            # 0.5 s floor: a scaled-down run does not wait 2 s for an answer the webhook keeps giving
+            res = waits.wait_dry_run(self.kube, namespace, ip, subnet, expect,
+                                     self.settings.timeout(T_DRY_RUN, minimum=0.5),
                                      webhook_name=self.webhook, name=f"dry-{names.rand(6)}")
             if not res.reached:
                 self.record.warn(res.warning(ip, subnet or "(namespace subnet)"))

@@ -39,6 +39,7 @@ class WaitTimeout(TimeoutError):
         self.last_seen = last_seen
         self.events = events
         self.timeout = timeout
+        self.note = note
         lines = [f"timed out after {timeout:.1f}s waiting for {what}", f"  on: {ref}",
                  f"  last seen: {last_seen}"]
         if note:
@@ -330,7 +331,7 @@ def wait_dry_run(kube: Kube, namespace: str, ip: str, subnet: str | None,
     """Re-issue a ``dryRun=All`` plain pod requesting ``ip`` until the answer is ``expect``.
 
     Paced by exponential back-off (tenacity), bounded by ``timeout`` (the caller passes
-    ``settings.timeout(30)``, at least 2 s). Never raises on expiry: the result says whether it was
+    ``settings.timeout(30, minimum=0.5)``). Never raises on expiry: the result says whether it was
     reached, so the caller warns and continues."""
     if expect not in ("denied", "admitted"):
         raise ValueError(f"expect must be 'denied' or 'admitted', not {expect!r}")

@@ -1,19 +1,28 @@
 #!/usr/bin/env python3
 """Speed benchmark of the suite on the simulated cluster (a benchmark, not a test: it prints figures).
 
-Measures, in one run so the figures are comparable:
-  1. wall time of the baseline suite, serial;
-  2. the same with ``-n 2`` (xdist), and the ratio to serial;
-  3. wall time of an extended run against a failing model (default: Kube-OVN v1.14.2);
+Measures, in one invocation so the figures are comparable (timings on a shared machine vary from run to
+run: compare the ratios, which are taken within this invocation):
+  1. wall time of the baseline suite, serial, and with ``-n 2`` (xdist);
+  2. wall time of the extended suite against the default model, serial and with ``-n 2``;
+  3. wall time of an extended run against a failing model (default: Kube-OVN v1.14.2), and its ratio
+     to the default model's extended run;
   4. the median lag from "condition true in the sim" to "the suite's watch-based wait observed it".
 
-Targets (issue #6): serial <= 30 s, -n 2 <= 0.65 x serial, failing-model extended <= 90 s, lag <= 50 ms.
-Usage: python tools/bench.py [--failing-model v1.14.2] [--lag-samples 40] [--skip-suite]
+With ``--compare DIR`` (a checkout of another revision, e.g. ``git worktree add /tmp/old main``) every
+suite configuration is run alternately with that tree's code and this one's, ``--repeat`` times, and
+the medians and new/old ratios are printed (issue #12's before/after figures).
+
+Targets (issues #6 and #12): baseline serial <= 30 s; failing-model extended <= 1.5 x default extended;
+extended -n 2 <= 0.6 x extended serial; lag <= 50 ms.
+Usage: python tools/bench.py [--failing-model v1.14.2] [--lag-samples 40] [--skip-suite] [--skip-lag]
+                             [--compare DIR] [--repeat N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -32,12 +41,16 @@ from conformance.waits import wait_for
 CONFIGMAP = Kind("", "v1", "configmaps", "ConfigMap", True)
 
 
-def timed_run(args: list[str]) -> tuple[float, int]:
+def timed_run(args: list[str], tree: str | None = None) -> tuple[float, int]:
+    """Wall time and exit code of one ``kovc run --backend sim`` (with ``tree``'s code when given)."""
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, env.get("PYTHONPATH", "")) if p)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "conformance", "run", "--backend", "sim", "--report-dir",
                str(Path(tmp) / "report"), *args]
         start = time.monotonic()
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
         return time.monotonic() - start, proc.returncode
 
 
@@ -71,23 +84,60 @@ def measure_lag(samples: int) -> list[float]:
     return lags
 
 
+def suite_figures(failing: str, trees: dict[str, str | None], repeat: int) -> dict[str, dict[str, float]]:
+    """Median wall time of each configuration for each tree, runs interleaved (tree by tree, config by
+    config, ``repeat`` rounds) so that load on the machine hits every tree alike."""
+    configs = {
+        "baseline serial": ["--profile", "baseline"],
+        "baseline -n 2": ["--profile", "baseline", "-n", "2"],
+        "extended serial": ["--profile", "extended"],
+        "extended -n 2": ["--profile", "extended", "-n", "2"],
+        f"extended {failing}": ["--profile", "extended", "--kube-ovn-version", failing],
+    }
+    walls: dict[str, dict[str, list[float]]] = {t: {c: [] for c in configs} for t in trees}
+    for _ in range(repeat):
+        for config, args in configs.items():
+            for label, tree in trees.items():
+                wall, code = timed_run(args, tree)
+                walls[label][config].append(wall)
+                print(f"  {label:4s} {config:22s} {wall:6.1f} s (exit {code})", flush=True)
+    return {t: {c: statistics.median(v) for c, v in per.items()} for t, per in walls.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--failing-model", default="v1.14.2")
     parser.add_argument("--lag-samples", type=int, default=40)
     parser.add_argument("--skip-suite", action="store_true", help="only measure the lag")
+    parser.add_argument("--skip-lag", action="store_true", help="only measure the suite")
+    parser.add_argument("--compare", metavar="DIR", help="also run another checkout's code, interleaved")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="rounds (medians are printed)")
     args = parser.parse_args()
     if not args.skip_suite:
-        serial, code = timed_run(["--profile", "baseline"])
-        print(f"baseline, serial:            {serial:6.1f} s (exit {code}; target <= 30 s)")
-        parallel, code = timed_run(["--profile", "baseline", "-n", "2"])
-        print(f"baseline, -n 2:              {parallel:6.1f} s (exit {code}; ratio {parallel / serial:.2f}, "
-              "target <= 0.65)")
-        failing, code = timed_run(["--profile", "extended", "--kube-ovn-version", args.failing_model])
-        print(f"extended, {args.failing_model} (failing):  {failing:6.1f} s (exit {code}; target <= 90 s)")
-    lags = measure_lag(args.lag_samples)
-    print(f"condition-to-observed lag:   median {statistics.median(lags) * 1000:.1f} ms, "
-          f"p90 {sorted(lags)[int(len(lags) * 0.9) - 1] * 1000:.1f} ms over {len(lags)} samples (target <= 50 ms)")
+        trees: dict[str, str | None] = {"new": None}
+        if args.compare:
+            trees = {"old": str(Path(args.compare).resolve()), "new": None}
+        figures = suite_figures(args.failing_model, trees, max(args.repeat, 1))
+        failing = f"extended {args.failing_model}"
+        for label, fig in figures.items():
+            print(f"{label}: medians over {max(args.repeat, 1)} round(s)")
+            for config, wall in fig.items():
+                print(f"  {config:22s} {wall:6.1f} s")
+            print(f"  ratios: {failing} / extended serial = {fig[failing] / fig['extended serial']:.2f} "
+                  f"(target <= 1.5); extended -n 2 / serial = "
+                  f"{fig['extended -n 2'] / fig['extended serial']:.2f} (target <= 0.6); baseline -n 2 / "
+                  f"serial = {fig['baseline -n 2'] / fig['baseline serial']:.2f}")
+        if "old" in figures:
+            old, new = figures["old"], figures["new"]
+            print("new / old:")
+            for config in new:
+                print(f"  {config:22s} {new[config] / old[config]:.2f}"
+                      + ("  (target <= 0.6)" if config == "baseline serial" else ""))
+    if not args.skip_lag:
+        lags = measure_lag(args.lag_samples)
+        print(f"condition-to-observed lag:   median {statistics.median(lags) * 1000:.1f} ms, "
+              f"p90 {sorted(lags)[int(len(lags) * 0.9) - 1] * 1000:.1f} ms over {len(lags)} samples "
+              "(target <= 50 ms)")
     return 0
 
 

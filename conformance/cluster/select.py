@@ -100,6 +100,7 @@ class BackendOptions:
 def sim_config_from_namespace(ns: Any) -> SimConfig:
     """The simulated cluster's settings from the ``--sim-*`` and version options; ValueError (one
     line: VersionError, SimOptionError) for a bad value."""
+    from ..sim.config import SUITE_STEP_DELAY
     from ..sim.serve import sim_config_from_args
 
     cfg = sim_config_from_args(argparse.Namespace(
@@ -109,7 +110,10 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
         sim_webhook=getattr(ns, "sim_webhook", None),
         sim_faults=getattr(ns, "sim_faults", None),
         sim_seed=getattr(ns, "sim_seed", None),
-        k8s_version=getattr(ns, "k8s_version", None)))
+        k8s_version=getattr(ns, "k8s_version", None),
+        sim_step_delay=getattr(ns, "sim_step_delay", None)))
+    if getattr(ns, "sim_step_delay", None) is None:
+        cfg.step_delay = SUITE_STEP_DELAY
     return cfg
 
 

@@ -104,6 +104,7 @@ class SimBackend:
             argv += ["--sim-seed", str(cfg.seed)]
         if self.options.owner_pid and not self.options.keep_cluster and "--exit-with-pid" in _serve_flags():
             argv += ["--exit-with-pid", str(self.options.owner_pid)]
+        argv += ["--sim-step-delay", repr(cfg.step_delay)]
         optional = _serve_flags()
         if "--kubevirt-version" in optional and self.options.kubevirt_version:
             argv += ["--kubevirt-version", self.options.kubevirt_version]

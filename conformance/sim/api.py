@@ -20,6 +20,7 @@ was computed from an object at its resourceVersion; a 409 retries the whole reco
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Literal, Protocol
 
@@ -89,6 +90,14 @@ class Reader(Protocol):
 
     def iter_raw(self, rt: ResourceType) -> Iterable[JSON]:
         """The objects without copying: for read-only scans."""
+
+    def by_owner(self, rt: ResourceType, owner_uid: str) -> builtins.list[JSON]:
+        """Objects of ``rt`` whose ownerReferences name ``owner_uid`` (read-only), without a scan where the
+        transport keeps an owner index."""
+
+    def by_field(self, rt: ResourceType, path: str, value: str) -> builtins.list[JSON]:
+        """Objects of ``rt`` whose field ``path`` (dotted, as a field selector; missing = "") equals
+        ``value`` (read-only), without a scan where the transport keeps a field index."""
 
 
 class Writer(Protocol):

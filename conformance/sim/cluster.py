@@ -304,7 +304,8 @@ class SimCluster:
 
     async def _serve(self) -> None:
         config = self.config
-        store = Store(rng=random.Random(config.seed) if config.seed is not None else random.Random())
+        store = Store(rng=random.Random(config.seed) if config.seed is not None else random.Random(),
+                      event_ttl=config.event_ttl)
         register_all(store)
         world = self._load_world()
         self.world = world

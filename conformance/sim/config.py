@@ -17,6 +17,13 @@ SIM_CLOCK_SCALE = 0.05
 #: ``GC_INTERVAL=360``), in modelled seconds.
 KUBE_OVN_GC_INTERVAL = 360.0
 
+#: The pacing of ``kovc sim serve`` (a cluster people poke with kubectl: state changes stay visible).
+DEFAULT_STEP_DELAY = 0.005
+#: The pacing of suite runs on the simulated cluster: every controller step still yields to the API
+#: server (so a busy controller never starves it), but no run waits 5 ms per step. Verdicts do not
+#: depend on it (``tests/verdicts/test_releases.py`` runs a release at both paces).
+SUITE_STEP_DELAY = 0.001
+
 
 @dataclass
 class SimConfig:
@@ -34,8 +41,12 @@ class SimConfig:
     #: Share of API requests answered 500 / 429 / dropped connection (before or after the write).
     faults: float = 0.0
     seed: int | None = None
-    #: Seconds each controller step waits (models real latency; keep small).
-    step_delay: float = 0.005
+    #: Seconds each controller step waits (models real latency; keep small). ``kovc sim serve`` keeps
+    #: this default; suite runs use :data:`SUITE_STEP_DELAY` unless ``--sim-step-delay`` says otherwise.
+    step_delay: float = DEFAULT_STEP_DELAY
+    #: Seconds an Event lives after its last write (kube-apiserver ``--event-ttl``; ``kovc sim serve
+    #: --event-ttl``). 0 keeps Events forever.
+    event_ttl: float = 3600.0
     #: Modelled packet-loss window of a live migration's switch-over, seconds.
     migration_gap: float = 0.4
     #: Wall seconds between kube-ovn-controller's periodic LSP garbage collections (``markAndCleanLSP``);

@@ -13,6 +13,7 @@ kinds of patch a reviewer could plausibly merge for issue #4803.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from .policies import (
@@ -119,9 +120,42 @@ def skip_stopped_holders(pod: JSON, ip_crs: list[JSON], view: WebhookView, /) ->
     return _REFERENCE(pod, live, view)
 
 
+class _StaleCacheReference:
+    """The reference decision behind an informer cache that lags: for :attr:`window` seconds after the
+    webhook first reviews a launcher pod of a VMI (by uid), an IP CR already holding the requested
+    address - the VM's own, from its previous launcher pod - is taken for someone else's and the pod is
+    denied as a conflict; afterwards the cache has caught up. A *correct* webhook: the suite must give
+    exactly the reference's outcomes (a transient denial shorter than the suite's grace period is a
+    warning, never a verdict)."""
+
+    name = "stale_cache_reference"
+    #: Seconds the cache stays stale per VMI (shorter than the suite's denial grace at any timeout scale).
+    window = 0.25
+
+    def __init__(self) -> None:
+        self._first: dict[str, float] = {}
+
+    def __call__(self, pod: JSON, ip_crs: list[JSON], view: WebhookView, /) -> str | None:
+        decision = _REFERENCE(pod, ip_crs, view)
+        if decision is not None:
+            return decision
+        owner = next((o for o in pod.get("metadata", {}).get("ownerReferences") or []
+                      if o.get("controller") and o.get("kind") == "VirtualMachineInstance"), None)
+        ip = _static_ip(pod)
+        if owner is None or not ip:
+            return None
+        now = time.monotonic()
+        if now - self._first.setdefault(str(owner.get("uid", "")), now) >= self.window:
+            return None
+        held = next((cr for cr in ip_crs if ip in str((cr.get("spec") or {}).get("ipAddress", "")).split(",")),
+                    None)
+        return conflict_message(ip, held) if held is not None else None
+
+
 launcher_prefix = _LauncherPrefix()
 launcher_name_parse = _LauncherNameParse()
 owner_kind_only = _OwnerKindOnly()
+stale_cache_reference = _StaleCacheReference()
 
 #: name -> the requirement IDs that must fail (MUST ones first), as docs/verdict-derivation.md says.
 EXPECTED_FAILURES: dict[str, tuple[str, ...]] = {
@@ -129,6 +163,7 @@ EXPECTED_FAILURES: dict[str, tuple[str, ...]] = {
                   "deny.clone", "deny.spoofed-launcher"),
     "deny_all_static": ("allow.restart", "allow.stop-start", "allow.launcher-pod-deleted"),
     "reworded_reference": (),
+    "stale_cache_reference": (),
     "launcher_prefix": ("deny.name-prefix", "deny.spoofed-launcher"),
     "launcher_name_parse": ("deny.spoofed-launcher",),
     "owner_kind_only": ("deny.other-vm", "deny.clone", "deny.stopped-vm-ip", "deny.name-prefix"),
@@ -136,4 +171,5 @@ EXPECTED_FAILURES: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = ["EXPECTED_FAILURES", "admit_all", "conflict_message", "deny_all_static", "launcher_name_parse",
-           "launcher_prefix", "owner_kind_only", "reworded_reference", "skip_stopped_holders"]
+           "launcher_prefix", "owner_kind_only", "reworded_reference", "skip_stopped_holders",
+           "stale_cache_reference"]

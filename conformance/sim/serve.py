@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 from .. import versions
-from .config import SimConfig
+from .config import DEFAULT_STEP_DELAY, SUITE_STEP_DELAY, SimConfig
 
 _DEFAULT_PREFIX = "--sim-"
 
@@ -55,6 +55,19 @@ def _rate(text: str) -> float:
     return value
 
 
+_STEP_ERROR = "invalid step delay {!r}: expected a number of seconds in [0, 1]"
+
+
+def _step_delay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_STEP_ERROR.format(text)) from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(_STEP_ERROR.format(text))
+    return value
+
+
 #: The options of the simulated cluster as ``(flag, kwargs)`` with the ``--sim-`` prefix; ``dest`` is
 #: fixed so :func:`sim_config_from_args` finds them whatever prefix they were registered with.
 SIM_OPTIONS: list[tuple[str, dict[str, Any]]] = [
@@ -70,6 +83,11 @@ SIM_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--sim-faults", {
         "dest": "sim_faults", "default": 0.0, "type": _rate, "metavar": "RATE",
         "help": "share of API requests answered 500/429/dropped (default: 0)",
+    }),
+    ("--sim-step-delay", {
+        "dest": "sim_step_delay", "default": None, "type": _step_delay, "metavar": "SECONDS",
+        "help": "seconds each simulated controller step waits, modelled latency (default: "
+                f"{SUITE_STEP_DELAY:g} for suite runs, {DEFAULT_STEP_DELAY:g} for kovc sim serve)",
     }),
     ("--sim-seed", {
         "dest": "sim_seed", "default": None, "type": int, "metavar": "N",
@@ -158,6 +176,12 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
         if not 0.0 <= rate <= 1.0:
             raise SimOptionError(f"invalid fault rate {faults!r}: expected a number in [0, 1]")
         config.faults = rate
+    step = getattr(args, "sim_step_delay", None)
+    if step is not None:
+        value = float(step)
+        if not 0.0 <= value <= 1.0:
+            raise SimOptionError(_STEP_ERROR.format(step))
+        config.step_delay = value
     seed = getattr(args, "sim_seed", None)
     if seed is not None:
         config.seed = int(seed)
@@ -169,6 +193,11 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
         if int(workers) < 1:
             raise SimOptionError(f"invalid --workers {workers!r}: expected a positive number")
         config.workers = int(workers)
+    event_ttl = getattr(args, "event_ttl", None)
+    if event_ttl is not None:
+        if not float(event_ttl) >= 0:
+            raise SimOptionError(f"invalid --event-ttl {event_ttl!r}: expected a number of seconds >= 0")
+        config.event_ttl = float(event_ttl)
     port = getattr(args, "port", None)
     if port is not None:
         if not 0 <= int(port) <= 65535:
@@ -190,6 +219,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sim_options(parser)
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="number of workers the simulated cluster is sized for")
+    parser.add_argument("--event-ttl", type=float, default=None, metavar="SECONDS",
+                        help="seconds an Event lives after its last write (default 3600, as "
+                             "kube-apiserver; 0 keeps them forever)")
     parser.add_argument("--port", type=int, default=0, metavar="N",
                         help="port to listen on (default: a free one)")
     parser.add_argument("--exit-with-pid", type=int, default=None, metavar="PID",

@@ -17,7 +17,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +31,44 @@ NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MAX_GENERATE_BASE = 58
 #: How many watch events are kept for resume; older resourceVersions answer 410 Gone.
 DEFAULT_HISTORY = 5000
+#: Watch history older than this (seconds) is dropped once more than DEFAULT_HISTORY_FLOOR events are kept
+#: (kube-apiserver's watch cache keeps at least ``eventFreshDuration``, 75 s, of events).
+DEFAULT_HISTORY_SECONDS = 75.0
+DEFAULT_HISTORY_FLOOR = 500
+#: How many audit entries the store keeps in memory (the ``--audit-log`` file keeps every one).
+DEFAULT_AUDIT = 10000
+#: Seconds an Event lives after its last write (kube-apiserver ``--event-ttl``, default 1h).
+DEFAULT_EVENT_TTL = 3600.0
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        if not name:
+            return None
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        return trim
+    except (OSError, AttributeError, ImportError):
+        return None
+
+
+_MALLOC_TRIM: Callable[[int], int] | bool | None = False
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere). The garbage
+    collector calls it when the store has been idle for a second, so a simulated cluster that shrinks
+    (VMs deleted, Events expired) shrinks in RSS too."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is False:
+        _MALLOC_TRIM = _load_malloc_trim()
+    if callable(_MALLOC_TRIM):
+        _MALLOC_TRIM(0)
 
 
 def now_rfc3339() -> str:
@@ -149,6 +185,7 @@ class WatchEvent:
     type: EventType
     rt: ResourceType
     object: JSON  # a snapshot; never mutate
+    at: float = field(default_factory=time.monotonic, compare=False)
 
 
 @dataclass(frozen=True)
@@ -238,7 +275,8 @@ def _split_selector(selector: str) -> list[str]:
     return parts
 
 
-def _field_value(obj: JSON, path: str) -> str:
+def field_value(obj: JSON, path: str) -> str:
+    """The value of the dotted field ``path`` of ``obj`` as a field selector compares it (missing: "")."""
     cur: Any = obj
     for part in path.split("."):
         if not isinstance(cur, dict):
@@ -256,13 +294,21 @@ def _match_fields(obj: JSON, selector: str) -> bool:
             continue
         if "!=" in term:
             key, _, value = term.partition("!=")
-            if _field_value(obj, key.strip()) == value.strip():
+            if field_value(obj, key.strip()) == value.strip():
                 return False
         else:
             key, _, value = term.partition("==") if "==" in term else term.partition("=")
-            if _field_value(obj, key.strip()) != value.strip():
+            if field_value(obj, key.strip()) != value.strip():
                 return False
     return True
+
+
+def _name_selected(field_selector: str) -> str | None:
+    """``X`` when the field selector is exactly ``metadata.name=X`` (or ``==``), else None."""
+    if not field_selector or "," in field_selector or "!=" in field_selector:
+        return None
+    key, _, value = field_selector.partition("==") if "==" in field_selector else field_selector.partition("=")
+    return value.strip() if key.strip() == "metadata.name" else None
 
 
 def _spec_finalizers(rt: ResourceType, obj: JSON) -> bool:
@@ -277,6 +323,7 @@ def matches(obj: JSON, label_selector: str = "", field_selector: str = "") -> bo
 
 #: ``list`` is shadowed by ``Store.list`` inside the class body (for type checkers).
 _EventList = list[WatchEvent]
+_JSONList = list[JSON]
 
 
 @dataclass
@@ -286,11 +333,27 @@ class _Subscriber:
     namespace: str
 
 
+TypeKey = tuple[str, str]
+ObjKey = tuple[str, str]  # (namespace, name)
+#: An index function: the keys an object is found under (``add_index``).
+IndexFn = Callable[[JSON], Iterable[str]]
+
+
 @dataclass
 class Store:
-    """The cluster state. See the module docstring for the threading rule."""
+    """The cluster state. See the module docstring for the threading rule.
+
+    Every read and write costs what it touches, not the size of the world: objects are indexed by
+    namespace, by uid, by the uids their ownerReferences name (:meth:`by_owner`, for the garbage
+    collector and controllers) and by any index a caller registers (:meth:`add_index` /
+    :meth:`by_index`); a watch resumes at its resourceVersion without scanning the history; an event
+    reaches only the subscribers of its type. Events (``core/v1``) expire ``event_ttl`` seconds after
+    their last write, as kube-apiserver's ``--event-ttl`` does; the audit list keeps the last
+    ``audit_size`` entries (the audit-log file keeps all)."""
 
     history_size: int = DEFAULT_HISTORY
+    history_seconds: float = DEFAULT_HISTORY_SECONDS
+    history_floor: int = DEFAULT_HISTORY_FLOOR
     rng: random.Random = field(default_factory=random.Random)
     types: dict[tuple[str, str], ResourceType] = field(default_factory=dict)
     _objects: dict[tuple[str, str], dict[tuple[str, str], JSON]] = field(default_factory=dict)
@@ -298,16 +361,161 @@ class Store:
     _history: deque[WatchEvent] = field(default_factory=deque)
     _subscribers: list[_Subscriber] = field(default_factory=list)
     validators: list[Validator] = field(default_factory=list)
-    audit: list[AuditEntry] = field(default_factory=list)
+    audit_size: int = DEFAULT_AUDIT
+    audit: deque[AuditEntry] = field(default_factory=deque)
+    #: Seconds an object of these types lives after its last write (Events: ``event_ttl``).
+    ttl: dict[TypeKey, float] = field(default_factory=dict)
+    event_ttl: float = DEFAULT_EVENT_TTL
     #: Called with every AuditEntry as it is recorded (the server writes the JSON-lines file).
     audit_sinks: list[Callable[[AuditEntry], None]] = field(default_factory=list)
     #: Records of when a condition became true in the sim, for the lag benchmark (name -> monotonic).
     marks: dict[str, float] = field(default_factory=dict)
+    # indexes (maintained by _put/_drop, the only places that change _objects)
+    _by_ns: dict[TypeKey, dict[str, set[str]]] = field(default_factory=dict)
+    _by_uid: dict[str, tuple[TypeKey, ObjKey]] = field(default_factory=dict)
+    _by_owner: dict[str, set[tuple[TypeKey, ObjKey]]] = field(default_factory=lambda: defaultdict(set))
+    _indexes: dict[tuple[TypeKey, str], tuple[IndexFn, dict[str, set[ObjKey]]]] = field(default_factory=dict)
+    _typed_subscribers: dict[TypeKey | None, list[_Subscriber]] = field(default_factory=dict)
+    _expiry: deque[tuple[float, TypeKey, ObjKey, str]] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.audit = deque(self.audit, maxlen=self.audit_size)
 
     # ----------------------------------------------------------------- registry
     def register(self, rt: ResourceType) -> None:
         self.types[rt.key] = rt
         self._objects.setdefault(rt.key, {})
+        self._by_ns.setdefault(rt.key, {})
+        if rt.key == ("", "events") and self.event_ttl > 0:
+            self.ttl.setdefault(rt.key, self.event_ttl)
+
+    # ----------------------------------------------------------------- indexes
+    def _put(self, rt: ResourceType, key: ObjKey, obj: JSON) -> None:
+        """Store ``obj`` under ``key`` (replacing what was there) and keep every index current."""
+        old = self._objects[rt.key].get(key)
+        if old is not None:
+            self._unindex(rt, key, old)
+        self._objects[rt.key][key] = obj
+        self._by_ns[rt.key].setdefault(key[0], set()).add(key[1])
+        meta = obj.get("metadata", {})
+        uid = meta.get("uid")
+        if uid:
+            self._by_uid[uid] = (rt.key, key)
+        for ref in meta.get("ownerReferences") or []:
+            self._by_owner[str(ref.get("uid", ""))].add((rt.key, key))
+        for (tkey, _name), (fn, index) in self._indexes.items():
+            if tkey == rt.key:
+                for value in fn(obj):
+                    index.setdefault(value, set()).add(key)
+        ttl = self.ttl.get(rt.key)
+        if ttl:
+            self._expiry.append((time.monotonic() + ttl, rt.key, key, str(meta.get("resourceVersion", ""))))
+
+    def _unindex(self, rt: ResourceType, key: ObjKey, obj: JSON) -> None:
+        meta = obj.get("metadata", {})
+        uid = meta.get("uid")
+        if uid and self._by_uid.get(uid) == (rt.key, key):
+            del self._by_uid[uid]
+        for ref in meta.get("ownerReferences") or []:
+            owner = str(ref.get("uid", ""))
+            deps = self._by_owner.get(owner)
+            if deps is not None:
+                deps.discard((rt.key, key))
+                if not deps:
+                    del self._by_owner[owner]
+        for (tkey, _name), (fn, index) in self._indexes.items():
+            if tkey == rt.key:
+                for value in fn(obj):
+                    keys = index.get(value)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del index[value]
+
+    def _drop(self, rt: ResourceType, key: ObjKey) -> None:
+        """Remove the object stored under ``key`` and its index entries."""
+        obj = self._objects[rt.key].pop(key)
+        self._unindex(rt, key, obj)
+        names = self._by_ns[rt.key].get(key[0])
+        if names is not None:
+            names.discard(key[1])
+            if not names:
+                del self._by_ns[rt.key][key[0]]
+
+    def add_index(self, rt: ResourceType, name: str, fn: IndexFn) -> None:
+        """Index objects of ``rt`` by the keys ``fn(obj)`` returns (idempotent per ``name``); read with
+        :meth:`by_index`. ``fn`` must depend on the object only."""
+        if (rt.key, name) in self._indexes:
+            return
+        index: dict[str, set[ObjKey]] = {}
+        for key, obj in self._objects[rt.key].items():
+            for value in fn(obj):
+                index.setdefault(value, set()).add(key)
+        self._indexes[(rt.key, name)] = (fn, index)
+
+    def by_index(self, rt: ResourceType, name: str, value: str) -> list[JSON]:
+        """Stored objects of ``rt`` that index ``name`` files under ``value`` (read-only, sorted by
+        namespace/name). ``KeyError`` when no such index was added."""
+        _fn, index = self._indexes[(rt.key, name)]
+        objects = self._objects[rt.key]
+        return [objects[k] for k in sorted(index.get(value, ()))]
+
+    def by_field(self, rt: ResourceType, path: str, value: str) -> list[JSON]:
+        """Stored objects of ``rt`` whose field ``path`` (dotted, as a field selector; missing = "")
+        equals ``value`` (read-only, sorted). The index is built on first use and kept current."""
+        name = f"field:{path}"
+        self.add_index(rt, name, lambda obj: (field_value(obj, path),))
+        return self.by_index(rt, name, value)
+
+    def by_uid(self, uid: str) -> tuple[ResourceType, JSON] | None:
+        """The stored object with this uid and its type (read-only), or None."""
+        found = self._by_uid.get(uid)
+        if found is None:
+            return None
+        tkey, key = found
+        return self.types[tkey], self._objects[tkey][key]
+
+    def by_owner(self, owner_uid: str, rt: ResourceType | None = None) -> list[JSON]:
+        """Stored objects (of ``rt``, or any type) whose ownerReferences name ``owner_uid`` (read-only,
+        sorted by type, namespace and name)."""
+        out = []
+        for tkey, key in sorted(self._by_owner.get(owner_uid, ())):
+            if rt is None or tkey == rt.key:
+                out.append(self._objects[tkey][key])
+        return out
+
+    def owners_typed(self, owner_uid: str) -> list[tuple[ResourceType, JSON]]:
+        """Like :meth:`by_owner` (every type), with each dependent's type."""
+        return [(self.types[tkey], self._objects[tkey][key])
+                for tkey, key in sorted(self._by_owner.get(owner_uid, ()))]
+
+    def _trim_history(self, now: float) -> None:
+        history = self._history
+        while len(history) > self.history_size:
+            history.popleft()
+        horizon = now - self.history_seconds
+        while len(history) > self.history_floor and history[0].at < horizon:
+            history.popleft()
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete the objects whose time to live has passed (Events); returns how many. Runs on every
+        create and from the garbage collector's loop (so an idle store expires them too)."""
+        now = time.monotonic() if now is None else now
+        self._trim_history(now)
+        gone = 0
+        while self._expiry and self._expiry[0][0] <= now:
+            _deadline, tkey, key, rv = self._expiry.popleft()
+            obj = self._objects.get(tkey, {}).get(key)
+            if obj is None or str(obj.get("metadata", {}).get("resourceVersion", "")) != rv:
+                continue  # deleted, or written again since (a later entry holds its new deadline)
+            rt = self.types[tkey]
+            new_rv = self._next_rv()
+            gone_obj = copy_obj(obj)
+            gone_obj["metadata"]["resourceVersion"] = str(new_rv)
+            self._drop(rt, key)
+            self._emit("DELETED", rt, gone_obj, new_rv)
+            gone += 1
+        return gone
 
     def type_for(self, group: str, plural: str) -> ResourceType:
         try:
@@ -349,13 +557,29 @@ class Store:
         label_selector: str = "",
         field_selector: str = "",
     ) -> tuple[list[JSON], int]:
+        objects = self._objects[rt.key]
+        keys: Iterable[ObjKey]
+        if namespace and rt.namespaced:
+            keys = ((namespace, n) for n in sorted(self._by_ns[rt.key].get(namespace, ())))
+        else:
+            keys = sorted(objects)
+        name = _name_selected(field_selector)
+        if name is not None:  # metadata.name=X (every single-object wait): no scan
+            if not rt.namespaced or namespace:
+                keys = [k for k in ((namespace if rt.namespaced else "", name),) if k in objects]
+            else:
+                keys = [k for k in keys if k[1] == name]
         items = []
-        for (ns, _name), obj in sorted(self._objects[rt.key].items()):
-            if namespace and rt.namespaced and ns != namespace:
-                continue
+        for key in keys:
+            obj = objects[key]
             if matches(obj, label_selector, field_selector):
                 items.append(deepcopy_json(obj))
         return items, self._rv
+
+    def in_namespace(self, rt: ResourceType, namespace: str) -> _JSONList:
+        """Stored objects of ``rt`` in ``namespace`` (read-only, by name; no scan of other namespaces)."""
+        objects = self._objects[rt.key]
+        return [objects[(namespace, n)] for n in sorted(self._by_ns[rt.key].get(namespace, ()))]
 
     def iter_raw(self, rt: ResourceType) -> Iterable[JSON]:
         """Stored objects without copying: read-only use by controllers and the webhook view."""
@@ -366,6 +590,8 @@ class Store:
                path: str = "", code: int = 200, dry_run: bool = False) -> None:
         resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
         entry = AuditEntry(now_rfc3339(), verb, resource, namespace, name, user_agent, path, code, dry_run)
+        if self.audit.maxlen != self.audit_size:
+            self.audit = deque(self.audit, maxlen=self.audit_size)
         self.audit.append(entry)
         for sink in self.audit_sinks:
             sink(entry)
@@ -380,18 +606,17 @@ class Store:
         return self._rv
 
     def _emit(self, etype: EventType, rt: ResourceType, obj: JSON, rv: int) -> None:
-        snapshot = deepcopy_json(obj)
-        event = WatchEvent(rv, etype, rt, snapshot)
+        # The stored object is never changed in place (every write stores a new dict), so the watch
+        # event shares it instead of copying it; subscribers and history treat it as read-only.
+        event = WatchEvent(rv, etype, rt, obj)
         self._history.append(event)
-        while len(self._history) > self.history_size:
-            self._history.popleft()
-        for sub in list(self._subscribers):
-            if sub.rt is not None and sub.rt.key != rt.key:
-                continue
-            ns = obj.get("metadata", {}).get("namespace", "")
-            if sub.namespace and ns != sub.namespace:
-                continue
-            sub.queue.put_nowait(event)
+        self._trim_history(event.at)
+        ns = obj.get("metadata", {}).get("namespace", "")
+        for group in (self._typed_subscribers.get(rt.key), self._typed_subscribers.get(None)):
+            for sub in list(group or ()):
+                if sub.namespace and ns != sub.namespace:
+                    continue
+                sub.queue.put_nowait(event)
 
     def generate_name(self, base: str) -> str:
         return base[:MAX_GENERATE_BASE] + "".join(self.rng.choice(NAME_ALPHABET) for _ in range(5))
@@ -414,6 +639,8 @@ class Store:
 
         Runs the admission chain first; with ``dry_run`` nothing is stored and no event is sent.
         """
+        if self._expiry:
+            self.expire()
         obj = deepcopy_json(obj)
         meta = obj.setdefault("metadata", {})
         obj.setdefault("apiVersion", rt.api_version)
@@ -461,7 +688,7 @@ class Store:
             return obj
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
-        self._objects[rt.key][(ns, name)] = obj
+        self._put(rt, (ns, name), obj)
         self._audit("create", rt, ns, name, user_agent, path, 201)
         self._emit("ADDED", rt, obj, rv)
         return copy_obj(obj)
@@ -477,11 +704,14 @@ class Store:
         verb: str = "update",
         path: str = "",
         dry_run: bool = False,
+        copy: bool = True,
     ) -> JSON:
         """Replace an object. ``subresource="status"`` keeps the stored spec/metadata; a plain update
         keeps the stored status (for kinds that have a status subresource). A stale resourceVersion
-        answers 409 Conflict when ``check_rv``."""
-        obj = deepcopy_json(obj)
+        answers 409 Conflict when ``check_rv``. ``copy=False``: the caller hands ``obj`` over and never
+        touches it again (it may become the stored object)."""
+        if copy:
+            obj = deepcopy_json(obj)
         meta = obj.setdefault("metadata", {})
         ns = meta.get("namespace", "") if rt.namespaced else ""
         name = meta.get("name", "")
@@ -495,7 +725,8 @@ class Store:
         reject_like_apiserver(rt, obj, current, subresource=subresource, check_rv=check_rv)
         cur_meta = current["metadata"]
         if subresource == "status":
-            new = copy_obj(current)
+            # Stored objects are never changed in place: share every part but the metadata.
+            new = {**current, "metadata": dict(current["metadata"])}
             if "status" in obj:
                 new["status"] = obj["status"]
             else:
@@ -523,23 +754,24 @@ class Store:
             # A no-op write does not bump the resourceVersion (as the real API server).
             self._audit(verb, rt, ns, name, user_agent, path, 200, dry_run)
             return copy_obj(current)
-        self._admit(AdmissionRequest("UPDATE", rt, ns, name, deepcopy_json(new), deepcopy_json(current),
+        # Validators read, never write (only pod CREATE reaches user-supplied webhook policies, with a copy).
+        self._admit(AdmissionRequest("UPDATE", rt, ns, name, new, current,
                                      dry_run, user_agent))
         if dry_run:
             self._audit(verb, rt, ns, name, user_agent, path, 200, dry_run)
-            return new
+            return copy_obj(new)
         # Finalizers removed from an object being deleted may complete the deletion.
         if cur_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers") \
                 and not _spec_finalizers(rt, new):
             rv = self._next_rv()
             new["metadata"]["resourceVersion"] = str(rv)
-            del self._objects[rt.key][(ns, name)]
+            self._drop(rt, (ns, name))
             self._audit(verb, rt, ns, name, user_agent, path, 200)
             self._emit("DELETED", rt, new, rv)
             return copy_obj(new)
         rv = self._next_rv()
         new["metadata"]["resourceVersion"] = str(rv)
-        self._objects[rt.key][(ns, name)] = new
+        self._put(rt, (ns, name), new)
         self._audit(verb, rt, ns, name, user_agent, path, 200)
         self._emit("MODIFIED", rt, new, rv)
         return copy_obj(new)
@@ -561,7 +793,8 @@ class Store:
             return None
         result = fn(current)
         new = current if result is None else result
-        return self.update(rt, new, user_agent=user_agent, subresource=subresource, check_rv=False)
+        return self.update(rt, new, user_agent=user_agent, subresource=subresource, check_rv=False,
+                           copy=result is not None)
 
     def delete(
         self,
@@ -584,7 +817,7 @@ class Store:
         if preconditions_uid and current["metadata"].get("uid") != preconditions_uid:
             raise ApiError.conflict(rt, name, f"Precondition failed: UID in precondition: {preconditions_uid}, "
                                               f"UID in object meta: {current['metadata'].get('uid')}")
-        self._admit(AdmissionRequest("DELETE", rt, ns, name, None, deepcopy_json(current), dry_run, user_agent))
+        self._admit(AdmissionRequest("DELETE", rt, ns, name, None, current, dry_run, user_agent))
         if dry_run:
             self._audit("delete", rt, ns, name, user_agent, path, 200, True)
             return copy_obj(current)
@@ -605,7 +838,7 @@ class Store:
                     new.setdefault("status", {})["phase"] = "Terminating"
                 rv = self._next_rv()
                 new["metadata"]["resourceVersion"] = str(rv)
-                self._objects[rt.key][(ns, name)] = new
+                self._put(rt, (ns, name), new)
                 self._audit("delete", rt, ns, name, user_agent, path, 200)
                 self._emit("MODIFIED", rt, new, rv)
                 return copy_obj(new)
@@ -616,7 +849,7 @@ class Store:
         gone["metadata"]["resourceVersion"] = str(rv)
         if not gone["metadata"].get("deletionTimestamp"):
             gone["metadata"]["deletionTimestamp"] = now_rfc3339()
-        del self._objects[rt.key][(ns, name)]
+        self._drop(rt, (ns, name))
         self._audit("delete", rt, ns, name, user_agent, path, 200)
         self._emit("DELETED", rt, gone, rv)
         return gone
@@ -625,11 +858,14 @@ class Store:
     def subscribe(self, rt: ResourceType | None = None, namespace: str = "") -> _Subscriber:
         sub = _Subscriber(asyncio.Queue(), rt, namespace)
         self._subscribers.append(sub)
+        self._typed_subscribers.setdefault(rt.key if rt is not None else None, []).append(sub)
         return sub
 
     def unsubscribe(self, sub: _Subscriber) -> None:
         with contextlib.suppress(ValueError):
             self._subscribers.remove(sub)
+        with contextlib.suppress(ValueError, KeyError):
+            self._typed_subscribers[sub.rt.key if sub.rt is not None else None].remove(sub)
 
     def events_since(self, rt: ResourceType | None, namespace: str, since_rv: int) -> _EventList:
         """Events after ``since_rv`` still in history; ``410 Gone`` if ``since_rv`` is too old."""
@@ -637,7 +873,12 @@ class Store:
             raise ApiError(410, "Expired", f"too old resource version: {since_rv} "
                                            f"({self._history[0].rv - 1})")
         out = []
-        for ev in self._history:
+        # Every resourceVersion in the history is one event, in order: start where since_rv ends.
+        start = max(since_rv - self._history[0].rv + 1, 0) if self._history else 0
+        if start and (start > len(self._history) or self._history[start - 1].rv != since_rv):
+            start = 0  # not contiguous after all: scan (never wrong, only slower)
+        for i in range(start, len(self._history)):
+            ev = self._history[i]
             if ev.rv <= since_rv:
                 continue
             if rt is not None and ev.rt.key != rt.key:

@@ -36,6 +36,8 @@ JSON = dict[str, Any]
 Key = tuple[str, ...]
 
 _WORLD_ATTR = "_kovc_sim_world"
+#: Events remembered for aggregation (client-go ``maxLruCacheEntries``); older ones are written anew.
+EVENT_CACHE_SIZE = 4096
 
 
 def now_rfc3339_nano() -> str:
@@ -205,6 +207,8 @@ class World:
         except ApiError:
             return  # the namespace is gone or terminating: the API server drops the event too
         self.event_index[key] = (namespace, name)
+        if len(self.event_index) > EVENT_CACHE_SIZE:  # bounded like client-go's EventCorrelator cache
+            del self.event_index[next(iter(self.event_index))]
 
 
 def world_of(store: Store) -> World:

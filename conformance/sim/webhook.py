@@ -42,7 +42,8 @@ import re
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from .store import AdmissionRequest, ApiError, Validator
+from . import resources as r
+from .store import AdmissionRequest, ApiError, Store, Validator, deepcopy_json
 
 JSON = dict[str, Any]
 
@@ -90,6 +91,10 @@ class WebhookView(Protocol):
 
 
 class ConflictPolicy(Protocol):
+    """``policy(pod, ip_crs, view)``: a denial message, or None to admit. ``ip_crs`` are the IP CRs
+    that hold one of the pod's requested addresses (any subnet), plus any whose IPv6 address has
+    upper-case letters (:func:`candidate_ip_crs`) - a conflict is always about the same address."""
+
     def __call__(self, pod: JSON, ip_crs: list[JSON], view: WebhookView, /) -> str | None: ...
 
 
@@ -327,12 +332,66 @@ def review_pod(pod: JSON, ip_crs: list[JSON], view: WebhookView, policy: Conflic
     return ApiError(403, message if text_in_reason else "Forbidden", denial_message(message))
 
 
+#: The store index of IP CRs by address (``candidate_ip_crs``); ``_V6_UPPER`` files those whose IPv6
+#: part has upper-case letters (v1.13.0+ denies on any such IP CR of the subnet, whatever the address).
+IP_ADDRESS_INDEX = "kovc.io/ip-address"
+_V6_UPPER = "!v6-upper-case"
+
+
+def _ip_cr_addresses(ip_cr: JSON) -> list[str]:
+    v4, v6 = split_string_ip(str((ip_cr.get("spec") or {}).get("ipAddress", "")))
+    keys = [a for a in (v4, v6) if a]
+    if v6 != v6.lower():
+        keys.append(_V6_UPPER)
+    return keys
+
+
+def _requested_addresses(pod: JSON) -> set[str]:
+    """Every form of every address the pod's ``ip_address``/``ip_pool`` annotations name: as written
+    and as ``net.ParseIP``/``net.ParseCIDR`` print it (what the policies compare)."""
+    annotations = pod.get("metadata", {}).get("annotations") or {}
+    out: set[str] = set()
+    for key in (IP_ADDRESS_ANNOTATION, IP_POOL_ANNOTATION):
+        for raw in str(annotations.get(key) or "").replace(";", ",").split(","):
+            text = raw.strip()
+            if not text:
+                continue
+            out.add(text)
+            head = text.split("/")[0] if parse_cidr(text) is not None else text
+            ip = parse_ip(head)
+            if ip is not None:
+                out.add(str(ip))
+    return out
+
+
+def candidate_ip_crs(source: Store | list[JSON], pod: JSON) -> list[JSON]:
+    """The IP CRs a conflict policy can find against ``pod`` (copies, sorted by name): those holding
+    one of its requested addresses, plus those with an upper-case IPv6 address. A conflict is always
+    about the same address, so the decision is that of the whole list. From a :class:`Store` the cost
+    follows the pod, not the number of IP CRs (an index on the store, kept current on every write);
+    from a list (a watch cache's, over HTTP) the same selection is made by a pass over it."""
+    wanted = (*_requested_addresses(pod), _V6_UPPER)
+    found: dict[str, JSON] = {}
+    if isinstance(source, Store):
+        source.add_index(r.IPS, IP_ADDRESS_INDEX, _ip_cr_addresses)
+        for address in wanted:
+            for ip_cr in source.by_index(r.IPS, IP_ADDRESS_INDEX, address):
+                found.setdefault(str(ip_cr["metadata"]["name"]), ip_cr)
+    else:
+        keys = set(wanted)
+        for ip_cr in source:
+            if keys.intersection(_ip_cr_addresses(ip_cr)):
+                found.setdefault(str(ip_cr["metadata"]["name"]), ip_cr)
+    return [deepcopy_json(found[name]) for name in sorted(found)]
+
+
 def make_pod_validator(
-    policy: ConflictPolicy, view: WebhookView, list_ip_crs: Callable[[], list[JSON]], *,
+    policy: ConflictPolicy, view: WebhookView, list_ip_crs: Callable[[JSON], list[JSON]], *,
     text_in_reason: bool = False, policy_name: str = "", on_raise: Callable[[str, JSON], None] | None = None,
 ) -> Validator:
     """A store validator for Pod CREATE (``rules: pods CREATE`` of yamls/webhook.yaml). Pods labelled
-    ``app=kube-ovn-webhook`` are excluded by the configuration's objectSelector.
+    ``app=kube-ovn-webhook`` are excluded by the configuration's objectSelector. ``list_ip_crs(pod)``
+    gives the IP CRs the policy sees (:func:`candidate_ip_crs`).
 
     A policy that raises is a broken model, not a webhook decision: ``on_raise(text, pod)`` is told
     (the world records it so the run is declared invalid) and the pod is refused as controller-runtime
@@ -345,7 +404,7 @@ def make_pod_validator(
         if labels.get("app") == "kube-ovn-webhook":
             return
         try:
-            error = review_pod(req.object, list_ip_crs(), view, policy, text_in_reason=text_in_reason)
+            error = review_pod(req.object, list_ip_crs(req.object), view, policy, text_in_reason=text_in_reason)
         except Exception as exc:  # any exception of a (user's) policy
             text = f"webhook policy {policy_name or policy!r} raised {type(exc).__name__}: {exc}"
             if on_raise is not None:

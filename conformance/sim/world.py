@@ -39,7 +39,7 @@ from .controllers import kubeovn, kubevirt, presented, scheduler
 from .store import ApiError, Store, Validator
 from .transport.local import StoreClient
 from .view import JSON, ReaderView, World, attach_world, dispatch, world_of
-from .webhook import load_policy, make_pod_validator, make_subnet_validator
+from .webhook import candidate_ip_crs, load_policy, make_pod_validator, make_subnet_validator
 
 __all__ = ["admission", "build_world", "install", "kube_ovn_admission", "pod_log", "run", "run_world", "running",
            "seed", "vm_action", "world_action", "world_of"]
@@ -107,8 +107,16 @@ def kube_ovn_admission(world: World) -> list[Validator]:
     policy = load_policy(policy_name)
     client = world.client
     raised: list[str] = []
+
+    def list_ip_crs(pod: JSON) -> list[JSON]:
+        # Over the in-process store: the store's address index (cost follows the pod, not the IP CRs);
+        # over HTTP: the same selection from the watch cache's list.
+        if isinstance(client, StoreClient):
+            return candidate_ip_crs(client.store, pod)
+        return candidate_ip_crs(client.list(r.IPS), pod)
+
     return [
-        make_pod_validator(policy, ReaderView(client), lambda: client.list(r.IPS),
+        make_pod_validator(policy, ReaderView(client), list_ip_crs,
                            text_in_reason=release.denial_text_in_reason, policy_name=policy_name,
                            on_raise=lambda text, pod: _policy_raised(world, text, pod, raised)),
         make_subnet_validator(lambda: client.list(r.SUBNETS)),
@@ -229,7 +237,7 @@ async def running(config: SimConfig | None = None) -> AsyncIterator[Store]:
     import importlib
 
     config = config or SimConfig()
-    store = Store()
+    store = Store(event_ttl=config.event_ttl)
     r.register_all(store)
     install(store, config)
     tasks = [asyncio.create_task(run(store, config), name="kovc-sim-world")]

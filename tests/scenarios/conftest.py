@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from conformance import names, templates, waits
-from conformance.addresses import enclosing_cidr
-from conformance.kube import SUBNETS, VMS, VPCS, Kube
-from conformance.verbs import T_GONE, Actions
+if TYPE_CHECKING:  # the client stack is imported by the fixtures: an xdist controller never needs it
+    from conformance.kube import Kube
+    from conformance.verbs import Actions
 
 #: Scenario order inside one process: the preconditions first, the whole-run duplicate check last.
 _FIRST = ("test_env.py",)
@@ -37,6 +37,8 @@ def run_exempt() -> set[str]:
 @pytest.fixture
 def act(kube: Kube, settings: object, record: object, addresses: object,
         run_exempt: set[str]) -> Iterator[Actions]:
+    from conformance.verbs import Actions
+
     actions = Actions(kube, settings, record, addresses)  # type: ignore[arg-type]
     yield actions
     run_exempt.update(getattr(record, "exempt", set()))
@@ -48,6 +50,11 @@ def other_vpc_subnet(kube: Kube, settings: object, record: object) -> Iterator[C
     contains ``address`` (VPC and subnet bound to ``namespaces``). Teardown deletes the VMs of
     ``namespaces`` and ``users`` (namespaces whose workloads use the subnet), waits for the subnet's
     IP CRs to be released, then deletes the subnet and the VPC."""
+    from conformance import names, templates, waits
+    from conformance.addresses import enclosing_cidr
+    from conformance.kube import SUBNETS, VMS, VPCS
+    from conformance.verbs import T_GONE
+
     made: list[tuple[str, str, list[str]]] = []
 
     def make(address: str, namespaces: list[str] | None = None, users: list[str] | None = None) -> str:

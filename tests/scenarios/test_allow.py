@@ -102,7 +102,8 @@ def test_immediate_recreate(ns: str, act: Actions, record: Any) -> None:
     act.delete_vm(vm, wait_ip_gone=False)
     waits.wait_gone(act.kube, VMS, ns, vm.name, act.t(120))  # the name must be free to create it again
     again = act.create_vm(ns, vm.name, vm.ip, vm.subnet)
-    act.wait_vm_running(again, timeout=act.t(120), after="after an immediate recreate")
+    # denied while the previous VM's IP CR is being released (up to the spec's 120 s): not definitive
+    act.wait_vm_running(again, timeout=act.t(120), after="after an immediate recreate", denial_grace=act.t(120))
     try:
         cr = waits.wait_for(act.kube, "IP", None, again.ip_cr,
                             lambda o: (o.get("spec") or {}).get("podName") == again.name, act.t(120),

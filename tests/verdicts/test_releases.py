@@ -3,6 +3,7 @@ docs/verdict-derivation.md derives from upstream code."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -18,6 +19,11 @@ EXPECTED = table()
 CASES = [pytest.param(col, MODELS[col], id=col) for col in MODELS]
 # The default release (no option at all) behaves as the v1.14.5+ column.
 CASES.append(pytest.param("v1.14.5+", [], id="default-v1.16.2"))
+# The sim's pacing is not part of any verdict: a failing and a passing release at the pace ``kovc sim
+# serve`` keeps (5 ms per controller step, the suite's default before issue #12) decide the same cells
+# as at the suite's default (SUITE_STEP_DELAY, every other case here).
+CASES += [pytest.param(col, [*MODELS[col], "--sim-step-delay", "0.005"], id=f"{col}-step-5ms")
+          for col in ("v1.14.0-4", "v1.14.5+") if col in MODELS]
 
 
 def test_table_covers_the_catalog() -> None:
@@ -87,3 +93,13 @@ def test_v1_14_2_baseline_fails_restart_with_the_denial(kovc: Callable[..., Run]
     assert 'admission webhook "pod-ip-validating.kube-ovn.io" denied the request' in text, text
     md = (run.report_dir / "report.md").read_text()
     assert "allow.restart" in md and "denied the request" in md
+
+
+def test_a_definitive_denial_ends_the_wait(kovc: Callable[..., Run]) -> None:
+    """v1.14.2 denies every restart: the wait ends on the repeated denial (the VMI's condition and the
+    Event's count as evidence), not on its timeout."""
+    run = kovc("--kube-ovn-version", "v1.14.2", "--requirement", "allow.restart", "--timeout-scale", "0.05")
+    assert run.outcomes().get("allow.restart") == "failed", run.explain()
+    text = json.dumps(run.requirement("allow.restart"))
+    assert "a definitive answer (not waiting out the" in text, run.explain()
+    assert "Synchronized=False" in text and "Event FailedCreate x" in text, run.explain()

@@ -1,7 +1,8 @@
 """The garbage collector of the simulated cluster (kube-controller-manager's ``garbagecollector``).
 
-Runs as an asyncio task on the store's loop and reconciles after every batch of store events (and
-once a second as a safety net):
+Runs as an asyncio task on the store's loop and reconciles what each batch of store events concerns
+(owners and dependents found through the store's uid and owner indexes: the cost follows the change,
+not the size of the world), and everything after a second without events as a safety net:
 
 - **background** propagation: a dependent (``metadata.ownerReferences``, matched by ``uid``) none of
   whose owners exist any more is deleted; references to owners that are gone are removed from a
@@ -22,12 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from ..config import SimConfig
-from ..store import JSON, ApiError, ResourceType, Store
+from ..store import JSON, ApiError, ResourceType, Store, WatchEvent, release_memory
 
 log = logging.getLogger("conformance.sim.gc")
 
@@ -40,14 +40,20 @@ def controller_user_agent(config: SimConfig, component: str) -> str:
     return f"kube-controller-manager/{config.kubernetes_version} (linux/amd64) kubernetes/{component}"
 
 
-async def reconcile_loop(store: Store, sync: Callable[[], None], *, name: str, delay: float = 0.0) -> None:
+async def reconcile_loop(store: Store, sync: Callable[[], None], *, name: str, delay: float = 0.0,
+                         sync_batch: Callable[[list[WatchEvent] | None], None] | None = None) -> None:
     """Call ``sync`` now, after every batch of store events and every :data:`RESYNC_SECONDS`, until
-    cancelled (or the store's subscription is closed)."""
+    cancelled (or the store's subscription is closed). With ``sync_batch`` that is called instead,
+    with the batch's events (None for the start and the idle resyncs: everything)."""
     sub = store.subscribe(None)
+    batch: list[WatchEvent] | None = None
     try:
         while True:
             try:
-                sync()
+                if sync_batch is not None:
+                    sync_batch(batch)
+                else:
+                    sync()
             except Exception:  # keep the controller alive; the next event retries
                 log.exception("%s: reconcile failed", name)
             try:
@@ -56,14 +62,18 @@ async def reconcile_loop(store: Store, sync: Callable[[], None], *, name: str, d
                 async with asyncio.timeout(RESYNC_SECONDS):
                     first = await sub.queue.get()
             except TimeoutError:
+                batch = None
                 continue
             if first is None:
                 return
             if delay > 0:
                 await asyncio.sleep(delay)
+            batch = [first]
             while not sub.queue.empty():
-                if sub.queue.get_nowait() is None:
+                ev = sub.queue.get_nowait()
+                if ev is None:
                     return
+                batch.append(ev)
     finally:
         store.unsubscribe(sub)
 
@@ -141,28 +151,68 @@ def _invalid_namespace_event(store: Store, dependent: JSON, ref: JSON, user_agen
         log.warning("garbage collector: event for %s: %s", meta.get("name"), err.message)
 
 
-def sync_gc(store: Store, user_agent: str) -> None:
-    """One garbage-collection pass over every object in the store."""
-    index: dict[str, tuple[ResourceType, JSON]] = {}
-    for rt in list(store.types.values()):
-        for obj in store.iter_raw(rt):
-            uid = obj.get("metadata", {}).get("uid")
-            if uid:
-                index[uid] = (rt, obj)
-    dependents: dict[str, list[tuple[ResourceType, JSON]]] = defaultdict(list)
-    for rt, obj in index.values():
-        for ref in obj["metadata"].get("ownerReferences") or []:
-            dependents[ref.get("uid", "")].append((rt, obj))
+def _is_waiting_owner(obj: JSON) -> bool:
+    meta = obj.get("metadata", {})
+    return bool(meta.get("deletionTimestamp")) and bool(
+        {"orphan", "foregroundDeletion"} & set(meta.get("finalizers") or []))
+
+
+def _affected(store: Store, events: list[WatchEvent] | None
+              ) -> tuple[list[tuple[ResourceType, JSON]], list[tuple[ResourceType, JSON]]]:
+    """(dependents, owners) to reconcile: every object (``events`` None) or only those a batch of
+    events concerns - the written objects themselves, the dependents of objects deleted or being
+    deleted (store.by_owner: no scan), and the deleting owners a changed dependent refers to."""
+    dependents: dict[str, tuple[ResourceType, JSON]] = {}
+    owners: dict[str, tuple[ResourceType, JSON]] = {}
+
+    def consider(rt: ResourceType, obj: JSON) -> None:
+        meta = obj.get("metadata", {})
+        uid = str(meta.get("uid", ""))
+        if meta.get("ownerReferences"):
+            dependents[uid] = (rt, obj)
+        if _is_waiting_owner(obj):
+            owners[uid] = (rt, obj)
+
+    if events is None:
+        for rt in list(store.types.values()):
+            for obj in store.iter_raw(rt):
+                consider(rt, obj)
+        return list(dependents.values()), list(owners.values())
+    for ev in events:
+        meta = ev.object.get("metadata", {})
+        uid = str(meta.get("uid", ""))
+        current = store.by_uid(uid) if uid else None
+        if current is not None:
+            consider(*current)
+        if ev.type == "DELETED" or meta.get("deletionTimestamp"):
+            for drt, dep in store.owners_typed(uid):
+                consider(drt, dep)
+        for ref in meta.get("ownerReferences") or []:
+            found = store.by_uid(str(ref.get("uid", "")))
+            if found is not None and _is_waiting_owner(found[1]):
+                consider(*found)
+    return list(dependents.values()), list(owners.values())
+
+
+def sync_gc(store: Store, user_agent: str, events: list[WatchEvent] | None = None) -> None:
+    """One garbage-collection pass: over every object (``events`` None), or over the objects a batch
+    of store events concerns (see :func:`_affected`); owners are found by uid through the store's
+    indexes, never by scanning."""
+    store.expire()
+    if events is None:
+        release_memory()
+    dependents, owners = _affected(store, events)
 
     # Dependents: delete those whose owners are all gone (or all waiting for their dependents).
-    for uid, (rt, obj) in list(index.items()):
+    for rt, obj in dependents:
         meta = obj["metadata"]
+        uid = meta.get("uid", "")
         refs = meta.get("ownerReferences") or []
         if not refs or meta.get("deletionTimestamp"):
             continue
         solid, dangling, waiting = [], set(), set()
         for ref in refs:
-            found = index.get(ref.get("uid", ""))
+            found = store.by_uid(ref.get("uid", ""))
             if found is not None and not _owner_in_reach(rt, obj, *found):
                 _invalid_namespace_event(store, obj, ref, user_agent)
                 found = None
@@ -179,27 +229,32 @@ def sync_gc(store: Store, user_agent: str) -> None:
                     _drop_refs(store, rt, obj, dangling | waiting, user_agent)
                 continue
             ns, name = _key(obj)
-            foreground = bool(waiting and dependents.get(uid))
+            foreground = bool(waiting and store.by_owner(uid))
             store.delete(rt, ns, name, user_agent=user_agent,
                          propagation="Foreground" if foreground else "Background")
         except ApiError as err:
             log.warning("garbage collector: %s %s/%s: %s", rt.plural, *_key(obj), err.message)
 
     # Owners being deleted: orphan their dependents, or wait for the blocking ones.
-    for uid, (rt, owner) in list(index.items()):
+    for rt, owner in owners:
         meta = owner["metadata"]
+        uid = meta.get("uid", "")
+        current_owner = store.by_uid(uid)
+        if current_owner is None:
+            continue
+        meta = current_owner[1]["metadata"]
         finalizers = meta.get("finalizers") or []
         if not meta.get("deletionTimestamp"):
             continue
         try:
             if "orphan" in finalizers:
-                for drt, dep in dependents.get(uid, []):
+                for drt, dep in store.owners_typed(uid):
                     if _alive(store, drt, dep) is not None:
                         _drop_refs(store, drt, dep, {uid}, user_agent)
                 _drop_finalizer(store, rt, owner, "orphan", user_agent)
             elif "foregroundDeletion" in finalizers:
                 blocking = []
-                for drt, dep in dependents.get(uid, []):
+                for drt, dep in store.owners_typed(uid):
                     current = _alive(store, drt, dep)
                     if current is None:
                         continue
@@ -216,4 +271,4 @@ async def run(store: Store, config: SimConfig) -> None:
     """The garbage collector, until cancelled."""
     user_agent = controller_user_agent(config, "generic-garbage-collector")
     await reconcile_loop(store, lambda: sync_gc(store, user_agent), name="garbage collector",
-                         delay=config.step_delay)
+                         delay=config.step_delay, sync_batch=lambda events: sync_gc(store, user_agent, events))

@@ -64,6 +64,7 @@ options live migration sets (``--enable-live-migration-optimize``, invisible thr
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 from collections import deque
@@ -114,6 +115,12 @@ ERR_CONFLICT = "AddressConflict"
 ERR_OUT_OF_RANGE = "AddressOutOfRange"
 ERR_NO_AVAILABLE = "NoAvailableAddress"
 ERR_NO_SUBNET = "SubnetNotExist"
+
+
+@functools.lru_cache(maxsize=65536)
+def _ip_sort_key(address: str) -> int:
+    """An address's numeric order (cached: the subnet status sorts every address in use on each change)."""
+    return int(ipaddress.ip_address(address))
 
 
 class IpamError(Exception):
@@ -964,7 +971,7 @@ class KubeOvnController(Reconciler):
         """The subnet's status from the IPAM's view of it (conditions keep their times while unchanged)."""
         fam = "v4" if s.network.version == 4 else "v6"
         other = "v6" if fam == "v4" else "v4"
-        using_ips = sorted(s.ip_to_keys, key=lambda a: int(ipaddress.ip_address(a)))
+        using_ips = sorted(s.ip_to_keys, key=_ip_sort_key)
         status = dict(subnet.get("status") or {})
         status.update(
             {

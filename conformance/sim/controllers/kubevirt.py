@@ -202,7 +202,7 @@ class KubeVirt:
         uid = vmi["metadata"]["uid"]
         return [
             deepcopy_json(p)
-            for p in self.world.client.iter_raw(r.PODS)
+            for p in self.world.client.by_owner(r.PODS, uid)
             if p["metadata"]["namespace"] == vmi["metadata"]["namespace"] and is_controlled_by(p, uid)
         ]
 

@@ -51,10 +51,8 @@ def _purge(store: Store, namespace: str, user_agent: str) -> int:
     for rt in list(store.types.values()):
         if not rt.namespaced or rt.key == NAMESPACES.key:
             continue
-        for obj in store.iter_raw(rt):
+        for obj in store.in_namespace(rt, namespace):
             meta = obj.get("metadata", {})
-            if meta.get("namespace") != namespace:
-                continue
             remaining += 1
             if meta.get("deletionTimestamp"):
                 continue

@@ -357,7 +357,7 @@ class Scheduler(Reconciler):
             self._retry_pending()
 
     def _retry_pending(self) -> None:
-        for pod in self.client.iter_raw(r.PODS):
+        for pod in self.client.by_field(r.PODS, "spec.nodeName", ""):
             if not (pod.get("spec") or {}).get("nodeName") and not is_deleting(pod):
                 self.queue.add(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
 

@@ -9,6 +9,7 @@ refuses, see ``store.reject_like_apiserver``); ``create(PODS, binding, subresour
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Iterable, Sequence
 
 from ..api import BINDING, Client, Propagation, Subscription
@@ -35,6 +36,12 @@ class StoreClient:
 
     def iter_raw(self, rt: ResourceType) -> Iterable[JSON]:
         return self.store.iter_raw(rt)
+
+    def by_owner(self, rt: ResourceType, owner_uid: str) -> builtins.list[JSON]:
+        return self.store.by_owner(owner_uid, rt)
+
+    def by_field(self, rt: ResourceType, path: str, value: str) -> builtins.list[JSON]:
+        return self.store.by_field(rt, path, value)
 
     # Writer -----------------------------------------------------------------------------------------
     async def create(self, rt: ResourceType, obj: JSON, *, namespace: str = "", subresource: str = "",
