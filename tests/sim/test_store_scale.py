@@ -10,7 +10,7 @@ import pytest
 
 from conformance.sim import resources as r
 from conformance.sim.controllers import gc
-from conformance.sim.store import Store, WatchEvent
+from conformance.sim.store import Store, WatchEvent, bind_pod
 from conformance.sim.webhook import candidate_ip_crs
 
 UA = "test/1"
@@ -59,7 +59,7 @@ def test_by_field_and_in_namespace_match_a_scan() -> None:
         s.create(r.PODS, {"metadata": {"name": f"p{i}"}, "spec": spec}, namespace="ns", user_agent=UA)
     scan = sorted(p["metadata"]["name"] for p in s.iter_raw(r.PODS) if not p["spec"].get("nodeName"))
     assert [p["metadata"]["name"] for p in s.by_field(r.PODS, "spec.nodeName", "")] == scan
-    s.mutate(r.PODS, "ns", "p0", lambda p: p["spec"].update(nodeName="node-b"), user_agent=UA)
+    bind_pod(s, {"target": {"kind": "Node", "name": "node-b"}}, namespace="ns", name="p0", user_agent=UA)
     assert "p0" not in [p["metadata"]["name"] for p in s.by_field(r.PODS, "spec.nodeName", "")]
     assert [p["metadata"]["name"] for p in s.in_namespace(r.PODS, "ns")] == [f"p{i}" for i in range(5)]
     items, _ = s.list(r.PODS, "ns", field_selector="metadata.name=p3")
