@@ -77,6 +77,9 @@ class RunResult:
     leaked_ips: list[dict[str, Any]] = field(default_factory=list)
     #: The requirement IDs the chosen profile/selection runs.
     selected: list[str] = field(default_factory=list)
+    #: An upgrade run (its own kind of run: the preconditions and upgrade.* only): {"from", "to",
+    #: "method", "phase", "skipped_minors", "forced"}; None for a normal run.
+    upgrade: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -87,16 +90,25 @@ class RunResult:
         try:
             from . import catalog
 
+            if self.upgrade is not None:
+                return catalog.upgrade_ids(self.profile)
             return list(catalog.profile_ids(self.profile))
         except (ImportError, KeyError, ValueError):
             return None
+
+    def of_this_run(self, req_id: str) -> bool:
+        """Whether ``req_id`` belongs to this kind of run: ``upgrade.*`` only to an upgrade run, every
+        other family (the preconditions aside) only to a normal run. The others are reported
+        ``not-run`` and counted nowhere."""
+        family = req_id.split(".", 1)[0]
+        return family == "env" or (family == "upgrade") == (self.upgrade is not None)
 
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for level in ("MUST", "SHOULD"):
             counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0, "not_run": 0}
             for req in self.requirements:
-                if req.level == level:
+                if req.level == level and (req.outcome != "not-run" or self.of_this_run(req.id)):
                     counts[req.outcome.replace("-", "_")] += 1
             out[level] = counts
         return out

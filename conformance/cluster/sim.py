@@ -120,6 +120,15 @@ class SimBackend:
             "stop it at the end of the run",
         ]
 
+    def upgrade(self, info: ClusterInfo, target: str, kube: Any, timeout: float) -> Any:
+        """In place, as a rollout would: the Deployments' images are set to ``target`` through the API
+        and the simulated cluster replaces its controller and webhook (``sim/upgrade.py``)."""
+        from .upgrade import in_place
+
+        method = ("in-place rollout: kube-ovn-controller and kube-ovn-webhook Deployment images set to "
+                  f"kube-ovn:{target} (sim/upgrade.py)")
+        return in_place(kube, self.config.kube_ovn_version, target, timeout, method)
+
     # ---- provisioning -----------------------------------------------------------------------------
 
     def provision(self, workdir: Path) -> ClusterInfo:

@@ -28,6 +28,9 @@ class SimConfig:
     step_delay: float = 0.005
     #: Modelled packet-loss window of a live migration's switch-over, seconds.
     migration_gap: float = 0.4
+    #: Seconds between the old webhook pod's end and the new one serving during an in-place
+    #: upgrade (``sim/upgrade.py``; failurePolicy Ignore admits every pod meanwhile).
+    upgrade_window: float = 1.0
     audit_log: str | None = None
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port

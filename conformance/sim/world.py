@@ -27,7 +27,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from . import resources as r
-from . import subresources
+from . import subresources, upgrade
 from .config import SimConfig
 from .controllers import kubeovn, kubevirt, presented, scheduler
 from .store import ApiError, Store
@@ -77,15 +77,19 @@ def install(store: Store, config: SimConfig) -> None:
         f"controller.go] kube-ovn-controller {config.kube_ovn_version}, "
         f"webhook policy {policy_name} ({config.webhook})",
     )
+    pod_validator = None
     if config.webhook == "on":
         view = StoreView(store)
 
         def list_ip_crs() -> list[JSON]:
             return store.list(r.IPS)[0]
 
-        store.validators.append(make_pod_validator(policy, view, list_ip_crs))
+        pod_validator = make_pod_validator(policy, view, list_ip_crs)
+        store.validators.append(pod_validator)
         store.validators.append(make_subnet_validator(lambda: store.list(r.SUBNETS)[0]))
     store.validators.extend(kubevirt.make_validators(world))
+    # In-place upgrades: a changed kube-ovn image on the controller/webhook Deployment (sim/upgrade.py).
+    world.reconcilers.append(upgrade.Rollout(world, ovn, pod_validator))
 
 
 async def run(store: Store, config: SimConfig) -> None:

@@ -1,0 +1,193 @@
+"""An in-place Kube-OVN upgrade of the simulated cluster, driven through the Kubernetes API.
+
+Whoever upgrades - ``helm upgrade``, ``install.sh``'s upgrade path, ``kubectl set image``, or the
+suite's sim backend - ends up changing the container image of the Deployments
+``kube-system/kube-ovn-controller`` and ``kube-system/kube-ovn-webhook`` to ``kube-ovn:<Y>``. The
+:class:`Rollout` watches those two Deployments and, for each one whose image changed, plays the
+rollout as a real cluster would:
+
+* **controller**: the old kube-ovn-controller pod stops, the new one starts on Y's behaviour. Its
+  state is kept: the new controller rebuilds IPAM from the IP CRs and pods (``initIPAM``), which is
+  what the carried-over :class:`~conformance.sim.controllers.kubeovn.Ipam` holds. A deleted VM whose
+  delete event the old controller saw but did not act on (pre-v1.14 has no ``handleDeleteVM``) is
+  *not* revisited by the new one: there is no event left to handle (upstream behaviour).
+* **webhook**: the webhook Deployment runs with ``hostNetwork`` on port 8443, so the new pod cannot
+  start before the old one is gone. Between the two nothing answers the ValidatingWebhookConfiguration,
+  whose ``failurePolicy: Ignore`` makes the API server admit every pod unchecked. That window lasts
+  ``SimConfig.upgrade_window`` seconds (image start + readiness probe); then the new webhook serves with
+  Y's conflict policy.
+
+Deployment status follows (``Available=False`` during the window, ``observedGeneration``,
+``updatedReplicas``), so ``kubectl rollout status`` - and the sim backend's wait - end when the
+rollout did. An image whose tag is not a release the sim models stalls the rollout with
+``Progressing=False/ProgressDeadlineExceeded`` naming the tag, as an unpullable image would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from .. import versions
+from . import resources as r
+from .store import WatchEvent, now_rfc3339
+from .view import JSON, Key, Reconciler, StoreView, World
+
+if TYPE_CHECKING:
+    from .controllers.kubeovn import KubeOvnController
+    from .store import Validator
+
+SYSTEM_NS = "kube-system"
+CONTROLLER = "kube-ovn-controller"
+WEBHOOK = "kube-ovn-webhook"
+UA = "kube-controller-manager/rollout"
+
+
+def image_tag(image: str) -> str:
+    name = image.rsplit("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
+def _image(deployment: JSON) -> str:
+    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    return str(containers[0].get("image", "")) if containers else ""
+
+
+class Rollout(Reconciler):
+    """Replaces the running Kube-OVN models when their Deployments' images change (module docstring)."""
+
+    name = "rollout"
+
+    def __init__(self, world: World, controller: KubeOvnController, pod_validator: Validator | None) -> None:
+        super().__init__(world)
+        self.controller = controller
+        self.pod_validator = pod_validator
+        #: The image each component runs now (set from the store on resync).
+        self.running: dict[str, str] = {}
+
+    def on_event(self, ev: WatchEvent) -> None:
+        if ev.rt.key != r.DEPLOYMENTS.key or ev.type != "MODIFIED":
+            return
+        m = ev.object.get("metadata", {})
+        if m.get("namespace") == SYSTEM_NS and m.get("name") in (CONTROLLER, WEBHOOK):
+            self.queue.add(("deployment", str(m["name"])))
+
+    def resync(self) -> None:
+        for name in (CONTROLLER, WEBHOOK):
+            dep = self.store.get(r.DEPLOYMENTS, SYSTEM_NS, name)
+            if dep is not None:
+                self.running[name] = _image(dep)
+
+    async def handle(self, key: Key) -> None:
+        name = key[1]
+        dep = self.store.get(r.DEPLOYMENTS, SYSTEM_NS, name)
+        if dep is None:
+            return
+        image = _image(dep)
+        if not image or image == self.running.get(name):
+            return
+        tag = image_tag(image)
+        try:
+            release = versions.kube_ovn_release(tag)
+        except versions.VersionError as err:
+            self._status(name, available=None, message=f'image "{image}": {err}')
+            self.world.log(name, f"rollout of {image} stalled: {err}")
+            self.running[name] = image
+            return
+        old = image_tag(self.running.get(name, ""))
+        self.running[name] = image
+        if name == CONTROLLER:
+            self._restart_controller(release, image)
+        else:
+            await self._replace_webhook(release, image, old)
+
+    # ------------------------------------------------------------------ the two rollouts
+    def _restart_controller(self, release: versions.KubeOvnRelease, image: str) -> None:
+        ctl = self.controller
+        old = ctl.version
+        ctl.release = release
+        ctl.version = release.version
+        ctl.ua = f"kube-ovn-controller/{release.version}"
+        self.world.kube_ovn_version = release.version
+        self.world.controller_release_version = release.version
+        self._pod_image(CONTROLLER, image, ready=True)
+        self._status(CONTROLLER, available=True)
+        self.world.log(CONTROLLER, f"controller.go] kube-ovn-controller {release.version} started "
+                                   f"(upgraded from {old}); IPAM rebuilt from IP CRs")
+
+    async def _replace_webhook(self, release: versions.KubeOvnRelease, image: str, old: str) -> None:
+        from .webhook import load_policy, make_pod_validator
+
+        validators = self.store.validators
+        index = len(validators)
+        if self.pod_validator is not None and self.pod_validator in validators:
+            index = validators.index(self.pod_validator)
+            validators.remove(self.pod_validator)
+        self._pod_image(WEBHOOK, image, ready=False)
+        self._status(WEBHOOK, available=False)
+        self.world.log(WEBHOOK, f"webhook {old} stopped; {release.version} starting "
+                                "(failurePolicy Ignore: pods are admitted unchecked until it serves)")
+        await asyncio.sleep(max(float(self.config.upgrade_window), 0.0))
+        if self.config.webhook == "on":
+            policy_name = self.config.webhook_policy or release.webhook_policy
+            view = StoreView(self.store)
+            store = self.store
+
+            def list_ip_crs() -> list[JSON]:
+                return store.list(r.IPS)[0]
+
+            self.pod_validator = make_pod_validator(load_policy(policy_name), view, list_ip_crs)
+            validators.insert(min(index, len(validators)), self.pod_validator)
+            self._pod_image(WEBHOOK, image, ready=True)
+            self._status(WEBHOOK, available=True)
+            self.world.log(WEBHOOK, f"webhook {release.version} serving, policy {policy_name}")
+
+    # ------------------------------------------------------------------ status
+    def _pod_image(self, component: str, image: str, *, ready: bool) -> None:
+        pods, _ = self.store.list(r.PODS, SYSTEM_NS)
+        for pod in pods:
+            if (pod.get("metadata", {}).get("labels") or {}).get("app") != component:
+                continue
+
+            def edit(obj: JSON, image: str = image) -> None:
+                for c in (obj.get("spec") or {}).get("containers") or []:
+                    c["image"] = image
+                status = obj.setdefault("status", {})
+                cond = [{"type": "Ready", "status": "True" if ready else "False",
+                         "lastTransitionTime": now_rfc3339()}]
+                status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
+                status["conditions"] += cond
+
+            self.store.mutate(r.PODS, SYSTEM_NS, pod["metadata"]["name"], edit, user_agent=UA)
+
+    def _status(self, name: str, *, available: bool | None, message: str = "") -> None:
+        now = now_rfc3339()
+
+        def edit(dep: JSON) -> None:
+            gen = int(dep.get("metadata", {}).get("generation", 1))
+            status = dep.setdefault("status", {})
+            status["observedGeneration"] = gen
+            conds = [c for c in status.get("conditions") or [] if c.get("type") not in ("Available", "Progressing")]
+            if available is None:
+                conds.append({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                              "message": message, "lastUpdateTime": now, "lastTransitionTime": now})
+                status["updatedReplicas"] = 0
+            else:
+                status["updatedReplicas"] = 1
+                status["replicas"] = 1
+                status["readyReplicas"] = 1 if available else 0
+                status["availableReplicas"] = 1 if available else 0
+                status["unavailableReplicas"] = 0 if available else 1
+                conds.append({"type": "Progressing", "status": "True",
+                              "reason": "NewReplicaSetAvailable" if available else "ReplicaSetUpdated",
+                              "message": f'Deployment "{name}" rolled out.', "lastUpdateTime": now,
+                              "lastTransitionTime": now})
+                conds.append({"type": "Available", "status": "True" if available else "False",
+                              "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+                              "message": "Deployment has minimum availability." if available
+                              else "Deployment does not have minimum availability.",
+                              "lastUpdateTime": now, "lastTransitionTime": now})
+            status["conditions"] = conds
+
+        self.store.mutate(r.DEPLOYMENTS, SYSTEM_NS, name, edit, user_agent=UA, subresource="status")
