@@ -8,6 +8,7 @@ renders it as report.json, report.md, junit.xml and Allure results; ``kovc run``
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -157,6 +158,13 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
             return "invalid"
     if any(r.outcome in ("failed", "error") for r in requirements if r.id in chosen):
         return "non-conformant"
+    if profile is None:
+        # Every MUST of the catalog for this kind of run: an upgrade run (it selected upgrade.*)
+        # counts the preconditions and the upgrade MUSTs, a normal run every other MUST.
+        with contextlib.suppress(ImportError):
+            from . import catalog
+
+            profile = catalog.run_musts(upgrade=any(i.startswith("upgrade.") for i in chosen))
     in_profile = set(profile) if profile is not None else None
     for req in requirements:
         if in_profile is not None and req.id not in in_profile:

@@ -117,6 +117,11 @@ class SimBackend:
             f"Kubernetes {self.config.kubernetes_version}) on 127.0.0.1: "
             + " ".join(self.command(Path("<workdir>"))),
             f"write its audit log to {self.config.audit_log}",
+            *([f"upgrade (after the VMs are created on {self.config.kube_ovn_version}): set the kube-ovn-controller "
+               f"and kube-ovn-webhook Deployment images to kube-ovn:{self.options.kube_ovn_version_or_default}; "
+               "the simulated cluster rolls them out in place (controller restarted on the new release, state "
+               f"kept; webhook unavailable for {self.config.upgrade_window:g} s, failurePolicy Ignore); wait "
+               "until both are Available"] if self.options.upgrade_from else []),
             "stop it at the end of the run",
         ]
 
