@@ -63,8 +63,10 @@ class Rollout(Reconciler):
         super().__init__(world)
         self.controller = controller
         self.pod_validator = pod_validator
-        #: The image each component runs now (set from the store on resync).
+        #: The image each component runs now: what was installed (``world.install`` seeds the
+        #: Deployments before it builds this), so a change made before the first resync still counts.
         self.running: dict[str, str] = {}
+        self.resync()
 
     def on_event(self, ev: WatchEvent) -> None:
         if ev.rt.key != r.DEPLOYMENTS.key or ev.type != "MODIFIED":
@@ -76,7 +78,11 @@ class Rollout(Reconciler):
     def resync(self) -> None:
         for name in (CONTROLLER, WEBHOOK):
             dep = self.store.get(r.DEPLOYMENTS, SYSTEM_NS, name)
-            if dep is not None:
+            if dep is None:
+                continue
+            if name in self.running:
+                self.queue.add(("deployment", name))  # changed since install: handle() compares
+            else:
                 self.running[name] = _image(dep)
 
     async def handle(self, key: Key) -> None:
@@ -168,7 +174,8 @@ class Rollout(Reconciler):
             gen = int(dep.get("metadata", {}).get("generation", 1))
             status = dep.setdefault("status", {})
             status["observedGeneration"] = gen
-            conds = [c for c in status.get("conditions") or [] if c.get("type") not in ("Available", "Progressing")]
+            replaced = ("Progressing",) if available is None else ("Available", "Progressing")
+            conds = [c for c in status.get("conditions") or [] if c.get("type") not in replaced]
             if available is None:
                 conds.append({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                               "message": message, "lastUpdateTime": now, "lastTransitionTime": now})

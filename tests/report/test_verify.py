@@ -4,7 +4,6 @@ as a subprocess (``python -m conformance``)."""
 from __future__ import annotations
 
 import dataclasses
-
 import importlib
 import subprocess
 import sys
