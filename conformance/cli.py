@@ -35,6 +35,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("sim", "serve"), "conformance.sim.serve", "serve a simulated cluster until interrupted"),
     (("report", "verify"), "conformance.report.verify", "check that a report bundle is certifiable"),
     (("report", "show"), "conformance.report.show", "re-render a report's Markdown summary"),
+    (("upgrade", "prepare"), "conformance.commands.upgrade", "create and record VMs before upgrading Kube-OVN"),
+    (("upgrade", "verify"), "conformance.commands.upgrade", "check the recorded VMs after the upgrade"),
 )
 
 
