@@ -17,7 +17,8 @@ rollout as a real cluster would:
   ``SimConfig.upgrade_window`` seconds (image start + readiness probe); then the new webhook serves with
   Y's conflict policy.
 
-Deployment status follows (``Available=False`` during the window, ``observedGeneration``,
+This is the deployment controller of those two Deployments: their status follows (``Available=False``
+during the window, ``observedGeneration`` - also for a spec change that keeps the image -,
 ``updatedReplicas``), so ``kubectl rollout status`` - and the sim backend's wait - end when the
 rollout did. An image whose tag is not a release the sim models stalls the rollout with
 ``Progressing=False/ProgressDeadlineExceeded`` naming the tag, as an unpullable image would.
@@ -92,6 +93,7 @@ class Rollout(Reconciler):
             return
         image = _image(dep)
         if not image or image == self.running.get(name):
+            self._observe(dep)  # a spec change that keeps the image: nothing to replace
             return
         tag = image_tag(image)
         try:
@@ -150,22 +152,38 @@ class Rollout(Reconciler):
             self.world.log(WEBHOOK, f"webhook {release.version} serving, policy {policy_name}")
 
     # ------------------------------------------------------------------ status
+    def _observe(self, dep: JSON) -> None:
+        gen = int(dep.get("metadata", {}).get("generation", 1))
+        if int((dep.get("status") or {}).get("observedGeneration") or 0) >= gen:
+            return
+
+        def edit(obj: JSON) -> None:
+            obj.setdefault("status", {})["observedGeneration"] = gen
+
+        self.store.mutate(r.DEPLOYMENTS, SYSTEM_NS, str(dep["metadata"]["name"]), edit, user_agent=UA,
+                          subresource="status")
+
     def _pod_image(self, component: str, image: str, *, ready: bool) -> None:
         pods, _ = self.store.list(r.PODS, SYSTEM_NS)
         for pod in pods:
             if (pod.get("metadata", {}).get("labels") or {}).get("app") != component:
                 continue
 
-            def edit(obj: JSON, image: str = image) -> None:
+            def spec(obj: JSON, image: str = image) -> None:
                 for c in (obj.get("spec") or {}).get("containers") or []:
                     c["image"] = image
-                status = obj.setdefault("status", {})
-                cond = [{"type": "Ready", "status": "True" if ready else "False",
-                         "lastTransitionTime": now_rfc3339()}]
-                status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
-                status["conditions"] += cond
 
-            self.store.mutate(r.PODS, SYSTEM_NS, pod["metadata"]["name"], edit, user_agent=UA)
+            def status(obj: JSON, image: str = image) -> None:
+                st = obj.setdefault("status", {})
+                for cs in st.get("containerStatuses") or []:  # what the kubelet reports it runs
+                    cs["image"] = image
+                    cs["ready"] = ready
+                st["conditions"] = [c for c in st.get("conditions") or [] if c.get("type") != "Ready"] + [
+                    {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now_rfc3339()}]
+
+            name = pod["metadata"]["name"]
+            self.store.mutate(r.PODS, SYSTEM_NS, name, spec, user_agent=UA)
+            self.store.mutate(r.PODS, SYSTEM_NS, name, status, user_agent=UA, subresource="status")
 
     def _status(self, name: str, *, available: bool | None, message: str = "") -> None:
         now = now_rfc3339()
