@@ -231,6 +231,9 @@ def test_ips_kept(upgraded: Upgraded, kube: Kube, act: Actions, record: Recorder
     """Every pre-upgrade VM's IP CR is the same object with the same address, MAC and podName."""
     up = upgraded
     _require_upgrade(up, record)
+    record.case(f"upgrade {up.source} -> {up.target}: {up.method}", "passed",
+                message=(f"rollout from {_stamp(up.started)} to {_stamp(up.finished)}" if up.observed
+                         else "performed by the operator between `kovc upgrade prepare` and `verify`"))
     problems: list[str] = []
     for role, vm in up.vms.items():
         before = up.before[role]
@@ -252,8 +255,9 @@ def test_ips_kept(upgraded: Upgraded, kube: Kube, act: Actions, record: Recorder
         record.case(f"stopped-then-deleted VM {up.gone.name}: leftover IP CR {up.gone.ip_cr} reported", "passed",
                     message=text)
     else:
-        record.case(f"stopped-then-deleted VM {up.gone.name}: IP CR released "
-                    f"({'before' if not up.gone_ip_cr_before else 'after'} the upgrade)", "passed")
+        when = ("still present right after the delete, gone by this check" if up.gone_ip_cr_before
+                else "already gone right after the delete")
+        record.case(f"stopped-then-deleted VM {up.gone.name}: IP CR released ({when})", "passed")
     assert not problems, "; ".join(problems)
 
 
@@ -322,6 +326,7 @@ def test_migrate_after(upgraded: Upgraded, kube: Kube, act: Actions, record: Rec
     assert source != target, f"expected {vm} to move to another node; it stayed on {source}"
     assertions.assert_same_identity(kube, up.before["run-m"], vm.name, vm.namespace,
                                     f"live migration {source} -> {target} after the upgrade")
+    record.case(f"live migration of {vm.name} {source} -> {target}: IP CR {vm.ip_cr} unchanged", "passed")
 
 
 @pytest.mark.conformance("upgrade.window-admissions")
