@@ -586,8 +586,8 @@ def kube(request: pytest.FixtureRequest, cluster_info: ClusterInfo) -> Iterator[
 
 @pytest.fixture(scope="session")
 def upgrade_run(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """An upgrade run's parameters for the upgrade.* scenarios: ``from``, ``to``, ``phase``
-    (all|prepare|verify), ``run_id``, ``method``."""
+    """An upgrade run's parameters for the upgrade.* scenarios: ``from``, ``to``, ``phase`` (all|verify),
+    ``run_id``, ``method``."""
     state = _state(request.config)
     block = upgrade_block(state) or {}
     return {**block, "run_id": state.run_id, "phase": state.upgrade_phase}

@@ -176,9 +176,9 @@ OPTIONS: tuple[Option, ...] = (
            "--kube-ovn-version, check the upgrade.* requirements", type=_kube_ovn_version, metavar="vX.Y.Z"),
     Option(("--force",), "force", "run an upgrade pair the suite refuses (a downgrade)", action="store_true"),
     Option(("--upgrade-phase",), "upgrade_phase",
-           "upgrade run phases: all (default), prepare (create and record the VMs: existing cluster) or "
-           "verify (the after-checks of a prepared run: needs --run-id)", default="all",
-           choices=("all", "prepare", "verify")),
+           "upgrade run phase: all (default: VMs, upgrade, after-checks) or verify (the after-checks of a run "
+           "`kovc upgrade prepare` recorded: needs --run-id; what `kovc upgrade verify` runs)", default="all",
+           choices=("all", "verify")),
     Option(("--manifests-dir",), "manifests_dir", "install Kube-OVN/KubeVirt from local manifest copies",
            metavar="DIR"),
     *_sim_options(),
