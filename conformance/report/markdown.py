@@ -163,6 +163,10 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
     extra = sorted(k for k in run.versions if k not in dict(_VERSION_LABELS))
     for key in extra:
         lines.append(f"| {_cell(key)} | {_cell(run.versions[key]) or '(unknown)'} |")
+    if run.upgrade is not None:
+        when = ("after the operator's upgrade" if run.upgrade.get("phase") == "verify"
+                else f"at provisioning, before the upgrade to {run.upgrade.get('to')}")
+        lines += ["", f"Note: upgrade run — the versions above were detected {when}."]
     controller, webhook = run.versions.get("kube_ovn_controller"), run.versions.get("kube_ovn_webhook")
     if controller and webhook and controller != webhook:
         lines += ["", f"Note: kube-ovn-controller {controller} and kube-ovn-webhook {webhook} differ "

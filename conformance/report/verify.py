@@ -442,8 +442,11 @@ def run(args: argparse.Namespace) -> int:
     if result.certifiable:
         assert result.run is not None
         versions = result.run.versions
+        up = result.run.upgrade
+        kube_ovn = (f"upgrade {up.get('from') or '(prepared)'} -> {up.get('to')}" if up is not None
+                    else str(versions.get("kube_ovn_controller")))
         print(f"certifiable: {report_dir} (verdict {result.run.verdict}; Kube-OVN "
-              f"{versions.get('kube_ovn_controller')}, KubeVirt {versions.get('kubevirt')}, Kubernetes "
+              f"{kube_ovn}, KubeVirt {versions.get('kubevirt')}, Kubernetes "
               f"{versions.get('kubernetes')})")
         return 0
     return 1
