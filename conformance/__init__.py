@@ -8,5 +8,8 @@ RUN_LABEL = "kovc.io/run"
 #: creates. ``kovc cleanup`` deletes a namespace or cluster-scoped object only when it carries the
 #: marker with the same run id as its label: a label alone (anyone can set it) is not enough.
 CREATED_ANNOTATION = "kovc.io/created-by-run"
+#: Reason of the Warning Event the simulated cluster writes (about the kube-ovn-webhook Deployment in
+#: kube-system) when its webhook policy raised: the model is broken and the run has no verdict.
+SIM_POLICY_RAISED = "KovcSimWebhookPolicyRaised"
 
-__all__ = ["CREATED_ANNOTATION", "RUN_LABEL", "USER_AGENT", "__version__"]
+__all__ = ["CREATED_ANNOTATION", "RUN_LABEL", "SIM_POLICY_RAISED", "USER_AGENT", "__version__"]

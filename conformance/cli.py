@@ -32,11 +32,17 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("list",), "conformance.commands.catalog", "print the requirement catalog"),
     (("cleanup",), "conformance.commands.cleanup", "delete what a killed run left behind"),
     (("images",), "conformance.commands.images", "print every image a run needs"),
-    (("sim", "serve"), "conformance.sim.serve", "serve a simulated cluster until interrupted"),
+    (("sim", "serve"), "conformance.sim.serve", "serve a simulated cluster (TLS + token) until interrupted"),
+    (("sim", "attach"), "conformance.sim.attach",
+     "run the simulated controllers against a kube-apiserver and serve their webhooks and aggregated API"),
     (("report", "verify"), "conformance.report.verify", "check that a report bundle is certifiable"),
     (("report", "show"), "conformance.report.show", "re-render a report's Markdown summary"),
     (("upgrade", "prepare"), "conformance.commands.upgrade", "create and record VMs before upgrading Kube-OVN"),
     (("upgrade", "verify"), "conformance.commands.upgrade", "check the recorded VMs after the upgrade"),
+    (("assets", "build"), "conformance.commands.assets",
+     "build kube-apiserver, etcd and Kube-OVN's webhook from Go modules"),
+    (("assets", "list"), "conformance.commands.assets", "list the built assets with versions and sha256"),
+    (("envtest", "serve"), "conformance.envtest.serve", "run a real control plane on loopback until interrupted"),
 )
 
 

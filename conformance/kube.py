@@ -16,8 +16,11 @@ own :class:`~kubernetes.client.exceptions.ApiException` subclasses with ``status
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import logging
+import re
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -151,9 +154,37 @@ def api_code(exc: BaseException) -> int:
     return int(getattr(exc, "status", 0) or 0)
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line: ``HTTP 403 Forbidden: <message>``."""
+_SSL_DETAIL = re.compile(r"\[SSL: [A-Z_]+\] (?P<text>[^(\n]*?)\s*(?:\(_ssl\.c:\d+\))?\s*$", re.MULTILINE)
+
+
+def transport_error(exc: BaseException) -> str | None:
+    """What went wrong below HTTP — TLS (``TLS: certificate verify failed: self-signed certificate``) or
+    the connection — for an error that never got an HTTP answer; None when the server answered.
+
+    The kubernetes client turns a urllib3 SSL or connection failure into ``ApiException(status=0)``
+    whose reason holds the original text; ``str()`` of it starts with a bare ``(0)``."""
     if isinstance(exc, ApiException):
+        if api_code(exc):
+            return None
+        text = str(getattr(exc, "reason", "") or "")
+    else:
+        text = str(exc)
+    match = _SSL_DETAIL.search(text)
+    if match:
+        return f"TLS: {match.group('text').strip()}"
+    if "SSLError" in text or isinstance(exc, (urllib3.exceptions.SSLError, ssl.SSLError)):
+        lines = [ln for ln in text.splitlines() if ln.strip() and ln.strip() != "SSLError"]
+        return f"TLS: {lines[-1].strip() if lines else 'handshake failed'}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line: ``HTTP 403 Forbidden: <message>``, or for a request that got no HTTP answer what
+    failed below it (``no answer from the API: TLS: certificate verify failed: …``)."""
+    if isinstance(exc, ApiException):
+        if not api_code(exc):
+            return f"no answer from the API: {transport_error(exc)}"
         return f"HTTP {api_code(exc)} {api_reason(exc)}: {api_message(exc)}"
     return f"{type(exc).__name__}: {exc}"
 
@@ -169,6 +200,22 @@ def is_transient(exc: BaseException) -> bool:
         # status 0: the client could not even get a response (SSL error, ...)
         return code in RETRYABLE_CODES or code == 0
     return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+class InfrastructureError(RuntimeError):
+    """The suite could not get past the path to the cluster (API 5xx, throttling, dropped connections,
+    timeouts) — no answer about conformance: the requirement is reported as **error**, never failed."""
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of the path to the cluster rather than an answer from it: an
+    :class:`InfrastructureError`, or a transient error (:func:`is_transient`) that outlived the retries.
+    An expired wait (``waits.WaitTimeout``, a TimeoutError) is an observation, not one of these."""
+    if isinstance(exc, InfrastructureError):
+        return True
+    from .waits import WaitTimeout  # waits imports kube
+
+    return is_transient(exc) and not isinstance(exc, WaitTimeout)
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
@@ -576,12 +623,32 @@ class Kube:
             out.append(node["metadata"]["name"])
         return sorted(out)
 
-    def vm_action(self, namespace: str, name: str, action: str, body: JSON | None = None) -> None:
+    def vm_state(self, namespace: str, name: str, *, migrations: bool = False) -> VMState:
+        """What a VM action can change, read now (the VM, its VMI and, with ``migrations``, its VMIMs)."""
+        vm = self.get(VMS, namespace, name)
+        vmi = self.get(VMIS, namespace, name)
+        vmims: frozenset[str] = frozenset()
+        if migrations:
+            vmims = frozenset(str(m["metadata"]["name"]) for m in self.list(VMIMS, namespace)
+                              if (m.get("spec") or {}).get("vmiName") == name)
+        return VMState.of(vm, vmi, vmims)
+
+    def vm_action(self, namespace: str, name: str, action: str, body: JSON | None = None, *,
+                  vmi_uid: str | None = None) -> None:
         """PUT ``subresources.kubevirt.io/v1 …/virtualmachines/<name>/<action>`` (start, stop, restart,
-        migrate). Retries transient errors, "stop/start already underway" and patch conflicts (409)."""
+        migrate), exactly once in effect.
+
+        Transient errors, "stop/start already underway" and patch conflicts (409) are retried, but an
+        attempt whose answer was lost (a dropped connection, a 5xx after the write) may have been
+        applied: every retry first reads the VM and stops when the action already took effect (see
+        :meth:`VMState.shows`), so a restart is never issued twice. ``vmi_uid`` is the VMI a restart
+        or stop is about (default: the one read before the first attempt)."""
         if action not in VM_ACTIONS:
             raise ValueError(f"unknown VM action {action!r}: expected one of {', '.join(VM_ACTIONS)}")
         path = SUBRESOURCE_PATH.format(ns=namespace, name=name, action=action)
+        before = self.vm_state(namespace, name, migrations=action == "migrate")
+        if vmi_uid:
+            before = dataclasses.replace(before, vmi_uid=vmi_uid)
 
         def retryable(exc: BaseException) -> bool:
             if is_transient(exc):
@@ -593,4 +660,78 @@ class Kube:
                 return "already underway" in msg or "has been modified" in msg
             return False
 
-        self.request("PUT", path, body=body if body is not None else {}, retry=retryable)
+        for attempt in retrying(retryable):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    now = self.vm_state(namespace, name, migrations=action == "migrate")
+                    if now.shows(action, before):
+                        log.info("%s of VM %s/%s retried: the earlier attempt took effect", action,
+                                 namespace, name)
+                        return
+                self._once("PUT", path, body=body if body is not None else {})
+                return
+
+
+def run_strategy(vm: JSON) -> str:
+    """The VM's run strategy (``spec.runStrategy``, else the deprecated ``spec.running``)."""
+    spec = vm.get("spec") or {}
+    if spec.get("runStrategy"):
+        return str(spec["runStrategy"])
+    return "Always" if spec.get("running") else "Halted"
+
+
+@dataclass(frozen=True)
+class VMState:
+    """What a VM action changes: the run strategy, pending state-change requests, the VMI's uid and
+    whether it is final or deleting, and the names of the VMI's migrations."""
+
+    exists: bool
+    strategy: str = ""
+    #: ``(action, uid)`` of ``status.stateChangeRequests`` (uid "" when the request names none).
+    requests: tuple[tuple[str, str], ...] = ()
+    vmi_uid: str | None = None
+    vmi_active: bool = False
+    vmi_deleting: bool = False
+    migrations: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, vm: JSON | None, vmi: JSON | None, migrations: frozenset[str] = frozenset()) -> VMState:
+        if vm is None:
+            return cls(exists=False)
+        requests = tuple((str(r.get("action") or ""), str(r.get("uid") or ""))
+                         for r in (vm.get("status") or {}).get("stateChangeRequests") or [])
+        uid = str(vmi["metadata"].get("uid") or "") if vmi is not None else None
+        deleting = vmi is not None and bool(vmi["metadata"].get("deletionTimestamp"))
+        active = vmi is not None and not deleting and (vmi.get("status") or {}).get("phase") not in (
+            "Succeeded", "Failed")
+        return cls(exists=True, strategy=run_strategy(vm), requests=requests, vmi_uid=uid, vmi_active=active,
+                   vmi_deleting=deleting, migrations=migrations)
+
+    def shows(self, action: str, before: VMState) -> bool:
+        """Whether this state (read after an attempt) shows ``action`` applied since ``before``.
+
+        restart: a ``Stop`` request for the earlier VMI is pending, or that VMI is being deleted, gone
+        or replaced; stop: the strategy became ``Halted``, or a new ``Stop`` request for the
+        earlier VMI is pending; start: the strategy left ``Halted``, a new ``Start`` request is
+        pending, or another VMI is active; migrate: a new VirtualMachineInstanceMigration exists."""
+        if not (self.exists and before.exists):
+            return False
+        new_requests = set(self.requests) - set(before.requests)
+        if action == "restart":
+            if before.vmi_uid is None:
+                return False  # nothing to restart: the server answers 409, never retried
+            return ("Stop", before.vmi_uid) in self.requests or self.vmi_uid != before.vmi_uid \
+                or (self.vmi_deleting and not before.vmi_deleting)
+        if action == "stop":
+            if before.strategy != "Halted" and self.strategy == "Halted":
+                return True
+            return before.vmi_uid is not None and ("Stop", before.vmi_uid) in new_requests
+        if action == "start":
+            if before.strategy == "Halted" and self.strategy != "Halted":
+                return True
+            if any(a == "Start" for a, _ in new_requests):
+                return True
+            return self.vmi_active and self.vmi_uid != before.vmi_uid
+        if action == "migrate":
+            return bool(self.migrations - before.migrations)
+        return False

@@ -12,6 +12,11 @@ from __future__ import annotations
 import re
 import secrets
 
+#: The node label kovc's kind install puts on the nodes that may run VMs (the workers), and the KubeVirt
+#: CR's ``spec.workloads.nodePlacement.nodeSelector``: virt-handler - and with it the node label
+#: ``kubevirt.io/schedulable=true`` that every VMI's launcher pod selects - runs only there, so the
+#: control plane stays free for net.migration-downtime's probe (a node neither source nor target).
+VM_NODE_LABEL = "kovc.io/vm-node"
 #: No vowels (no accidental words), as the API server's own generateName alphabet.
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 MAX_LEN = 40

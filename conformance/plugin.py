@@ -48,13 +48,23 @@ from .recorder import (
     PROP_CASE,
     PROP_DIAGNOSTICS,
     PROP_FAILED_BY_CASES,
+    PROP_INFRA_ERROR,
     PROP_KEPT_NAMESPACE,
     PROP_REQUIREMENTS,
     PROP_WARNING,
     Recorder,
 )
 from .results import INTERRUPTED_REASON, CaseResult, RequirementResult, RunResult, TestRef
-from .settings import OPTIONS, SIM_TIMEOUT_SCALE, Settings, default_report_dir, new_run_id, xdist_worker
+from .settings import (
+    OPTIONS,
+    SIM_TIMEOUT_SCALE,
+    Settings,
+    default_report_dir,
+    new_run_id,
+    vm_wait_factor,
+    xdist_worker,
+)
+from .sim.config import SIM_CLOCK_SCALE
 
 KIND_PLUGIN = "pytest-kind-ng"
 KIND_PLUGIN_MODULE = "pytest_kind.plugin"
@@ -484,9 +494,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """A passed test whose recorder holds a failed case becomes a failed test (innermost wrapper,
-    so Allure and xdist see the final outcome)."""
+    so Allure and xdist see the final outcome); a test that failed on an infrastructure error (the API
+    could not be got past) is marked so that it is reported as an error, never as failed."""
     report: pytest.TestReport = yield
     item.stash.setdefault(PHASES, {})[report.when] = report
+    if report.when == "call" and report.failed and call.excinfo is not None:
+        from .kube import describe_error, is_infrastructure
+
+        if is_infrastructure(call.excinfo.value):
+            prop = (PROP_INFRA_ERROR, describe_error(call.excinfo.value))
+            item.user_properties.append(prop)
+            report.user_properties.append(prop)
     if report.when == "call":
         rec = item.stash.get(RECORDER, None)
         if rec is not None and rec.failed():
@@ -501,11 +519,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _check_sim_model(item: pytest.Item, state: _RunState, rec: Recorder | None) -> None:
+    """On a simulated cluster: when its webhook policy raised (a Warning Event with reason
+    ``SIM_POLICY_RAISED`` about kube-system/kube-ovn-webhook), the model is broken and no verdict can
+    come from it. The first time: a failed ``env.webhook-live`` case naming the policy and its
+    exception (the run becomes invalid, exit 2), the rest of the run is void, and the console says so."""
+    if state.env_failure is not None or state.info is None or not state.info.simulated or state.kube is None:
+        return
+    from . import SIM_POLICY_RAISED
+
+    try:
+        events = [e for e in state.kube.list("Event", "kube-system") if e.get("reason") == SIM_POLICY_RAISED]
+    except Exception:  # the check is best effort; a later test checks again
+        return
+    if not events:
+        return
+    text = "; ".join(dict.fromkeys(str(e.get("message") or "") for e in events))
+    message = f"the simulated cluster's model is broken, no verdict: {text}"
+    if rec is None:
+        rec = Recorder(_item_ids(item), item.user_properties)
+    rec.case("simulated webhook policy", "failed", message=message, requirement="env.webhook-live")
+    state.env_failure = f"precondition env.webhook-live failed ({text})"
+    if state.shared_dir is not None:
+        with contextlib.suppress(OSError):
+            _write_json(state.shared_dir / "env-failed.json", {"reason": state.env_failure})
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    capture = item.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None:
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(f"kovc: INVALID RUN: {message}", red=True, bold=True)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """state.no-duplicate-ips after every scenario, before its fixtures (namespaces) are torn down."""
+    """state.no-duplicate-ips after every scenario, before its fixtures (namespaces) are torn down;
+    before it, on a simulated cluster, whether its model broke (:func:`_check_sim_model`)."""
     rec = item.stash.get(RECORDER, None)
     state = _state(item.config)
+    if item.get_closest_marker(MARKER) is not None:
+        _check_sim_model(item, state, rec)
     if rec is None or not rec.used_addresses or DUPLICATE_CHECK not in state.selected or state.kube is None:
         return
     ids = _item_ids(item)
@@ -552,7 +604,8 @@ def settings(request: pytest.FixtureRequest, cluster_info: ClusterInfo) -> Setti
         scale = SIM_TIMEOUT_SCALE if cluster_info.simulated else 1.0
     state.settings = Settings(
         run_id=state.run_id, worker=worker, worker_index=index, worker_count=count,
-        timeout_scale=float(scale),
+        timeout_scale=float(scale), clock_scale=SIM_CLOCK_SCALE if cluster_info.simulated else 1.0,
+        vm_wait_factor=vm_wait_factor(cluster_info.simulated, cluster_info.extra.get("kubevirt_use_emulation")),
         concurrency=int(getattr(opt, "concurrency", 3) or 3),
         max_migration_loss=float(getattr(opt, "max_migration_loss", 3.0) or 3.0),
         webhook_name=cluster_info.webhook_name, keep_on_failure=bool(getattr(opt, "keep_on_failure", False)),
@@ -764,7 +817,11 @@ def _record_report(state: _RunState, report: pytest.TestReport, ids: list[str]) 
         elif report.failed:
             rec.outcome, rec.message = "error", _message(report)
     elif when == "call":
-        if report.failed:
+        infra = [str(v) for k, v in report.user_properties if k == PROP_INFRA_ERROR]
+        if report.failed and infra:
+            rec.outcome = "error"
+            rec.message = f"infrastructure error, no verdict: the suite could not get past the API: {infra[-1]}"
+        elif report.failed:
             rec.outcome, rec.message = "failed", _message(report)
         elif report.skipped:
             if hasattr(report, "wasxfail"):
@@ -819,12 +876,20 @@ def decide(req_id: str, records: list[_TestRecord], *, selected: bool, reason_no
                and any(c.get("requirement") == req_id for c in _cases(r))]
     outcomes: list[str] = []
     reasons: list[str] = []
+    result.duration_s = round(sum(rec.duration for rec in own)
+                              + sum(float(c.get("duration_s") or 0.0) for rec in foreign for c in _cases(rec)
+                                    if c.get("requirement") == req_id), 3)
     for rec in own:
         outcome = rec.outcome if rec.finished else "not-run"
         if outcome == "failed":
             blamed = _failed_by_cases(rec)
             if blamed is not None and req_id not in blamed:
                 outcome = "passed"
+            elif blamed is not None:  # failed by its cases: only errored ones (no verdict) make an error
+                verdicts = [c.get("outcome") for c in _cases(rec) if c.get("requirement") in (None, req_id)
+                            and c.get("outcome") in ("failed", "error")]
+                if verdicts and "failed" not in verdicts:
+                    outcome = "error"
         outcomes.append(outcome)
         if outcome in ("failed", "error", "skipped") and rec.message:
             reasons.append(rec.message)
@@ -1150,6 +1215,9 @@ def build_result(state: _RunState, info: ClusterInfo | None, warnings: list[str]
         backend=backend, simulated=simulated, profile=state.profile, versions=versions,
         requirements=requirements, sim_model=sim_model, warnings=list(dict.fromkeys(warnings)),
         leaked_ips=leaked, selected=list(state.selected), upgrade=upgrade_block(state),
+        kubevirt_use_emulation=info.extra.get("kubevirt_use_emulation") if info is not None else None,
+        vm_wait_factor=vm_wait_factor(simulated, info.extra.get("kubevirt_use_emulation")) if info else 1.0,
+        components=list(info.extra.get("components") or []) if info is not None else [],
     )
 
 

@@ -23,6 +23,8 @@ PROP_ADDRESSES = "kovc.addresses"
 PROP_DIAGNOSTICS = "kovc.diagnostics"
 PROP_KEPT_NAMESPACE = "kovc.kept-namespace"
 PROP_FAILED_BY_CASES = "kovc.failed-by-cases"
+#: Set on a test whose call ended in an infrastructure error (value: the error in one line).
+PROP_INFRA_ERROR = "kovc.infrastructure-error"
 
 CASE_OUTCOMES = ("passed", "failed", "skipped", "error")
 #: How much of a failure message one case keeps (the report shows it; diagnostics hold the rest).

@@ -55,6 +55,9 @@ class RequirementResult:
     tests: list[TestRef] = field(default_factory=list)
     #: Diagnostics folder (relative to the report dir) collected for a failure.
     diagnostics: str | None = None
+    #: Seconds its scenarios took (setup, call and teardown of every test carrying it, plus the cases other
+    #: tests aimed at it); what junit.xml gives as the testcase time.
+    duration_s: float = 0.0
 
     @property
     def family(self) -> str:
@@ -81,6 +84,13 @@ class RunResult:
     #: An upgrade run (its own kind of run: the preconditions and upgrade.* only): {"from", "to",
     #: "method", "phase", "skipped_minors", "forced"}; None for a normal run.
     upgrade: dict[str, Any] | None = None
+    #: The KubeVirt CR's ``useEmulation`` as detected (None: unknown), and the factor the run applied to
+    #: its VM waits because of it (``settings.vm_wait_factor``).
+    kubevirt_use_emulation: bool | None = None
+    vm_wait_factor: float = 1.0
+    #: Per component of the cluster under test (``--backend envtest``): whether it was the real program
+    #: (``program``, ``version``, ``sha256``) or simulated (``model``).
+    components: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def verdict(self) -> Verdict:

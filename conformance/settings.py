@@ -25,11 +25,25 @@ from . import catalog, versions
 DEFAULT_WEBHOOK_NAME = "pod-ip-validating.kube-ovn.io"
 #: ``--timeout-scale`` on a simulated cluster when not given (its controllers act in milliseconds).
 SIM_TIMEOUT_SCALE = 0.05
-BACKENDS = ("sim", "kind", "existing")
+BACKENDS = ("sim", "envtest", "kind", "existing")
 DIAGNOSTICS = ("each", "once", "never")
 #: pytest-kind-ng's default ``--cluster-name``; when it owns the option, an unchanged default means ours.
 KIND_PLUGIN_DEFAULT_CLUSTER = "pytest-kind"
 DEFAULT_CLUSTER_NAME = "kovc"
+
+#: VM waits (boot, restart, migration, the guest answering) under KubeVirt's ``useEmulation`` (QEMU TCG, no
+#: usable /dev/kvm), where a guest takes several times longer: Kube-OVN's own CI runs KubeVirt emulated
+#: (``makefiles/kind.mk`` L570-571 at v1.16.2) with 2 min for a VM to be ready after create
+#: (``test/e2e/framework/framework.go`` L43, ``virtual-machine.go`` L56-63) and 3 min after a start
+#: (``virtual-machine.go`` L79-85); kovc's bases are those, times this factor when emulated.
+EMULATION_VM_WAIT_FACTOR = 3.0
+
+
+def vm_wait_factor(simulated: bool, use_emulation: bool | None) -> float:
+    """The factor on VM waits: :data:`EMULATION_VM_WAIT_FACTOR` on a real cluster whose KubeVirt CR
+    sets ``useEmulation``; 1 otherwise (a simulated guest boots at once, whatever its CR says)."""
+    return EMULATION_VM_WAIT_FACTOR if use_emulation and not simulated else 1.0
+
 
 _RUN_ID_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 
@@ -46,12 +60,18 @@ def _kube_ovn_version(value: str) -> str:
     return value
 
 
-def _plain_version(value: str) -> str:
+def _kubevirt_version(value: str) -> str:
     try:
-        versions.parse(value)
+        return versions.check_kubevirt_version(value)
     except versions.VersionError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-    return value
+
+
+def _kubernetes_version(value: str) -> str:
+    try:
+        return versions.check_kubernetes_version(value)
+    except versions.VersionError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _requirement_id(value: str) -> str:
@@ -143,10 +163,10 @@ OPTIONS: tuple[Option, ...] = (
            type=_kube_ovn_version, metavar="vX.Y.Z"),
     Option(("--kubevirt-version",), "kubevirt_version",
            f"KubeVirt release to install or simulate (default {versions.KUBEVIRT_VERSION})",
-           type=_plain_version, metavar="vX.Y.Z"),
+           type=_kubevirt_version, metavar="vX.Y.Z"),
     Option(("--k8s-version",), "k8s_version",
            f"Kubernetes version of the kind nodes or the simulated cluster (default {versions.K8S_VERSION})",
-           type=_plain_version, metavar="vX.Y.Z"),
+           type=_kubernetes_version, metavar="vX.Y.Z"),
     Option(("--profile",), "profile",
            "requirement set: quick (PR gating), baseline (all MUSTs), extended (everything)",
            default=catalog.DEFAULT_PROFILE, choices=catalog.PROFILES),
@@ -181,6 +201,9 @@ OPTIONS: tuple[Option, ...] = (
            choices=("all", "verify")),
     Option(("--manifests-dir",), "manifests_dir", "install Kube-OVN/KubeVirt from local manifest copies",
            metavar="DIR"),
+    Option(("--assets",), "assets",
+           "backend envtest: directory of the built programs (default $KOVC_ASSETS or ~/.cache/kovc/assets; "
+           "see kovc assets build)", metavar="DIR"),
     *_sim_options(),
     # shared with pytest-kind-ng (same flags, same dests)
     Option(("--kubeconfig",), "kubeconfig",
@@ -188,7 +211,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH", kind_shared=True),
     Option(("--keep-cluster",), "keep_cluster", "keep the kind cluster after the run", action="store_true",
            kind_shared=True),
-    Option(("--kind-bin",), "kind_bin", f"kind executable (>= {versions.KIND_MIN_VERSION})", metavar="PATH",
+    Option(("--kind-bin",), "kind_bin", "kind executable (the release paired with the node image, "
+           f"{versions.KIND_MIN_VERSION} for the default)", metavar="PATH",
            kind_shared=True),
     Option(("--cluster-name",), "cluster_name", f"kind cluster name (default {DEFAULT_CLUSTER_NAME})",
            metavar="NAME", kind_shared=True),
@@ -244,9 +268,23 @@ class Settings:
     profile: str = catalog.DEFAULT_PROFILE
     diagnostics: str = "each"
 
+    #: Wall seconds per cluster second: 1 on a real cluster, ``SIM_CLOCK_SCALE`` on a simulated one.
+    clock_scale: float = 1.0
+    #: Extra factor on VM waits (:func:`vm_wait_factor`).
+    vm_wait_factor: float = 1.0
+
     def timeout(self, seconds: float, minimum: float = 2.0) -> float:
         """``seconds`` times timeout_scale, never below ``minimum``."""
         return max(seconds * self.timeout_scale, minimum)
+
+    def vm_timeout(self, seconds: float) -> float:
+        """A VM wait: ``seconds`` times the emulation factor, then as :meth:`timeout`."""
+        return self.timeout(seconds * self.vm_wait_factor)
+
+    def fixed(self, seconds: float) -> float:
+        """A requirement's fixed bound of ``seconds`` (part of its statement): never scaled by
+        ``--timeout-scale``, only measured on the cluster's clock (:attr:`clock_scale`)."""
+        return seconds * self.clock_scale
 
 
 def xdist_worker() -> tuple[str, int, int]:

@@ -22,17 +22,23 @@ from kubernetes.client.exceptions import ApiException
 
 from . import assertions, names, templates, waits
 from .addresses import AddressPool
-from .kube import JSON, PODS, VM_CLONES, VMIMS, VMIS, VMS, Kube, api_code, describe_error
+from .kube import JSON, PODS, VM_CLONES, VMIMS, VMIS, VMS, Kube, api_code, describe_error, is_infrastructure
 
 #: Base timeouts (seconds, before --timeout-scale).
-T_RUNNING = 120.0       # VMI Running + launcher pod allocated
-T_GONE = 120.0          # an object deleted (IP CR release: the spec's 120 s)
+#: VM waits (times the emulation factor, Settings.vm_timeout): upstream's e2e gives a VM 2 min to be ready
+#: after create and 3 min after a start (kube-ovn test/e2e/framework/framework.go L43,
+#: virtual-machine.go L79-85 at v1.16.2).
+T_RUNNING = 120.0       # VMI Running + launcher pod allocated (create)
+T_RESTART = 180.0       # the same after a restart, start or launcher-pod deletion
+T_GONE = 120.0          # an object deleted
 T_MIGRATION = 180.0     # a VMIM to succeed
 T_REACH = 180.0         # the guest answering ping (boot under emulation)
 T_DECIDE = 60.0         # a VM challenger's VMI to show a denial or a launcher pod
 T_DRY_RUN = 30.0        # the dryRun cache probe (the spec's 30 s)
 T_ADMITTED_WINDOW = 15.0  # watching an admitted challenger before deleting it
 T_PROBE = 60.0          # a one-shot probe pod to finish
+#: state.ip-released-on-delete's bound, part of its statement: fixed, never scaled by --timeout-scale.
+IP_RELEASE_BOUND = 120.0
 
 #: An echo reply: busybox ``64 bytes from 10.16.0.5: seq=0 ttl=64 time=0.4 ms`` (a real cluster) or the
 #: simulated kubelet's ``<time> reply from 10.16.0.5 seq=0`` (never its ``no reply from …`` lines).
@@ -52,6 +58,8 @@ class _Settings(Protocol):
     timeout_scale: float
 
     def timeout(self, seconds: float, minimum: float = 2.0) -> float: ...
+    def vm_timeout(self, seconds: float) -> float: ...
+    def fixed(self, seconds: float) -> float: ...
 
 
 def _attach(name: str, obj: Any) -> None:
@@ -173,6 +181,14 @@ class Actions:
     def t(self, seconds: float) -> float:
         return self.settings.timeout(seconds)
 
+    def t_vm(self, seconds: float) -> float:
+        """A VM wait (boot, restart, migration): also multiplied by the emulation factor."""
+        return self.settings.vm_timeout(seconds)
+
+    def fixed(self, seconds: float) -> float:
+        """A bound stated in a requirement: on the cluster's clock, not scaled by --timeout-scale."""
+        return self.settings.fixed(seconds)
+
     def probe_interval_ms(self) -> int:
         """200 ms (the spec's ping interval), shortened with the timeout scale (10 ms at least)."""
         return max(10, min(200, round(200 * self.settings.timeout_scale)))
@@ -203,12 +219,14 @@ class Actions:
 
     def wait_vm_running(self, vm: VM, *, not_uid: str | None = None, timeout: float | None = None,
                         after: str = "") -> VM:
-        """VMI Running (a new one when ``not_uid`` is given), its launcher pod — found by controller
-        ownerReference uid — Running and allocated ``vm.ip``. A webhook denial seen meanwhile is a
-        warning when the VM gets there, and the failure text when it does not."""
-        timeout = timeout if timeout is not None else self.t(T_RUNNING)
+        """VMI Running (with ``not_uid``: the VMI that follows VMI ``not_uid``, the first other uid seen),
+        its launcher pod — found by controller ownerReference uid — Running and allocated ``vm.ip``.
+        A webhook denial seen meanwhile is a warning when the VM gets there, and the failure text when
+        it does not. A follower replaced in turn before it ran fails: the VM was restarted again."""
+        timeout = timeout if timeout is not None else self.t_vm(T_RUNNING)
         deadline = time.monotonic() + timeout
         denials: list[str] = []
+        follower: list[str] = []
         label = f"{vm} to run{' ' + after if after else ''}"
         with allure.step(f"wait for {label}"):
             def vmi_ready(objects: dict[str, JSON]) -> JSON | None:
@@ -221,6 +239,13 @@ class Actions:
                 uid = vmi["metadata"].get("uid")
                 if not_uid and uid == not_uid:
                     return None
+                if not_uid and not follower:
+                    follower.append(str(uid))
+                elif not_uid and uid != follower[0]:
+                    raise AssertionError(
+                        f"expected {label}: VMI {vm.namespace}/{vm.name} uid {follower[0]}, which followed "
+                        f"uid {not_uid}, was replaced by uid {uid} before it ran — the VM was restarted "
+                        "more than once")
                 if (vmi.get("status") or {}).get("phase") == "Running" and not vmi["metadata"].get(
                         "deletionTimestamp"):
                     return vmi
@@ -284,8 +309,8 @@ class Actions:
     def restart(self, vm: VM) -> VM:
         with allure.step(f"restart {vm} through the subresource API"):
             old = vm.vmi_uid or self.kube.require(VMIS, vm.namespace, vm.name)["metadata"]["uid"]
-            self.kube.vm_action(vm.namespace, vm.name, "restart")
-            return self.wait_vm_running(vm, not_uid=old, after="after restart")
+            self.kube.vm_action(vm.namespace, vm.name, "restart", vmi_uid=old)
+            return self.wait_vm_running(vm, not_uid=old, timeout=self.t_vm(T_RESTART), after="after restart")
 
     def stop(self, vm: VM) -> None:
         with allure.step(f"stop {vm}"):
@@ -300,7 +325,7 @@ class Actions:
     def start(self, vm: VM) -> VM:
         with allure.step(f"start {vm}"):
             self.kube.vm_action(vm.namespace, vm.name, "start")
-            return self.wait_vm_running(vm, after="after start")
+            return self.wait_vm_running(vm, timeout=self.t_vm(T_RESTART), after="after start")
 
     def delete_launcher_pod(self, vm: VM) -> VM:
         with allure.step(f"delete the launcher pod {vm.launcher} of {vm}"):
@@ -309,7 +334,8 @@ class Actions:
                 raise AssertionError(f"{vm}: no launcher pod known; wait for it to run first")
             self.kube.delete_pod(vm.namespace, old_pod)
             waits.wait_gone(self.kube, PODS, vm.namespace, old_pod, self.t(T_GONE))
-            return self.wait_vm_running(vm, not_uid=old_uid, after="after its launcher pod was deleted")
+            return self.wait_vm_running(vm, not_uid=old_uid, timeout=self.t_vm(T_RESTART),
+                                        after="after its launcher pod was deleted")
 
     def migrate(self, vm: VM, name: str | None = None) -> tuple[str, str]:
         """Live-migrate through a VMIM with a deterministic name; returns (source, target) nodes."""
@@ -322,7 +348,7 @@ class Actions:
             def done(obj: JSON) -> bool:
                 return (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
-            vmim = waits.wait_for(self.kube, VMIMS, vm.namespace, mig, done, self.t(T_MIGRATION),
+            vmim = waits.wait_for(self.kube, VMIMS, vm.namespace, mig, done, self.t_vm(T_MIGRATION),
                                   what=f"VMIM {mig} to finish (Succeeded)")
             _attach("VMIM", vmim)
             if vmim["status"]["phase"] != "Succeeded":
@@ -335,7 +361,7 @@ class Actions:
                 ms = st.get("migrationState") or {}
                 return bool(st.get("nodeName")) and st.get("nodeName") != source and bool(ms.get("completed"))
 
-            vmi = waits.wait_for(self.kube, VMIS, vm.namespace, vm.name, moved, self.t(T_MIGRATION),
+            vmi = waits.wait_for(self.kube, VMIS, vm.namespace, vm.name, moved, self.t_vm(T_MIGRATION),
                                  what=f"VMI {vm.namespace}/{vm.name} on a node other than {source} with "
                                       "migrationState.completed")
             target = str(vmi["status"]["nodeName"])
@@ -346,7 +372,7 @@ class Actions:
                                    and (p.get("spec") or {}).get("nodeName") == target
                                    and (p.get("status") or {}).get("phase") == "Running"
                                    and _pod_ip_ok(p, vm.ip)), None),
-                timeout=self.t(T_RUNNING),
+                timeout=self.t_vm(T_RUNNING),
                 what=f"the target launcher pod of {vm} on {target}, Running with {vm.ip} allocated")
             vm.launcher = pod["metadata"]["name"]
             return source, target
@@ -435,7 +461,7 @@ class Actions:
         """One-shot reachability: probe pods (3 pings each) until one gets a reply, bounded by the
         boot timeout; AssertionError when none does."""
         with allure.step(f"{vm} answers ping"):
-            deadline = time.monotonic() + self.t(T_REACH)
+            deadline = time.monotonic() + self.t_vm(T_REACH)
             last: list[ProbeResult] = []
 
             def attempt() -> bool:
@@ -542,6 +568,8 @@ class Actions:
         _pod, exc = self.create_pod(namespace, name, holder.ip, subnet, labels=labels,
                                     annotations=annotations, owner_references=owner_references)
         if exc is not None:
+            if is_infrastructure(exc):  # no answer from the cluster: no verdict on the challenge either
+                raise exc
             code = api_code(exc)
             text = describe_error(exc)
             if assertions.is_webhook_denial(text, self.webhook, holder.ip, code=code):

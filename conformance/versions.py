@@ -1,7 +1,8 @@
 """The one pinned default version table, and the Kube-OVN releases the simulated cluster models.
 
-Used by ``--plan``, ``kovc images``, the kind backend and the simulated cluster. Sources:
-kube-ovn-facts.md §3.2 (Makefile pins per release branch) and §1.5 (webhook history).
+Used by ``--plan``, ``kovc images``, the kind backend and the simulated cluster. Sources: the
+``Makefile`` / ``makefiles/kind.mk`` pins of ``kubeovn/kube-ovn`` at each release tag, and
+``pkg/webhook/static_ip.go`` read at every boundary tag (webhook history, :func:`kube_ovn_release`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,39 @@ KIND_NODE_IMAGE = f"kindest/node:{K8S_VERSION}"
 #: cert-manager as in the default release's Makefile (CERT_MANAGER_VERSION at tag v1.16.2;
 #: master has moved on to v1.21.1).
 CERT_MANAGER_VERSION = "v1.20.1"
-#: kind >= v0.32.0 emits kubeadm v1beta4, which Kubernetes >= 1.36 requires; older kind cannot
-#: create current node images (pytest-kind's default v0.17.0 cannot).
-KIND_MIN_VERSION = "v0.32.0"
+#: The kind release for a ``kindest/node`` image, per Kubernetes minor: kind supports a node image only
+#: with the release it shipped with (pytest-kind's default v0.17.0 cannot create any current one). Each
+#: pair is one a kind release names (its default node image, ``kubernetes-sigs/kind@<tag>:
+#: pkg/apis/config/defaults/image.go`` L21) or one Kube-OVN's own CI uses (``KIND_VERSION`` of
+#: ``.github/workflows/build-x86-image.yaml`` with that tag's node image).
+KIND_FOR_KUBERNETES: dict[tuple[int, int], tuple[str, str]] = {
+    (1, 32): ("v0.29.0", "Kube-OVN v1.14.2's CI: KIND_VERSION v0.29.0 (build-x86-image.yaml L25) with "
+                         "kindest/node:v1.32.5 (yamls/kind.yaml.j2 L2)"),
+    (1, 33): ("v0.29.0", "kind v0.29.0's default node image is kindest/node:v1.33.1"),
+    (1, 34): ("v0.30.0", "kind v0.30.0's default node image is kindest/node:v1.34.0"),
+    (1, 35): ("v0.31.0", "Kube-OVN v1.15.24 and v1.16.2 CI: KIND_VERSION v0.31.0 (build-x86-image.yaml L29 at "
+                         "v1.16.2) with K8S_VERSION v1.35.1 (makefiles/kind.mk L12); kind v0.31.0's default "
+                         "node image is v1.35.0"),
+    (1, 36): ("v0.32.0", "kind v0.32.0's default node image is kindest/node:v1.36.1 (kubeadm v1beta4)"),
+}
+
+
+def kind_release_for(kubernetes_version: str) -> tuple[str, str]:
+    """(kind release, why) for ``kindest/node:<kubernetes_version>``; outside the table the nearest pair
+    (older minors: the oldest kind listed, newer: the newest), said so in ``why``."""
+    major, minor, _ = parse(kubernetes_version)
+    pair = KIND_FOR_KUBERNETES.get((major, minor))
+    if pair is not None:
+        return pair
+    keys = sorted(KIND_FOR_KUBERNETES)
+    nearest = keys[0] if (major, minor) < keys[0] else keys[-1]
+    kind = KIND_FOR_KUBERNETES[nearest][0]
+    return kind, (f"no kind release is known to pair with Kubernetes {major}.{minor}; the nearest pairing "
+                  f"({nearest[0]}.{nearest[1]}) uses kind {kind}")
+
+
+#: The kind release of the default node image (what the CI's default row installs).
+KIND_MIN_VERSION = KIND_FOR_KUBERNETES[(1, 35)][0]
 CIRROS_IMAGE_REPO = "quay.io/kubevirt/cirros-container-disk-demo"
 PROBE_IMAGE = "docker.io/library/busybox:1.37.0"
 #: The oldest release the suite can model: v1.10.8 introduced the pod-name allowance (PR #2188).
@@ -42,7 +73,8 @@ def parse(version: str) -> tuple[int, int, int]:
 
 
 def cirros_image(kubevirt_version: str = KUBEVIRT_VERSION) -> str:
-    """The cirros containerDisk, pinned to the KubeVirt version (kubevirt-facts.md §2.4)."""
+    """The cirros containerDisk, pinned to the KubeVirt version (the tag KubeVirt publishes with each
+    release: ``quay.io/kubevirt/cirros-container-disk-demo:<release>``)."""
     return f"{CIRROS_IMAGE_REPO}:{kubevirt_version}"
 
 
@@ -53,13 +85,33 @@ class KubeOvnRelease:
     version: str
     #: Name of the built-in webhook conflict policy this release ships (conformance.sim.policies).
     webhook_policy: str
-    #: Whether ``handleDeleteVM`` exists (v1.14.0+, #5390): without it a VM stopped before deletion
-    #: leaks its IP CR (#5367).
+    #: Whether ``handleDeleteVM`` exists (v1.14.0+, #5390, ``pkg/controller/kubevirt.go`` L60-94 at
+    #: v1.16.2): without it the IP CR of a VM stopped before deletion is released only by the periodic
+    #: ``markAndCleanLSP`` on its second pass after the VM is gone, 6-12 min late (#5367;
+    #: ``pkg/controller/gc.go`` L315-436 and ``controller.go`` L1192-1198 at v1.13.14).
     releases_stopped_vm_ip: bool
-    #: Whether the chart v2 exists in the tag (Helm install path for the kind backend).
+    #: Whether ``charts/kube-ovn-v2`` exists in the tag (from v1.14.0; 2.0.0 there, a preview).
     has_chart_v2: bool
     #: The KubeVirt release this Kube-OVN release branch's CI pins.
     kubevirt_ci_version: str
+    #: v1.15.0+: ``handleDeletePod`` skips a VM (or StatefulSet) pod's IP CR unless its owner is being
+    #: deleted ("skip clean ip CR", ``pod.go`` L1177-1182 at v1.15.0). Before (v1.12-v1.14, e.g.
+    #: ``pod.go`` L1150-1172 at v1.14.41), a VM pod deleted with keep-vm-ip off loses its IP CR at once.
+    skips_vm_pod_ip_cr_cleanup: bool = True
+    #: controller-runtime < v0.15.0 (v1.10.x, v1.11.0-v1.11.16: go.mod v0.12.3 / v0.14.1) puts the denial
+    #: text in ``Status.reason`` (``ValidationResponse``, ``pkg/webhook/admission/response.go`` L63-80 at
+    #: v0.14.1); v0.15.0+ answers reason ``Forbidden`` with the text in ``Status.message``.
+    denial_text_in_reason: bool = False
+    #: How the kind backend installs the release: the way the tag's own CI does. ``chart-v2`` from
+    #: v1.16.0, whose CI installs ``charts/kube-ovn-v2`` (``.github/workflows/helm-testing.yaml`` L62 at
+    #: v1.16.2, ``ct install … charts/kube-ovn-v2/ct.yaml``); ``install.sh`` before - the path of every
+    #: tag's KubeVirt e2e (``make kind-install-<mode>-<ip family>``: ``sed 's/VERSION=.*/…/'
+    #: dist/images/install.sh | bash``, ``kind.mk`` L221-224 at v1.14.2); no CI of v1.14.x/v1.15.x installs
+    #: the chart v2 it ships.
+    install_method: str = "install.sh"
+    #: ``CERT_MANAGER_VERSION`` of the tag's ``Makefile`` (None before v1.12.0, which pin none): the
+    #: cert-manager its CI installs the webhook with.
+    cert_manager_ci_version: str | None = None
 
 
 #: Highest existing patch release per minor line (``git tag`` of kubeovn/kube-ovn, verified against the
@@ -84,6 +136,18 @@ def _kubevirt_ci_version(minor: int, patch: int) -> str:
             return "v0.59.2"
         return "v1.3.0" if patch < 23 else "v1.3.1"
     return {13: "v1.3.1", 14: "v1.5.2", 15: "v1.7.0", 16: "v1.8.1"}[minor]
+
+
+def _cert_manager_ci_version(minor: int, patch: int) -> str | None:
+    """``CERT_MANAGER_VERSION`` in the release tag's Makefile (every tag read; it changes at v1.12.1,
+    v1.12.2, v1.12.5, v1.12.23 and with each minor from v1.13.0)."""
+    if minor < 12:
+        return None
+    if minor == 12:
+        for first, pin in ((23, "v1.15.2"), (5, "v1.14.1"), (2, "v1.12.5"), (1, "v1.12.3"), (0, "v1.12.2")):
+            if patch >= first:
+                return pin
+    return {13: "v1.16.1", 14: "v1.18.1", 15: "v1.19.2", 16: "v1.20.1"}[minor]
 
 
 def _unsupported(version: str) -> VersionError:
@@ -126,11 +190,15 @@ def kube_ovn_release(version: str) -> KubeOvnRelease:
         releases_stopped_vm_ip=minor >= 14,
         has_chart_v2=minor >= 14,
         kubevirt_ci_version=_kubevirt_ci_version(minor, patch),
+        skips_vm_pod_ip_cr_cleanup=minor >= 15,
+        denial_text_in_reason=minor == 10 or (minor == 11 and patch <= 16),
+        install_method="chart-v2" if minor >= 16 else "install.sh",
+        cert_manager_ci_version=_cert_manager_ci_version(minor, patch),
     )
 
 
 #: The releases the verdict self-tests run against: one per distinct behaviour, plus the default.
-REPRESENTATIVE_RELEASES = ("v1.12.0", "v1.13.0", "v1.13.14", "v1.13.15", "v1.14.2", "v1.14.5", "v1.15.0",
+REPRESENTATIVE_RELEASES = ("v1.12.35", "v1.13.0", "v1.13.14", "v1.13.15", "v1.14.2", "v1.14.5", "v1.15.0",
                            "v1.16.2")
 
 
@@ -162,13 +230,32 @@ def check_kubevirt_version(version: str) -> str:
     return version
 
 
+#: Highest Kubernetes patch release per minor line known to this table: v1.31.13, v1.32.9, v1.33.5 (the
+#: patch releases of 2025-09-09, alongside v1.34.1), the final patches of the lines that reached end of
+#: life before them, and the ``k8s.io/kubernetes`` versions the Go module proxy served on 2026-12-01
+#: (v1.34.4, v1.35.4, v1.36.3, v1.37.2). Kube-OVN's CI pins kindest/node v1.35.1 (release-1.15/1.16)
+#: and v1.36.1 (master). A version outside it is refused as unknown rather than guessed at.
+KUBERNETES_LATEST_PATCH: dict[tuple[int, int], int] = {
+    (1, 27): 16, (1, 28): 15, (1, 29): 15, (1, 30): 14, (1, 31): 13, (1, 32): 9, (1, 33): 5,
+    (1, 34): 4, (1, 35): 4, (1, 36): 3, (1, 37): 2,
+}
+
+
 def check_kubernetes_version(version: str) -> str:
-    """``version`` if it is well-formed (``vMAJOR.MINOR.PATCH``, the ``kindest/node`` tag form)."""
+    """``version`` if it is a Kubernetes release this table knows (``vMAJOR.MINOR.PATCH``, the
+    ``kindest/node`` tag form); :class:`VersionError` otherwise."""
     try:
-        parse(version)
+        major, minor, patch = parse(version)
     except VersionError:
         raise VersionError(f"malformed Kubernetes version {version!r}: expected vMAJOR.MINOR.PATCH, "
                            f"e.g. {K8S_VERSION}") from None
+    latest = KUBERNETES_LATEST_PATCH.get((major, minor))
+    if latest is None or patch > latest:
+        lines = sorted(KUBERNETES_LATEST_PATCH)
+        oldest, newest = lines[0], lines[-1]
+        raise VersionError(f"unknown Kubernetes version {version}: known releases are "
+                           f"v{oldest[0]}.{oldest[1]}.0 to v{newest[0]}.{newest[1]}."
+                           f"{KUBERNETES_LATEST_PATCH[newest]}")
     return version
 
 
@@ -201,12 +288,12 @@ def skipped_minors(from_version: str, to_version: str) -> list[str]:
 
 def upgrade_method(from_version: str, to_version: str) -> str:
     """How a real cluster installed with ``from_version`` by the kind backend is upgraded to
-    ``to_version``, as upstream documents it: a chart-v2 install (v1.14.0+) is upgraded with
-    ``helm upgrade kubeovn charts/kube-ovn-v2`` of the target tag; an ``install.sh`` install (before
-    v1.14.0, no chart v2) by running the target tag's ``dist/images/install.sh`` again, which applies
+    ``to_version``, as upstream documents it: a chart-v2 install (``install_method``: v1.16.0+, as each
+    release's CI installs it) is upgraded with ``helm upgrade kubeovn charts/kube-ovn-v2`` of the target
+    tag; an ``install.sh`` install by running the target tag's ``dist/images/install.sh`` again, which applies
     the new manifests over the old ones (rolling the Deployments/DaemonSets)."""
     src = kube_ovn_release(from_version)
-    dst = kube_ovn_release(to_version)
-    if src.has_chart_v2 and dst.has_chart_v2:
+    kube_ovn_release(to_version)
+    if src.install_method == "chart-v2":
         return f"helm upgrade kubeovn charts/kube-ovn-v2 (of {to_version})"
     return f"dist/images/install.sh of {to_version} re-run over the {from_version} install"

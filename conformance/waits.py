@@ -19,7 +19,7 @@ import tenacity
 from kubernetes.client.exceptions import ApiException
 
 from . import templates
-from .kube import JSON, Kind, Kube, api_code, describe_error, is_transient, kind_of
+from .kube import JSON, InfrastructureError, Kind, Kube, api_code, describe_error, is_transient, kind_of
 
 T = TypeVar("T")
 
@@ -243,7 +243,21 @@ def watch_until(
     except Exception as exc:
         if not _reconnectable(exc):
             raise
-        note = f"the API was unreachable at the deadline: {describe_error(exc)}"
+        # The API failed as the deadline came: one last list (with the client's own retries) tells
+        # what the condition is now; when even that fails, the wait could not observe anything
+        # definitive and the suite could not get past the API: an infrastructure error, not a timeout.
+        try:
+            follower.relist = True
+            done, value = follower.run(evaluate)
+        except Exception as last:
+            if not _reconnectable(last):
+                raise
+            raise InfrastructureError(
+                f"waiting for {what} on {ref_of(k, namespace, name)}: the API was unreachable at the "
+                f"deadline ({timeout:.1f}s): {describe_error(last)}") from last
+        if done:
+            return value  # type: ignore[return-value]
+        note = f"the API failed at the deadline ({describe_error(exc)}); a last list succeeded"
     if describe is not None:
         seen = describe(follower.objects)
     else:

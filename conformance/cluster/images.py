@@ -3,8 +3,9 @@
 Used by ``kovc images`` (preload lists for air-gapped runs), by ``KindBackend.plan()`` and by the
 kind backend itself (``kind load docker-image``). Offline: nothing here touches the network.
 
-Sources (kube-ovn-facts.md §3.2, kubevirt-facts.md §2.1/§2.4; upstream Kube-OVN ``Makefile`` at each
-release tag): Kube-OVN ships one image, ``docker.io/kubeovn/kube-ovn:<tag>``, for the controller, the
+Sources (upstream Kube-OVN ``Makefile`` / ``makefiles/kind.mk`` at each release tag, KubeVirt's release
+manifests ``kubevirt-operator.yaml`` / ``kubevirt-cr.yaml``): Kube-OVN ships one image,
+``docker.io/kubeovn/kube-ovn:<tag>``, for the controller, the
 CNI daemon, OVN/OVS and the webhook; KubeVirt's operator deploys api/controller/handler/launcher from
 the operator's registry and tag (export proxy and synchronization controller only with feature gates
 the suite does not turn on); cert-manager's manifest runs controller, cainjector and webhook.
@@ -54,7 +55,9 @@ class RunVersions:
         versions.kube_ovn_release(ko)
         kv = versions.check_kubevirt_version(kubevirt or versions.KUBEVIRT_VERSION)
         k8s = versions.check_kubernetes_version(kubernetes or versions.K8S_VERSION)
-        return cls(kube_ovn=ko, kubevirt=kv, kubernetes=k8s, cert_manager=versions.CERT_MANAGER_VERSION,
+        # cert-manager as the Kube-OVN tag's own CI installs it (its Makefile's pin), else the default
+        cm = versions.kube_ovn_release(ko).cert_manager_ci_version or versions.CERT_MANAGER_VERSION
+        return cls(kube_ovn=ko, kubevirt=kv, kubernetes=k8s, cert_manager=cm,
                    kind_image=kind_image or kind_node_image(k8s))
 
 

@@ -1,24 +1,33 @@
 """Installers for the kind backend: Kube-OVN, cert-manager and the Kube-OVN webhook, KubeVirt.
 
-Each follows upstream's own kind recipe (kube-ovn-facts.md §3.2 and its Corrections, kubevirt-facts.md
-§2; kubeovn/kube-ovn ``Makefile`` / ``makefiles/kind.mk`` at the release tags):
+Each follows upstream's own kind recipe (kubeovn/kube-ovn ``Makefile`` / ``makefiles/kind.mk`` — ``kind.mk``
+before v1.15 — at the release tags, e.g. ``kind-install-kubevirt`` L555-576 at v1.16.2):
 
 * control plane untainted (``make untaint-control-plane``) and labelled ``kube-ovn/role=master``;
-* Kube-OVN from the tag's Helm chart v2 where the release has it (``make install-chart-v2``, values in
-  ``clusters/kube-ovn-values-v2.yaml``), else the tag's ``dist/images/install.sh`` with its ``VERSION=``
-  lines rewritten as ``make kind-install`` does (environment in ``clusters/kube-ovn-install.env``) —
-  keep-vm-ip on either way. The script's last two steps (copy ``kubectl-ko`` into the host's
+* Kube-OVN the way the tag's own CI installs it (``KubeOvnRelease.install_method``): the Helm chart v2
+  from v1.16.0 (``make install-chart-v2``, values in ``clusters/kube-ovn-values-v2.yaml``), else the tag's
+  ``dist/images/install.sh`` with its ``VERSION=`` lines rewritten as ``make kind-install`` does (also for
+  v1.14.x/v1.15.x, which ship a chart v2 - it exists from v1.14.0 - that their CI never installs;
+  environment in ``clusters/kube-ovn-install.env``) — keep-vm-ip on either way. The script's last two
+  steps (copy ``kubectl-ko`` into the host's
   ``/usr/local/bin``, run ``kubectl ko diagnose``) are left out: a test run must not write into the
   host's system directories;
 * cert-manager's release manifest, then the three cert-manager Deployments rolled out;
 * the tag's ``yamls/webhook.yaml`` with every ``image:`` rewritten to the requested release (upstream's
   ``sed 's#image: .*#image: $(REGISTRY)/kube-ovn:$(VERSION)#'``: the file ships an older image), rolled
   out, and the running webhook container's image tag checked against the requested release;
+* the worker nodes labelled ``kovc.io/vm-node=true`` (:data:`conformance.names.VM_NODE_LABEL`);
 * KubeVirt's operator and CR at the requested release; ``virt-operator`` scaled to one replica; the CR
-  patched with ``infra.replicas: 1``, the feature gates the suite needs (``Snapshot``: virt-api refuses
-  to create a ``VirtualMachineClone`` unless it is on — ``vmclone-admitter.go`` "snapshot feature gate
-  is not enabled", v0.58.0 to v1.9.0 — which ``deny.clone`` needs) and ``useEmulation: true`` when a
-  node lacks ``/dev/kvm`` (``false`` otherwise); then phase ``Deployed`` and condition ``Available``, and the observed
+  patched with ``infra.replicas: 1``; with ``workloads.nodePlacement.nodeSelector`` = that label
+  (virt-handler's DaemonSet has no node selector of its own and the control plane is untainted, so
+  without it every node, the control plane included, gets ``kubevirt.io/schedulable=true`` and
+  net.migration-downtime finds no node for its probe;
+  ``kubevirt/kubevirt@v1.8.1:pkg/virt-operator/resource/apply/apps.go`` L376
+  ``placement.InjectPlacementMetadata(kv.Spec.Workloads, …)``); with the feature gates the suite needs
+  (``Snapshot``: virt-api refuses to create a ``VirtualMachineClone`` unless it is on —
+  ``vmclone-admitter.go`` "snapshot feature gate is not enabled", v0.58.0 to v1.9.0 — which
+  ``deny.clone`` needs); and with ``useEmulation: true`` when a node's ``/dev/kvm`` cannot be opened
+  read-write (``false`` otherwise); then phase ``Deployed`` and condition ``Available``, and the observed
   version checked.
 
 Every external program runs through :func:`run_program` (tests stand in ``kind``, ``helm``, ``docker``
@@ -46,6 +55,7 @@ from typing import Any
 from tenacity import retry, retry_if_exception, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from .. import USER_AGENT, _data, versions
+from ..names import VM_NODE_LABEL
 from . import detect
 from .base import BackendError
 from .images import (
@@ -77,7 +87,7 @@ WEBHOOK_STARTING = ("failed calling webhook", "no endpoints available for servic
                     "x509: certificate signed by unknown authority")
 CONTROL_PLANE_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 #: KubeVirt feature gates the suite needs: ``Snapshot`` for ``VirtualMachineClone`` (deny.clone).
-#: Live migration needs none (the LiveMigration gate is GA since v0.56, kubevirt-facts.md §2.3).
+#: Live migration needs none (the LiveMigration feature gate went GA in KubeVirt v0.56).
 KUBEVIRT_FEATURE_GATES = ("Snapshot",)
 #: install.sh is cut where it starts writing into the host (kubectl-ko into /usr/local/bin).
 INSTALL_SH_CUT = 'echo "[Step 5/6]'
@@ -102,13 +112,19 @@ def _shown(argv: Sequence[str]) -> str:
 
 def run_program(argv: Sequence[str], *, step: str, obj: str, timeout: float,
                 env: Mapping[str, str] | None = None, input_text: str | None = None, check: bool = True,
-                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+                cwd: Path | None = None, stdin_file: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run one external program (the only place this package starts one, besides pytest-kind's own
     ``kind`` calls). :class:`BackendError` naming ``step`` and ``obj`` when it cannot be started, runs
-    past ``timeout`` seconds or (with ``check``) exits non-zero."""
+    past ``timeout`` seconds or (with ``check``) exits non-zero. ``stdin_file``: a file fed to its
+    standard input as bytes (e.g. an image archive)."""
     try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              env=dict(env) if env else None, input=input_text, cwd=cwd, check=False)
+        if stdin_file is not None:
+            with stdin_file.open("rb") as fh:
+                proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                                      env=dict(env) if env else None, stdin=fh, cwd=cwd, check=False)
+        else:
+            proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                                  env=dict(env) if env else None, input=input_text, cwd=cwd, check=False)
     except FileNotFoundError:
         raise BackendError(f"{step}: {obj}: program {argv[0]!r} not found") from None
     except PermissionError:
@@ -350,12 +366,26 @@ class Installer:
                      obj="control-plane nodes")
         return [n["metadata"]["name"] for n in nodes]
 
+    def label_vm_nodes(self) -> list[str]:
+        """Label every node without ``node-role.kubernetes.io/control-plane`` ``kovc.io/vm-node=true``
+        (the nodes KubeVirt may run VMs on); at least two are needed for live migration."""
+        step = "label-vm-nodes"
+        nodes = self.kubectl_json("get", "nodes", "-l", "!node-role.kubernetes.io/control-plane", step=step,
+                                  obj="nodes without the control-plane role").get("items") or []
+        names = sorted(n["metadata"]["name"] for n in nodes)
+        if len(names) < 2:
+            raise BackendError(f"{step}: nodes: expected at least two worker nodes to run VMs (live migration "
+                               f"needs a source and a target), saw {', '.join(names) or 'none'}")
+        self.kubectl("label", "node", "--overwrite", *names, f"{VM_NODE_LABEL}=true", step=step,
+                     obj=f"nodes {', '.join(names)}")
+        return names
+
     def install_kube_ovn(self) -> str:
         """Kube-OVN at the requested release; returns how (chart v2 / install.sh)."""
         step = "kube-ovn"
         tree = self.sources.kube_ovn_tree(step)
         clusters = _data.data_dir("clusters")
-        if self.release.has_chart_v2:
+        if self.release.install_method == "chart-v2":
             chart = tree / "charts" / "kube-ovn-v2"
             if not (chart / "Chart.yaml").is_file():
                 raise BackendError(f"{step}: chart {chart}: no Chart.yaml (Kube-OVN {self.v.kube_ovn} should "
@@ -448,7 +478,8 @@ class Installer:
         gates += [g for g in KUBEVIRT_FEATURE_GATES if g not in gates]
         # Explicit either way: a reused cluster may carry an earlier run's setting.
         dev_patch: dict[str, Any] = {"featureGates": gates, "useEmulation": use_emulation}
-        patch = {"spec": {"configuration": {"developerConfiguration": dev_patch}, "infra": {"replicas": 1}}}
+        patch = {"spec": {"configuration": {"developerConfiguration": dev_patch}, "infra": {"replicas": 1},
+                          "workloads": {"nodePlacement": {"nodeSelector": {VM_NODE_LABEL: "true"}}}}}
         self.kubectl("-n", "kubevirt", "patch", "kubevirt", "kubevirt", "--type=merge",
                      "-p", json.dumps(patch), step=step, obj="KubeVirt kubevirt/kubevirt")
         timeout = STEP_TIMEOUTS["kubevirt-deployed"]

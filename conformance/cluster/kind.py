@@ -2,24 +2,36 @@
 
 Built on ``pytest_kind.KindCluster`` from pytest-kind-ng (create with our config file, delete, load
 images); never its ``kind_cluster`` fixture, which creates a single-node cluster with the default CNI.
-The library's default kind (v0.17.0, downloaded on first use) cannot create current node images, so a
-modern kind is required and checked (``kind version`` >= ``versions.KIND_MIN_VERSION``): ``--kind-bin``,
-else ``KIND_VERSION`` (downloaded by pytest-kind for this platform), else ``kind`` on ``PATH``.
+The library's default kind (v0.17.0, downloaded on first use) cannot create current node images, and
+kind supports a node image only with the release it shipped with, so the kind release paired with the
+run's ``kindest/node`` (``versions.kind_release_for``) is required: an older kind is refused, another
+newer one is used with a warning in the run log. Which kind: ``--kind-bin``, else ``KIND_VERSION`` -
+the ``kind`` on ``PATH`` when it is that release (as CI installs it), else downloaded by pytest-kind for
+this platform - else ``kind`` on ``PATH``.
 
 ``provision`` (see :meth:`KindBackend.plan` for the steps): preflight (kind, kubectl, helm, docker,
 ``--manifests-dir``) before anything is created; ``kind create cluster --config`` (our
 ``clusters/kind-config.yaml``: no default CNI, pod subnet 10.16.0.0/16, 1 control plane + 2 workers);
-images preloaded with ``kind load docker-image``; then the installers of :mod:`.install`; then the
+images preloaded (:meth:`KindBackend.preload_images`: ``kind load docker-image``, falling back as upstream's
+``makefiles/kind.mk`` L47-66 at v1.16.2 does - Docker 29's containerd image store makes ``kind load
+docker-image`` fail with "content digest … not found", kind#3795/#4066 - to ``docker save`` + ``kind load
+image-archive``, then to ``ctr -n k8s.io images import`` on every node; the run log says which path
+each image took); then the installers of :mod:`.install`; then the
 cluster is read back (:mod:`.detect`). Any failure, Ctrl-C included, deletes a cluster this run
-created (after ``kind export logs`` into the work folder) unless ``--keep-cluster``; a cluster that
+created (after ``kind export logs`` into ``<report dir>/cluster-logs/``, so the logs travel with the
+report bundle - the CI artifact - and its MANIFEST.sha256) unless ``--keep-cluster``; a cluster that
 existed before the run (same name, e.g. kept by an earlier ``--keep-cluster`` run) is reused and
 never deleted.
 
-``/dev/kvm``: checked on every node container with ``<docker|podman> exec <node> test -e /dev/kvm``
-before KubeVirt is installed (kind nodes are privileged containers, so they see the host's device);
-when any node lacks it, the KubeVirt CR gets ``useEmulation: true`` (QEMU TCG; guests boot in 1 to 2
-minutes). The alternative, a node's allocatable ``devices.kubevirt.io/kvm``, only appears once
-virt-handler runs, after the CR is configured.
+``/dev/kvm``: checked on every VM node container before KubeVirt is installed (kind nodes are privileged
+containers, so they see the host's device): present (``test -c /dev/kvm``) is not enough, it must open
+read-write for the user QEMU runs as in virt-launcher - uid 107 (``NonRootUID``,
+``kubevirt/kubevirt@v1.8.1:pkg/util/util.go`` L30) - checked with ``<docker|podman> exec --user 107:107
+<node> sh -c 'exec 3<>/dev/kvm'`` (a GitHub runner's ``/dev/kvm`` is root:kvm 0660 unless a udev rule opens
+it). When any VM node fails, the KubeVirt CR gets ``useEmulation: true`` (QEMU TCG; guests boot several
+times slower, so the suite multiplies its VM waits, see ``settings.EMULATION_VM_WAIT_FACTOR``). The
+alternative, a node's allocatable ``devices.kubevirt.io/kvm``, only appears once virt-handler runs, after
+the CR is configured.
 """
 
 from __future__ import annotations
@@ -44,6 +56,10 @@ from .images import RunVersions, run_images, run_manifests
 from .install import STEP_TIMEOUTS, Installer, Log, Sources, default_log, run_program
 
 KIND_CONFIG = "kind-config.yaml"
+#: The uid QEMU runs as in virt-launcher (``NonRootUID``, kubevirt/kubevirt@v1.8.1:pkg/util/util.go L30).
+QEMU_UID = 107
+#: Folder of the report bundle that receives ``kind export logs`` after a failed install.
+CLUSTER_LOGS = "cluster-logs"
 _KIND_VERSION_RE = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)")
 
 
@@ -73,6 +89,9 @@ class KindOptions(Protocol):
 
     @property
     def manifests_dir(self) -> str | None: ...
+
+    @property
+    def report_dir(self) -> Path: ...
 
 
 def parse_kind_version(text: str) -> tuple[int, int, int] | None:
@@ -132,6 +151,10 @@ class KindBackend:
         mdir = options.manifests_dir
         self.manifests_dir = Path(mdir).expanduser().resolve() if mdir else None
         self.kubectl_bin: str | None = getattr(options, "kind_kubectl_bin", None)
+        report_dir = getattr(options, "report_dir", None)
+        #: Where ``kind export logs`` writes after a failed install: inside the report bundle.
+        self.logs_dir = Path(report_dir).expanduser().resolve() / CLUSTER_LOGS if report_dir else None
+        self.exported_logs: Path | None = None
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -156,16 +179,20 @@ class KindBackend:
         found = shutil.which("kind")
         return KindBinary(found, f"kind on PATH ({found})" if found else "kind on PATH (not found)")
 
-    def _min_version_error(self, seen: str, binary: str) -> BackendError:
-        return BackendError(f"kind-version: {binary}: kind >= {versions.KIND_MIN_VERSION} is required "
-                            f"(older kind cannot create current node images), saw {seen}; pass --kind-bin "
-                            f"PATH or set KIND_VERSION={versions.KIND_MIN_VERSION} (or newer)")
+    def kind_pair(self, v: RunVersions) -> tuple[str, str]:
+        """The kind release paired with this run's node image, and why (``versions.kind_release_for``)."""
+        return versions.kind_release_for(v.kubernetes)
+
+    def _min_version_error(self, seen: str, binary: str, wanted: str) -> BackendError:
+        return BackendError(f"kind-version: {binary}: kind >= {wanted} is required (older kind cannot create "
+                            f"the node image; {wanted} is the release paired with it), saw {seen}; pass "
+                            f"--kind-bin PATH or set KIND_VERSION={wanted}")
 
     # -- plan ------------------------------------------------------------------------------------
 
     def steps(self, v: RunVersions) -> list[tuple[str, str]]:
         release = versions.kube_ovn_release(v.kube_ovn)
-        if release.has_chart_v2:
+        if release.install_method == "chart-v2":
             kube_ovn = (f"helm upgrade --install kubeovn charts/kube-ovn-v2 (of {v.kube_ovn}) --wait "
                         "--values clusters/kube-ovn-values-v2.yaml --set "
                         f"global.images.kubeovn.tag={v.kube_ovn} (keep-vm-ip on); rollout "
@@ -176,8 +203,8 @@ class KindBackend:
                         "its kubectl-ko step; rollout kube-ovn-controller; nodes Ready")
         keep = "kept (--keep-cluster)" if self.keep_cluster else "deleted (also after a failure)"
         return [
-            ("preflight", f"kind >= {versions.KIND_MIN_VERSION} (`kind version`), kubectl, "
-                          f"{'helm, ' if release.has_chart_v2 else 'bash, '}{container_runtime()}"
+            ("preflight", f"kind {self.kind_pair(v)[0]} (`kind version`; older refused, newer warned), kubectl, "
+                          f"{'helm, ' if release.install_method == 'chart-v2' else 'bash, '}{container_runtime()}"
                           f"{', --manifests-dir files' if self.manifests_dir else ''}; nothing is created "
                           "if one is missing"),
             ("create-cluster", f"kind create cluster --name={self.cluster_name} --config "
@@ -186,11 +213,15 @@ class KindBackend:
                                "place"),
             ("preload-images", f"kind load docker-image for each image below ({container_runtime()} pull "
                                "first when missing locally; an image that cannot be pulled is left to the "
-                               "nodes)"),
+                               f"nodes); when that fails (Docker 29 containerd store), {container_runtime()} "
+                               "save + kind load image-archive, then ctr -n k8s.io images import on every "
+                               "node (upstream kind.mk); the log names each image's path"),
             ("untaint-control-plane", "kubectl taint node <control-plane> node-role.kubernetes.io/"
                                       "control-plane:NoSchedule- (upstream untaint-control-plane)"),
             ("label-masters", "kubectl label node --overwrite -l node-role.kubernetes.io/control-plane "
                               "kube-ovn/role=master"),
+            ("label-vm-nodes", "kubectl label node --overwrite <every node without the control-plane role> "
+                               "kovc.io/vm-node=true (at least two: the VM nodes)"),
             ("kube-ovn", kube_ovn),
             ("cert-manager", f"kubectl apply -f cert-manager.yaml ({v.cert_manager}); rollout status "
                              "cert-manager, cert-manager-cainjector, cert-manager-webhook"),
@@ -198,12 +229,16 @@ class KindBackend:
                         f"docker.io/kubeovn/kube-ovn:{v.kube_ovn}; rollout status "
                         "deployment/kube-ovn-webhook; check the running container's image tag is "
                         f"{v.kube_ovn}"),
-            ("kvm-check", f"{container_runtime()} exec <node> test -e /dev/kvm on every node; useEmulation "
-                          "when any lacks it"),
+            ("kvm-check", f"{container_runtime()} exec <node> test -c /dev/kvm, then open it read-write "
+                          "as uid 107 (virt-launcher's QEMU) on every node; useEmulation when any fails "
+                          "(VM waits then x3)"),
             ("kubevirt", f"kubectl apply -f kubevirt-operator.yaml ({v.kubevirt}); virt-operator replicas 1; "
                          "rollout; wait for kubevirts.kubevirt.io; apply kubevirt-cr.yaml; patch "
                          "featureGates [Snapshot] (VirtualMachineClone, deny.clone), infra.replicas 1, "
-                         "useEmulation true if a node has no /dev/kvm (else false); wait phase "
+                         "workloads.nodePlacement.nodeSelector kovc.io/vm-node=true (virt-handler, and so "
+                         "kubevirt.io/schedulable, only on the workers: the control plane hosts the "
+                         "migration probe), "
+                         "useEmulation true if a node has no usable /dev/kvm (else false); wait phase "
                          f"Deployed and Available; check observedKubeVirtVersion {v.kubevirt}"),
             ("detect", "read back server version, kube-ovn-controller and webhook image tags, KubeVirt "
                        "version, keep-vm-ip, the webhook configuration"),
@@ -217,10 +252,10 @@ class KindBackend:
         kind = self.kind_binary()
         lines = [f"kind backend: cluster {self.cluster_name!r} (nothing below has been done)", "versions:",
                  f"  Kube-OVN {v.kube_ovn} (webhook image docker.io/kubeovn/kube-ovn:{v.kube_ovn}; "
-                 f"{'Helm chart v2' if release.has_chart_v2 else 'install.sh'})",
+                 f"{'Helm chart v2' if release.install_method == 'chart-v2' else 'install.sh'}, as its CI)",
                  f"  KubeVirt {v.kubevirt}", f"  Kubernetes {v.kubernetes} (node image {v.kind_image})",
                  f"  cert-manager {v.cert_manager}",
-                 f"  kind >= {versions.KIND_MIN_VERSION}: {kind.how}", "steps:"]
+                 f"  kind {self.kind_pair(v)[0]} ({self.kind_pair(v)[1]}): {kind.how}", "steps:"]
         lines += [f"  {i}. {name}: {text}" for i, (name, text) in enumerate(self.steps(v), 1)]
         lines.append("images:")
         lines += [f"  {img.image}  ({', '.join(img.components)})" for img in run_images(v)]
@@ -239,7 +274,7 @@ class KindBackend:
 
     def upgrade_steps(self, source: str, target: str) -> list[str]:
         """How ``upgrade`` moves the cluster from ``source`` to ``target`` (``versions.upgrade_method``)."""
-        by_chart = versions.kube_ovn_release(source).has_chart_v2
+        by_chart = versions.kube_ovn_release(source).install_method == "chart-v2"
         kube_ovn = (f"helm upgrade --install kubeovn charts/kube-ovn-v2 (of {target}) --wait --values "
                     f"clusters/kube-ovn-values-v2.yaml --set global.images.kubeovn.tag={target}"
                     if by_chart else
@@ -269,9 +304,9 @@ class KindBackend:
                               sources=Sources(target_v, workdir, self.manifests_dir),
                               kubectl=str(info.extra.get("kubectl_bin") or self.kubectl_bin or "kubectl"),
                               helm=shutil.which("helm") or "helm", log=self.log)
-        # A script install is upgraded by the target's script even when the target ships chart v2.
+        # The install method of the source decides (a script install is upgraded by the target's script).
         installer.release = dataclasses.replace(
-            installer.release, has_chart_v2=versions.kube_ovn_release(source_v.kube_ovn).has_chart_v2)
+            installer.release, install_method=versions.kube_ovn_release(source_v.kube_ovn).install_method)
         try:
             self.log(f"upgrading Kube-OVN {source_v.kube_ovn} -> {target} ({out.method})")
             installer.install_kube_ovn()
@@ -294,18 +329,19 @@ class KindBackend:
         """Check every program and local file before anything is created; returns resolved paths."""
         state_dir = workdir / ".pytest-kind" / self.cluster_name
         kind = self.kind_binary(state_dir)
+        paired = self.kind_pair(v)[0]
         wanted = parse_kind_version(kind.download_version or "")
-        if kind.download_version is not None and (wanted is None
-                                                  or wanted < versions.parse(versions.KIND_MIN_VERSION)):
-            raise self._min_version_error(f"KIND_VERSION={kind.download_version}", "KIND_VERSION")
+        if kind.download_version is not None and (wanted is None or wanted < versions.parse(paired)):
+            raise self._min_version_error(f"KIND_VERSION={kind.download_version}", "KIND_VERSION", paired)
+        if kind.download_version is not None:
+            kind = self._installed_kind(kind)
         if kind.download_version is None and (not kind.path or not Path(kind.path).is_file()):
-            raise BackendError(f"preflight: kind not found ({kind.how}): install kind >= "
-                               f"{versions.KIND_MIN_VERSION} and pass --kind-bin PATH, or set KIND_VERSION="
-                               f"{versions.KIND_MIN_VERSION} (or newer) to have it downloaded")
+            raise BackendError(f"preflight: kind not found ({kind.how}): install kind {paired} and pass "
+                               f"--kind-bin PATH, or set KIND_VERSION={paired} to have it downloaded")
         tools = {"kubectl": self._tool(self.kubectl_bin, "kubectl", "to install Kube-OVN, cert-manager and "
                                        "KubeVirt (pass --kind-kubectl-bin)"),
                  "runtime": self._tool(None, container_runtime(), "by kind for the node containers")}
-        if versions.kube_ovn_release(v.kube_ovn).has_chart_v2:
+        if versions.kube_ovn_release(v.kube_ovn).install_method == "chart-v2":
             tools["helm"] = self._tool(None, "helm", f"to install Kube-OVN {v.kube_ovn} from its chart v2")
         else:
             tools["bash"] = self._tool(None, "bash", f"to run Kube-OVN {v.kube_ovn}'s install.sh")
@@ -317,8 +353,20 @@ class KindBackend:
                                    "its URL)")
         kind_path = self.ensure_kind(kind, state_dir)
         tools["kind"] = kind_path
-        tools["kind_version"] = self.check_kind_version(kind_path)
+        tools["kind_version"] = self.check_kind_version(kind_path, v)
+        tools["kind_how"] = kind.how
         return tools
+
+    def _installed_kind(self, kind: KindBinary) -> KindBinary:
+        """With ``KIND_VERSION``: the ``kind`` on ``PATH`` when it already is that release (CI installed
+        it), so no second kind is downloaded over it."""
+        found = shutil.which("kind")
+        if not found or kind.download_version is None:
+            return kind
+        out = run_program([found, "version"], step="kind-version", obj=found, timeout=30, check=False).stdout
+        if parse_kind_version(out) == parse_kind_version(kind.download_version):
+            return KindBinary(found, f"kind on PATH ({found}), already KIND_VERSION={kind.download_version}")
+        return kind
 
     def ensure_kind(self, kind: KindBinary, state_dir: Path) -> str:
         """The kind executable; with ``KIND_VERSION``, pytest-kind downloads it (for this machine's
@@ -345,12 +393,17 @@ class KindBackend:
                                    f"{' '.join(str(err).split())[:200]}") from None
         return kind.path
 
-    def check_kind_version(self, kind_path: str) -> str:
+    def check_kind_version(self, kind_path: str, v: RunVersions | None = None) -> str:
+        paired, why = self.kind_pair(v or self.versions())
         out = run_program([kind_path, "version"], step="kind-version", obj=kind_path, timeout=30).stdout
         seen = parse_kind_version(out)
-        if seen is None or seen < versions.parse(versions.KIND_MIN_VERSION):
-            raise self._min_version_error(" ".join(out.split()) or "no version", kind_path)
-        return f"v{seen[0]}.{seen[1]}.{seen[2]}"
+        if seen is None or seen < versions.parse(paired):
+            raise self._min_version_error(" ".join(out.split()) or "no version", kind_path, paired)
+        text = f"v{seen[0]}.{seen[1]}.{seen[2]}"
+        if text != paired:
+            self.log(f"warning: kind {text} is not {paired}, the release paired with the node image ({why}); "
+                     "kind supports node images of its own release")
+        return text
 
     def _cluster(self, tools: dict[str, str], kubeconfig: Path, workdir: Path, image: str | None,
                  name: str | None = None) -> Any:
@@ -409,19 +462,22 @@ class KindBackend:
     def _left_note(self, created: bool) -> str:
         if not created:
             return ""
+        where = f"; cluster logs in {self.exported_logs}" if self.exported_logs else ""
         if self.keep_cluster:
-            return f" (kind cluster {self.cluster_name} kept: --keep-cluster)"
-        return f" (kind cluster {self.cluster_name} deleted)"
+            return f" (kind cluster {self.cluster_name} kept: --keep-cluster{where})"
+        return f" (kind cluster {self.cluster_name} deleted{where})"
 
     def _cleanup_after_failure(self, tools: dict[str, str], kubeconfig: Path, workdir: Path, created: bool,
                                err: BaseException) -> None:
         if not created:
             return
-        logs = workdir / "kind-logs"
-        with contextlib.suppress(BackendError):
+        logs = self.logs_dir or workdir / "kind-logs"
+        with contextlib.suppress(BackendError, OSError):
+            logs.parent.mkdir(parents=True, exist_ok=True)
             run_program([tools["kind"], "export", "logs", str(logs), f"--name={self.cluster_name}"],
                         step="export-logs", obj=f"kind cluster {self.cluster_name}", timeout=180)
             self.log(f"cluster logs exported to {logs}")
+            self.exported_logs = logs
         if self.keep_cluster:
             self.log(f"install failed; kind cluster {self.cluster_name} kept (--keep-cluster), kubeconfig "
                      f"{kubeconfig}")
@@ -434,7 +490,7 @@ class KindBackend:
 
     def _install(self, v: RunVersions, tools: dict[str, str], cluster: Any, kubeconfig: Path, workdir: Path,
                  extra: dict[str, Any]) -> ClusterInfo:
-        self.preload_images(v, cluster, tools["runtime"], extra)
+        self.preload_images(v, cluster, tools["runtime"], extra, workdir)
         installer = Installer(v, kubeconfig=kubeconfig, workdir=workdir,
                               sources=Sources(v, workdir, self.manifests_dir), kubectl=tools["kubectl"],
                               helm=tools.get("helm", "helm"), log=self.log)
@@ -443,17 +499,22 @@ class KindBackend:
             extra["untainted"] = installer.untaint_control_plane()
             self.log("labelling control-plane nodes kube-ovn/role=master")
             extra["kube_ovn_masters"] = installer.label_masters()
+            self.log("labelling the worker nodes kovc.io/vm-node=true (KubeVirt's workload placement)")
+            extra["vm_nodes"] = installer.label_vm_nodes()
             self.log(f"installing Kube-OVN {v.kube_ovn}")
             extra["kube_ovn_install"] = installer.install_kube_ovn()
             self.log(f"installing cert-manager {v.cert_manager}")
             installer.install_cert_manager()
             self.log(f"installing the Kube-OVN webhook ({v.kube_ovn})")
             installer.install_webhook()
-            no_kvm = self.nodes_without_kvm(tools["kind"], tools["runtime"])
+            unusable = self.kvm_unusable(tools["kind"], tools["runtime"])
+            no_kvm = sorted(unusable)
             extra["use_emulation"] = bool(no_kvm)
             extra["nodes_without_kvm"] = no_kvm
+            extra["kvm_check"] = unusable
             self.log(f"installing KubeVirt {v.kubevirt}"
-                     + (f" with software emulation (no /dev/kvm on {', '.join(no_kvm)})" if no_kvm else ""))
+                     + (" with software emulation (" + "; ".join(f"{n}: {why}" for n, why in unusable.items())
+                        + ")" if no_kvm else ""))
             installer.install_kubevirt(use_emulation=bool(no_kvm))
             self.log("reading the cluster back")
             det = detect.detect(installer.api())
@@ -467,11 +528,16 @@ class KindBackend:
         info.warnings.extend(installer.warnings)
         return info
 
-    def preload_images(self, v: RunVersions, cluster: Any, runtime: str, extra: dict[str, Any]) -> None:
-        """``kind load docker-image`` every image (pulled first when missing locally); an image that
-        cannot be pulled is left to the nodes, and recorded."""
+    def preload_images(self, v: RunVersions, cluster: Any, runtime: str, extra: dict[str, Any],
+                       workdir: Path | None = None) -> None:
+        """Load every image into the nodes (pulled first when missing locally; an image that cannot be
+        pulled is left to the nodes, and recorded): ``kind load docker-image``, else the fallbacks of
+        upstream's ``kind_load_image`` (``makefiles/kind.mk`` L47-66 at v1.16.2). ``extra["preload"]``
+        maps each image to the path it took."""
         loaded: list[str] = []
         skipped: list[str] = []
+        paths: dict[str, str] = {}
+        archives = (workdir or Path.cwd()) / "image-archives"
         for img in run_images(v):
             if not img.loadable:
                 continue
@@ -483,26 +549,65 @@ class KindBackend:
                                      timeout=STEP_TIMEOUTS["download"] * 2, check=False)
                 if pulled.returncode != 0:
                     skipped.append(img.image)
+                    paths[img.image] = "not preloaded (pull failed)"
+                    self.log(f"{img.image}: not preloaded (pull failed); the nodes pull it themselves")
                     continue
-            self.log(f"loading {img.image}")
-            try:
-                cluster.load_docker_image(img.image)
-            except subprocess.CalledProcessError as err:
-                raise BackendError(f"preload-images: {img.image}: `kind load docker-image` exited "
-                                   f"{err.returncode} (kind's output is above)") from None
+            paths[img.image] = self._load_image(img.image, cluster, runtime, archives)
+            self.log(f"{img.image}: loaded via {paths[img.image]}")
             loaded.append(img.image)
         extra["preloaded_images"] = loaded
         extra["not_preloaded_images"] = skipped
+        extra["preload"] = paths
 
-    def nodes_without_kvm(self, kind: str, runtime: str) -> list[str]:
+    def _load_image(self, image: str, cluster: Any, runtime: str, archives: Path) -> str:
+        """One image into every node; returns the path that worked."""
+        try:
+            cluster.load_docker_image(image)
+            return "kind load docker-image"
+        except subprocess.CalledProcessError as err:
+            first = f"`kind load docker-image` exited {err.returncode}"
+        self.log(f"{image}: {first}; trying {runtime} save + kind load image-archive")
+        archives.mkdir(parents=True, exist_ok=True)
+        archive = archives / (re.sub(r"[^A-Za-z0-9_.-]+", "_", image) + ".tar")
+        run_program([runtime, "save", "-o", str(archive), image], step="preload-images", obj=image,
+                    timeout=STEP_TIMEOUTS["download"])
+        kind = str(cluster.kind_path)
+        second = run_program([kind, "load", "image-archive", str(archive), f"--name={self.cluster_name}"],
+                             step="preload-images", obj=image, timeout=STEP_TIMEOUTS["download"], check=False)
+        if second.returncode == 0:
+            archive.unlink(missing_ok=True)
+            return f"{runtime} save + kind load image-archive ({first})"
+        self.log(f"{image}: `kind load image-archive` exited {second.returncode}; importing with ctr on "
+                 "every node")
+        nodes = run_program([kind, "get", "nodes", f"--name={self.cluster_name}"], step="preload-images",
+                            obj=f"kind cluster {self.cluster_name}", timeout=60).stdout.split()
+        for node in nodes:
+            run_program([runtime, "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import", "-"],
+                        step="preload-images", obj=f"{image} on node {node}", timeout=STEP_TIMEOUTS["download"],
+                        stdin_file=archive)
+        archive.unlink(missing_ok=True)
+        return (f"ctr -n k8s.io images import on {len(nodes)} node(s) ({first}; `kind load image-archive` "
+                f"exited {second.returncode})")
+
+    def kvm_unusable(self, kind: str, runtime: str) -> dict[str, str]:
+        """Nodes whose ``/dev/kvm`` QEMU cannot use: node -> why."""
         nodes = run_program([kind, "get", "nodes", f"--name={self.cluster_name}"], step="kvm-check",
                             obj=f"kind cluster {self.cluster_name}", timeout=60).stdout.split()
         if not nodes:
             raise BackendError(f"kvm-check: kind cluster {self.cluster_name}: `kind get nodes` listed no "
                                "node")
-        return [n for n in nodes
-                if run_program([runtime, "exec", n, "test", "-e", "/dev/kvm"], step="kvm-check",
-                               obj=f"node {n}", timeout=60, check=False).returncode != 0]
+        out: dict[str, str] = {}
+        for n in nodes:
+            if run_program([runtime, "exec", n, "test", "-c", "/dev/kvm"], step="kvm-check", obj=f"node {n}",
+                           timeout=60, check=False).returncode != 0:
+                out[n] = "no /dev/kvm"
+                continue
+            rw = run_program([runtime, "exec", "--user", f"{QEMU_UID}:{QEMU_UID}", n, "sh", "-c",
+                              "exec 3<>/dev/kvm"], step="kvm-check", obj=f"node {n}", timeout=60, check=False)
+            if rw.returncode != 0:
+                seen = " ".join((rw.stderr or rw.stdout).split())[:160] or f"exit {rw.returncode}"
+                out[n] = f"/dev/kvm present but not usable read-write by uid {QEMU_UID} ({seen})"
+        return out
 
     # -- teardown --------------------------------------------------------------------------------
 

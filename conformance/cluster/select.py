@@ -21,6 +21,7 @@ from .base import Backend, BackendError
 #: name → (module, class) of each backend.
 BACKEND_CLASSES: dict[str, tuple[str, str]] = {
     "sim": ("conformance.cluster.sim", "SimBackend"),
+    "envtest": ("conformance.cluster.envtest", "EnvtestBackend"),
     "kind": ("conformance.cluster.kind", "KindBackend"),
     "existing": ("conformance.cluster.existing", "ExistingBackend"),
 }
@@ -42,6 +43,8 @@ class BackendOptions:
     cluster_name: str = _settings.DEFAULT_CLUSTER_NAME
     kind_image: str | None = None
     manifests_dir: str | None = None
+    #: ``--backend envtest``: where the built programs are (None: $KOVC_ASSETS or the default cache).
+    assets: str | None = None
     plan: bool = False
     run_id: str = ""
     report_dir: Path = field(default_factory=lambda: Path("kovc-report"))
@@ -93,6 +96,7 @@ class BackendOptions:
             cluster_name=_settings.cluster_name(opt("cluster_name")),
             kind_image=opt("kind_image"),
             manifests_dir=opt("manifests_dir"),
+            assets=opt("assets"),
             plan=bool(opt("plan", False)),
             run_id=run_id or opt("run_id", ""),
             report_dir=Path(report_dir or opt("report_dir") or _settings.default_report_dir()),
@@ -118,9 +122,8 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
         sim_webhook_policy=getattr(ns, "sim_webhook_policy", None),
         sim_webhook=getattr(ns, "sim_webhook", None),
         sim_faults=getattr(ns, "sim_faults", None),
-        sim_seed=getattr(ns, "sim_seed", None)))
-    if getattr(ns, "k8s_version", None):
-        cfg.kubernetes_version = str(ns.k8s_version)
+        sim_seed=getattr(ns, "sim_seed", None),
+        k8s_version=getattr(ns, "k8s_version", None)))
     return cfg
 
 
@@ -137,7 +140,7 @@ def check_upgrade_pair(upgrade_from: str, target: str | None, force: bool) -> No
 
 
 def make_backend(name: str, options: BackendOptions) -> Backend:
-    """The backend called ``name`` (sim, kind, existing), built from ``options``."""
+    """The backend called ``name`` (sim, envtest, kind, existing), built from ``options``."""
     try:
         module_name, class_name = BACKEND_CLASSES[name]
     except KeyError:
@@ -191,7 +194,7 @@ def check_reachable(path: str, context: str | None = None) -> str:
     """Check the kubeconfig and that its API server answers ``/version``; returns its gitVersion.
     :class:`BackendError` (one line) otherwise."""
     server = check_kubeconfig(path, context)
-    from ..kube import Kube, api_code, api_message
+    from ..kube import Kube, api_code, api_message, transport_error
 
     try:
         kube = Kube(str(Path(path).expanduser()), context, run_id="preflight")
@@ -204,7 +207,10 @@ def check_reachable(path: str, context: str | None = None) -> str:
         if code:
             raise BackendError(f"API server {server} answered /version with HTTP {code}: "
                                f"{api_message(err)[:200]}") from None
-        raise BackendError(f"API server {server} unreachable: {_first_line(err)[:300]}") from None
+        below = transport_error(err) or _first_line(err)
+        if below.startswith("TLS: "):
+            raise BackendError(f"API server {server}: TLS failure: {below[5:][:300]}") from None
+        raise BackendError(f"API server {server} unreachable: {below[:300]}") from None
     finally:
         kube.close()
     return str(data.get("gitVersion", "")) if isinstance(data, dict) else ""

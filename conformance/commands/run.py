@@ -89,6 +89,15 @@ def validate(args: argparse.Namespace) -> None:
             check_reachable(args.kubeconfig, args.context)
         else:
             check_kubeconfig(args.kubeconfig, args.context)
+    elif args.backend == "envtest" and not args.plan:
+        from ..envtest.assets import AssetError
+        from ..envtest.controlplane import Binaries
+
+        try:
+            Binaries.find(Path(args.assets).expanduser() if getattr(args, "assets", None) else None,
+                          getattr(args, "k8s_version", None))
+        except AssetError as err:
+            raise BackendError(f"envtest: {err}") from None
     elif args.backend == "sim" and args.kubeconfig:
         check_kubeconfig(args.kubeconfig, args.context)
         print("kovc: note: --kubeconfig is not used by --backend sim (the simulated cluster writes its own)",

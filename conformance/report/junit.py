@@ -52,13 +52,19 @@ def _prop(parent: ET.Element, name: str, value: object) -> None:
     ET.SubElement(parent, "property", {"name": _x(name), "value": _x(value)})
 
 
+def requirement_time(req: RequirementResult) -> float:
+    """A requirement's real duration (its scenarios' time); for a report from before ``duration_s``
+    existed, the sum of its cases."""
+    return req.duration_s or sum(c.duration_s for c in req.cases)
+
+
 def render(run: RunResult) -> bytes:
     """junit.xml for ``run`` as UTF-8 bytes (with an XML declaration)."""
     reqs = run.requirements
     failures = sum(r.outcome == "failed" for r in reqs)
     errors = sum(r.outcome == "error" for r in reqs)
     skipped = sum(r.outcome in ("skipped", "not-run") for r in reqs)
-    total_time = sum(c.duration_s for r in reqs for c in r.cases)
+    total_time = sum(requirement_time(r) for r in reqs)
     counts = {"tests": str(len(reqs)), "failures": str(failures), "errors": str(errors),
               "skipped": str(skipped), "time": f"{total_time:.3f}"}
     root = ET.Element("testsuites", {"name": "kovc", **counts})
@@ -70,7 +76,7 @@ def render(run: RunResult) -> bytes:
     for warning in run.warnings:
         _prop(props, "warning", warning)
     for req in reqs:
-        duration = sum(c.duration_s for c in req.cases)
+        duration = requirement_time(req)
         case_el = ET.SubElement(suite, "testcase", {"classname": _x(req.family), "name": _x(req.id),
                                                     "time": f"{duration:.3f}"})
         cprops = ET.SubElement(case_el, "properties")

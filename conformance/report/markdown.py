@@ -43,6 +43,17 @@ def verdict_line(run: RunResult) -> str:
     return line
 
 
+def _components_line(run: RunResult) -> str:
+    """e.g. "real kube-apiserver v1.35.4 + real Kube-OVN webhook v1.16.2; KubeVirt and Kube-OVN
+    controllers simulated — not a certification" (the backend's own summary when it gave one)."""
+    if run.sim_model and "not a certification" in run.sim_model:
+        return run.sim_model
+    real = [f"real {c.get('name')} {c.get('version', '')}".rstrip() for c in run.components if c.get("real")]
+    sim = [str(c.get("name")) for c in run.components if not c.get("real")]
+    return (" + ".join(real) or "no real component") + (f"; {', '.join(sim)} simulated" if sim else "") + (
+        " — not a certification" if run.simulated else "")
+
+
 def _cell(text: str | None) -> str:
     """Text safe inside a Markdown table cell (one line, pipes escaped)."""
     if not text:
@@ -126,9 +137,20 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
     the verdict line, failed and skipped IDs and the counts per level."""
     if short:
         return _short(run)
-    # The first line carries the verdict (with "not a certification" when catalog MUSTs did not run).
+    # The first line carries the verdict (with "not a certification" when catalog MUSTs did not run),
+    # or, when some components are real (envtest), which ones were real and which simulated.
     lines = [f"# kovc conformance report — {verdict_line(run)}", "", f"**{verdict_line(run)}**", ""]
-    if run.simulated:
+    if run.components:
+        # First line: which components were real and which simulated (e.g. the envtest backend).
+        lines = [_components_line(run), "", *lines, "| Component | Real | Version | Program / model | sha256 |",
+                 "|---|---|---|---|---|"]
+        for c in run.components:
+            lines.append(f"| {_cell(str(c.get('name', '')))} | {'real' if c.get('real') else 'simulated'} | "
+                         f"{_cell(str(c.get('version', '')))} | "
+                         f"{_cell(str(c.get('program') or c.get('model') or c.get('source') or ''))} | "
+                         f"{_cell(str(c.get('sha256', '')))} |")
+        lines.append("")
+    elif run.simulated:
         lines += [f"> **{SIMULATED_BANNER}.** The cluster under test was kovc's simulated cluster"
                   + (f" (model: {run.sim_model})" if run.sim_model else "")
                   + "; this report shows how the suite behaves, not how a product does.", ""]

@@ -18,12 +18,14 @@ import base64
 import concurrent.futures
 import contextlib
 import datetime as dt
+import http.client
 import importlib
 import importlib.util
 import ipaddress
 import json
 import logging
 import random
+import secrets
 import ssl
 import tempfile
 import threading
@@ -107,6 +109,9 @@ class SimCluster:
         self._store: Store | None = None
         self._port = 0
         self._ca_pem: bytes | None = None
+        #: The bearer token the API server requires (written into :meth:`write_kubeconfig`); a fresh
+        #: random one per cluster, so a kubeconfig of another simulated cluster gets 401.
+        self.token = secrets.token_urlsafe(32)
         self.server: ApiServer | None = None
         self.faults: FaultInjector | None = None
         self.world: ModuleType | None = None
@@ -206,8 +211,28 @@ class SimCluster:
         code, dryRun)."""
         return self.call(lambda s: [e.as_json() for e in s.audit])
 
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """An SSL context trusting this cluster's self-signed CA (None when it serves plain http), for
+        ``urllib.request.urlopen(…, context=…)`` and ``http.client.HTTPSConnection``."""
+        if self._ca_pem is None:
+            return None
+        return ssl.create_default_context(cadata=self._ca_pem.decode())
+
+    def http_connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A raw connection to the API server (TLS when it serves https)."""
+        context = self.client_ssl_context()
+        if context is not None:
+            return http.client.HTTPSConnection(self.config.host, self.port, timeout=timeout, context=context)
+        return http.client.HTTPConnection(self.config.host, self.port, timeout=timeout)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization: Bearer <token>``, for HTTP clients that do not read a kubeconfig."""
+        return {"Authorization": f"Bearer {self.token}"}
+
     def write_kubeconfig(self, path: Path, context: str = "kovc-sim") -> Path:
-        """Write a kubeconfig for this cluster (cluster, user with a dummy token, current context)."""
+        """Write a kubeconfig for this cluster (cluster, user with the cluster's bearer token, current
+        context); private to its owner (mode 0600), as the token is a credential."""
         cluster: dict[str, Any] = {"server": self.url}
         if self._ca_pem is not None:
             cluster["certificate-authority-data"] = base64.b64encode(self._ca_pem).decode()
@@ -215,7 +240,7 @@ class SimCluster:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": context, "cluster": cluster}],
-            "users": [{"name": context, "user": {"token": "kovc-sim-token"}}],
+            "users": [{"name": context, "user": {"token": self.token}}],
             "contexts": [{"name": context,
                           "context": {"cluster": context, "user": context, "namespace": "default"}}],
             "current-context": context,
@@ -223,6 +248,8 @@ class SimCluster:
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
 
@@ -289,7 +316,7 @@ class SimCluster:
             store.audit_sinks.append(sink)
         self.faults = FaultInjector(config.faults, config.seed) if config.faults > 0 else None
         server = ApiServer(store, config, world=_as_world(world) if world is not None else None,
-                           faults=self.faults)
+                           faults=self.faults, token=self.token)
         self.server = server
         runner = web.AppRunner(server.app(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await runner.setup()

@@ -7,6 +7,16 @@ from typing import Any, Literal
 
 from .. import versions
 
+#: Wall seconds per modelled second on the simulated cluster: its periodic behaviours (Kube-OVN's 360 s
+#: LSP garbage collection) run this much faster, and a *fixed* bound of a requirement (one that
+#: ``--timeout-scale`` does not change, e.g. state.ip-released-on-delete's 120 s) is measured on that
+#: clock there (``Settings.clock_scale``). 1 on a real cluster.
+SIM_CLOCK_SCALE = 0.05
+
+#: kube-ovn-controller's ``--gc-interval`` default (``config.go`` L186 at v1.13.14; ``install.sh``
+#: ``GC_INTERVAL=360``), in modelled seconds.
+KUBE_OVN_GC_INTERVAL = 360.0
+
 
 @dataclass
 class SimConfig:
@@ -31,10 +41,15 @@ class SimConfig:
     #: Seconds between the old webhook pod's end and the new one serving during an in-place
     #: upgrade (``sim/upgrade.py``; failurePolicy Ignore admits every pod meanwhile).
     upgrade_window: float = 1.0
+    #: Wall seconds between kube-ovn-controller's periodic LSP garbage collections (``markAndCleanLSP``);
+    #: 0 disables it, as ``--gc-interval=0`` does. Default: 360 modelled seconds on the sim's clock.
+    gc_interval: float = KUBE_OVN_GC_INTERVAL * SIM_CLOCK_SCALE
     audit_log: str | None = None
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
-    https: bool = False
+    #: Serve TLS with a self-signed certificate (its CA in the kubeconfig). On by default: client-go
+    #: (kubectl) sends the kubeconfig's bearer token only over TLS, and the server requires it.
+    https: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

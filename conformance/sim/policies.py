@@ -8,7 +8,7 @@ policies share upstream's ``validateIPConflict``/``checkIPConflict`` skeleton (:
   missing (v1.16.2 L158-161) - *not* the namespace-bound subnet the controller would use;
 * ``ip_address`` and then ``ip_pool`` (when it is an address list) are checked (L163-180);
 * every address of the annotation is compared with every IP CR whose ``spec.subnet`` equals that subnet
-  (L196-198), on the v4 or v6 part of ``spec.ipAddress`` (L200, L209);
+  (L196-198), on the v4 or v6 part of ``spec.ipAddress`` (L200, L207);
 * the first mismatch denies with ``annotation static-ip %s is conflict with ip crd %s, ip %s``
   (L213); the namespace is never compared.
 
@@ -80,7 +80,7 @@ def _annotations(pod: JSON) -> dict[str, str]:
 
 
 def _go_ip_string(ip: str) -> str | None:
-    """``checkIPConflict`` L184-191: ``net.ParseCIDR`` for ``a/b``, else ``net.ParseIP(TrimSpace(ip))``;
+    """``checkIPConflict`` L185-193 (v1.16.2): ``net.ParseCIDR`` for ``a/b``, else ``net.ParseIP(TrimSpace(ip))``;
     the ``.String()`` form, or None when it does not parse."""
     if "/" in ip:
         if parse_cidr(ip) is None:
@@ -152,10 +152,10 @@ class PodNameEqualityMultusBypass(_Released):
 
     Which upstream line decides what (v1.12.35; v1.10.8 has the same lines at L73-183):
 
-    * effective name = the **pod name**: ``validateIP(..., o.GetName(), ...)`` (L120);
+    * effective name = the **pod name**: ``validateIP(..., o.GetName(), ...)`` (L121);
     * allow rule = ``if name == ipCr.Spec.PodName`` (L218): a launcher pod ``virt-launcher-<vm>-xxxxx``
       never equals the VM-named IP CR, so a static-IP VM restart is denied (#4803);
-    * bypass = ``allowLiveMigration`` (L124-153): only for multus attachments listed in
+    * bypass = ``allowLiveMigration`` (L124-154): only for multus attachments listed in
       ``k8s.v1.cni.cncf.io/networks`` / ``v1.multus-cni.io/default-network`` whose provider
       ``<nad>.<ns>.ovn`` carries ``<nad>.<ns>.ovn.kubernetes.io/allow_live_migration: "true"``
       (``util.LiveMigrationAnnotationTemplate``); there is **no** ``kubevirt.io/migrationJobName``
@@ -173,7 +173,7 @@ class PodNameEqualityMultusBypass(_Released):
         for key in (DEFAULT_NETWORK_ANNOTATION, ATTACHMENT_NETWORK_ANNOTATION):
             parsed = _parse_networks(annotations.get(key, ""), namespace)
             if parsed is None:
-                return False  # L128-131/L137-140: a parse error returns false
+                return False  # L129-132/L139-142: a parse error returns false
             networks.extend(parsed)
         for nad, nad_ns in networks:
             provider = f"{nad}.{nad_ns}.ovn"
@@ -257,7 +257,7 @@ class OwnerEquality(PodNameEquality):
     v1.16.2 lines:
 
     * effective name = the first ownerReference with ``Kind == util.KindVirtualMachineInstance`` and an
-      apiVersion with prefix ``kubevirt.io/`` (L119-127), else the pod name - *any* such reference counts,
+      apiVersion with prefix ``kubevirt.io/`` (L120-129), else the pod name - *any* such reference counts,
       controller or not, and its uid and namespace are never checked;
     * allow rule = ``if name == ipCR.Spec.PodName`` (L210): strict equality, namespace ignored;
     * bypass = ``kubevirt.io/migrationJobName`` present (L133-138).

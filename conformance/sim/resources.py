@@ -32,8 +32,9 @@ VWC = ResourceType("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfi
 
 VMS = ResourceType("kubevirt.io", "v1", "VirtualMachine", "virtualmachines", True, ("vm", "vms"), ("status",),
                    singular="virtualmachine", categories=("all",))
+# No status subresource: KubeVirt's generated VirtualMachineInstance CRD has none (status is a plain update).
 VMIS = ResourceType("kubevirt.io", "v1", "VirtualMachineInstance", "virtualmachineinstances", True,
-                    ("vmi", "vmis"), ("status",), singular="virtualmachineinstance", categories=("all",))
+                    ("vmi", "vmis"), (), singular="virtualmachineinstance", categories=("all",))
 VMIMS = ResourceType("kubevirt.io", "v1", "VirtualMachineInstanceMigration", "virtualmachineinstancemigrations",
                      True, ("vmim", "vmims"), ("status",), singular="virtualmachineinstancemigration",
                      categories=("all",))

@@ -5,6 +5,10 @@
                    [--sim-webhook on|off] [--sim-faults RATE] [--sim-seed N]
                    [--audit-log FILE] [--workers N] [--port N] [--ready-file F]
 
+It serves TLS (a self-signed certificate, its CA in the kubeconfig) and requires the random bearer
+token it writes into the kubeconfig (mode 0600) on every request but ``/healthz``, ``/readyz`` and
+``/livez``; requests and bodies are checked as kube-apiserver checks them (``validation.py``).
+
 Once serving it writes the kubeconfig and, with ``--ready-file``, a JSON document
 ``{"url": …, "pid": …, "kubeconfig": …}`` (written atomically; removed again on exit). Bad input
 (unknown Kube-OVN version, unknown policy, a rate outside [0, 1]) is one line on stderr and exit 2.
@@ -136,12 +140,10 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
     config.kube_ovn_version = version
     kubevirt = getattr(args, "kubevirt_version", None)
     if kubevirt:
-        versions.parse(kubevirt)
-        config.kubevirt_version = kubevirt
+        config.kubevirt_version = versions.check_kubevirt_version(kubevirt)
     kubernetes = getattr(args, "k8s_version", None)
     if kubernetes:
-        versions.parse(kubernetes)
-        config.kubernetes_version = kubernetes
+        config.kubernetes_version = versions.check_kubernetes_version(kubernetes)
     policy = getattr(args, "sim_webhook_policy", None)
     if policy:
         check_policy(policy)

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-import yaml
 from aiohttp import web
 
 from . import patch as patching
+from . import validation
 from .config import SimConfig
 from .faults import Fault, FaultInjector, is_faultable
 from .openapi import SUBRESOURCE_VERSIONS, OpenApiCache
@@ -53,7 +53,7 @@ from .resources import (
     VMIS,
     VMS,
 )
-from .store import JSON, ApiError, ResourceType, Store, WatchEvent, _Subscriber, deepcopy_json, matches
+from .store import JSON, ApiError, ResourceType, Store, WatchEvent, _Subscriber, bind_pod, deepcopy_json, matches
 
 log = logging.getLogger("conformance.sim.server")
 
@@ -72,8 +72,8 @@ _STATUS_ON_DELETE_GROUPS = frozenset({"", "apps", "admissionregistration.k8s.io"
 class World(Protocol):
     """What the server needs from ``conformance.sim.world`` (behaviour, written separately)."""
 
-    def vm_action(self, store: Store, config: SimConfig, namespace: str, name: str, action: str,
-                  body: JSON, user_agent: str) -> JSON: ...
+    async def vm_action(self, store: Store, config: SimConfig, namespace: str, name: str, action: str,
+                        body: JSON, user_agent: str) -> JSON: ...
 
     def pod_log(self, store: Store, namespace: str, name: str) -> str: ...
 
@@ -457,8 +457,10 @@ class ApiServer:
     """Request handling; :meth:`app` builds the aiohttp application."""
 
     def __init__(self, store: Store, config: SimConfig, *, world: World | None = None,
-                 faults: FaultInjector | None = None) -> None:
+                 faults: FaultInjector | None = None, token: str | None = None) -> None:
         self.store = store
+        #: The bearer token every request but the health checks must carry (None: no authentication).
+        self.token = token
         self.config = config
         self.world = world
         self.faults = faults
@@ -469,7 +471,7 @@ class ApiServer:
 
     # ------------------------------------------------------------------ app
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=validation.MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -486,9 +488,16 @@ class ApiServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         try:
+            root = request.path.strip("/").split("/", 1)[0]
+            if self.token is not None and root not in validation.PUBLIC_ROOTS:
+                validation.check_token(request.headers.get("Authorization", ""), self.token)
             return await self._route(request)
         except ApiError as err:
             return status_response(err)
+        except web.HTTPRequestEntityTooLarge:
+            return status_response(validation.too_large())
+        except RecursionError:
+            return status_response(ApiError.bad_request("the request body nests too deeply"))
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as err:  # a bug: log it, answer a Status, keep serving
@@ -633,7 +642,8 @@ class ApiServer:
             raise _not_found_path()
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
-        if sub and sub not in rt.subresources and not (sub == "finalize" and rt.key == NAMESPACES.key):
+        if sub and sub not in rt.subresources and not (sub == "finalize" and rt.key == NAMESPACES.key) \
+                and not (sub == "binding" and rt.key == PODS.key):
             raise _not_found_path()
         if name and rt.namespaced and not namespace:
             raise _not_found_path()
@@ -744,23 +754,31 @@ class ApiServer:
 
     # ------------------------------------------------------------------ writes
     @staticmethod
-    async def _body(request: web.Request, *, required: bool = True) -> Any:
-        raw = await request.read()
+    async def _read(request: web.Request) -> bytes:
+        """The body, at most ``MAX_BODY`` bytes (413 ``RequestEntityTooLarge`` otherwise)."""
+        if (request.content_length or 0) > validation.MAX_BODY:
+            raise validation.too_large()
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise validation.too_large() from None
+
+    @classmethod
+    async def _body(cls, request: web.Request, *, required: bool = True) -> Any:
+        raw = await cls._read(request)
         if not raw.strip():
             if required:
                 raise ApiError.bad_request("the request body is empty")
             return None
-        ctype = request.content_type
+        ctype = request.content_type if request.headers.get("Content-Type") else ""
         if ctype == PROTOBUF:
             return decode_protobuf(raw)
         if "protobuf" in ctype or "cbor" in ctype:
             raise _unsupported_body(ctype)
-        try:
-            if "yaml" in ctype:
-                return yaml.safe_load(raw.decode("utf-8"))
-            return json.loads(raw)
-        except (ValueError, yaml.YAMLError) as err:
-            raise ApiError.bad_request(f"the request body is not valid {ctype or 'JSON'}: {err}") from None
+        validation.check_object_media_type(ctype)
+        if "yaml" in ctype:
+            return validation.load_yaml(raw, ctype)
+        return validation.load_json(raw, ctype)
 
     @staticmethod
     def _check_kind(rt: ResourceType, obj: Any) -> JSON:
@@ -785,14 +803,25 @@ class ApiServer:
         dry = _dry_run(request.query.getall("dryRun", []))
         path = request.path_qs
         store, rt = self.store, t.rt
+        if method == "POST" and t.sub == "binding" and t.name:
+            binding = await self._body(request)
+            if not isinstance(binding, dict):
+                raise ApiError.bad_request("the request body must be a Binding object")
+            request[_AUDIT_NAME] = t.name
+            return json_response(bind_pod(store, binding, namespace=t.namespace, name=t.name, user_agent=ua,
+                                          path=path, dry_run=dry), 201)
         if method == "POST":
             if t.name or t.sub:
                 raise _method_not_allowed(method, request.path)
             if rt.namespaced and not t.namespace:
                 raise _method_not_allowed(method, request.path)
             obj = self._check_kind(rt, await self._body(request))
+            validation.check_metadata_types(rt, obj)
             meta = obj.get("metadata") or {}
             request[_AUDIT_NAME] = meta.get("name") or meta.get("generateName") or ""
+            if rt.namespaced and not meta.get("namespace"):
+                obj.setdefault("metadata", {})["namespace"] = t.namespace
+            validation.validate_metadata(rt, obj, creating=True)
             if rt.key == NAMESPACES.key:
                 obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
                 obj["status"] = {"phase": "Active"}
@@ -814,6 +843,7 @@ class ApiServer:
             raise _method_not_allowed(method, request.path)
         if method == "PUT":
             obj = self._check_kind(rt, await self._body(request))
+            validation.check_metadata_types(rt, obj)
             meta = obj.setdefault("metadata", {})
             if meta.get("name") and meta["name"] != t.name:
                 raise ApiError.bad_request(f"the name of the object ({meta['name']}) does not match the name "
@@ -831,21 +861,27 @@ class ApiServer:
                 wanted = (obj.get("spec") or {}).get("finalizers") or []
                 current.setdefault("spec", {})["finalizers"] = list(wanted)
                 obj = current
+            validation.validate_metadata(rt, obj, creating=False)
             updated = store.update(rt, obj, user_agent=ua, subresource="status" if t.sub == "status" else "",
                                    path=path, dry_run=dry)
             return json_response(updated, 200)
         # PATCH
         ctype = request.content_type
-        raw = await request.read()
-        body = patching.parse_body(ctype, raw) if ctype in patching.PATCH_TYPES else None
+        raw = await self._read(request)
+        if ctype == patching.APPLY_PATCH:
+            body = validation.load_yaml(raw, ctype)
+        else:
+            body = patching.parse_body(ctype, raw) if ctype in patching.PATCH_TYPES else None
         existing = store.get(rt, t.namespace, t.name)
         if existing is None:
             if ctype == patching.APPLY_PATCH and not t.sub:
                 obj = self._check_kind(rt, body)
+                validation.check_metadata_types(rt, obj)
                 meta = obj.setdefault("metadata", {})
                 meta.setdefault("name", t.name)
                 if rt.namespaced:
                     meta.setdefault("namespace", t.namespace)
+                validation.validate_metadata(rt, obj, creating=True)
                 created = store.create(rt, obj, namespace=t.namespace, user_agent=ua, dry_run=dry, path=path)
                 return json_response(created, 201)
             if ctype in patching.PATCH_TYPES:
@@ -857,6 +893,7 @@ class ApiServer:
         if pmeta.get("name") != t.name or (rt.namespaced and pmeta.get("namespace") != t.namespace):
             raise ApiError.invalid(rt, t.name, "metadata.name: Invalid value: the patch may not change the "
                                                "name or namespace")
+        validation.validate_metadata(rt, patched, creating=False)
         updated = store.update(rt, patched, user_agent=ua, subresource="status" if t.sub == "status" else "",
                                verb="patch", path=path, dry_run=dry)
         return json_response(updated, 200)
@@ -947,7 +984,7 @@ class ApiServer:
             if self.world is None:
                 raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle the "
                                f"request (put virtualmachines.{SUBRESOURCE_GROUP} {name})")
-            result = self.world.vm_action(self.store, self.config, namespace, name, action, body, ua)
+            result = await self.world.vm_action(self.store, self.config, namespace, name, action, body, ua)
         except ApiError as err:
             audit(err.code, "All" in request.query.getall("dryRun", []))
             raise

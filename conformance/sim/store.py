@@ -492,6 +492,7 @@ class Store:
         if check_rv and sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
             raise ApiError.conflict(rt, name, "the object has been modified; please apply your changes "
                                               "to the latest version and try again")
+        reject_like_apiserver(rt, obj, current, subresource=subresource, check_rv=check_rv)
         cur_meta = current["metadata"]
         if subresource == "status":
             new = copy_obj(current)
@@ -508,7 +509,7 @@ class Store:
                     new["metadata"][keep] = cur_meta[keep]
                 else:
                     new["metadata"].pop(keep, None)
-            if "status" in rt.subresources:
+            if "status" in rt.subresources and subresource != _BINDING:  # pods/binding writes both
                 if "status" in current:
                     new["status"] = current["status"]
                 else:
@@ -678,3 +679,79 @@ class Store:
     def mark(self, name: str) -> None:
         """Record the moment a named condition became true (benchmarks read it)."""
         self.marks.setdefault(name, time.monotonic())
+
+
+# --------------------------------------------------------------------- what a real apiserver refuses
+#: API groups served by kube-apiserver itself: their objects accept an update without a resourceVersion
+#: (``AllowUnconditionalUpdate``); custom resources do not (apiextensions ``customResourceStrategy``).
+BUILTIN_GROUPS = frozenset({
+    "", "apps", "batch", "autoscaling", "policy", "admissionregistration.k8s.io", "apiextensions.k8s.io",
+    "apiregistration.k8s.io", "rbac.authorization.k8s.io", "networking.k8s.io", "storage.k8s.io",
+    "coordination.k8s.io", "events.k8s.io", "discovery.k8s.io", "scheduling.k8s.io", "node.k8s.io",
+    "certificates.k8s.io", "flowcontrol.apiserver.k8s.io",
+})
+#: Subresources that may set a pod's ``spec.nodeName`` (only pods/binding).
+_BINDING = "binding"
+
+
+def reject_like_apiserver(rt: ResourceType, new: JSON, current: JSON, *, subresource: str,
+                          check_rv: bool) -> None:
+    """Refuse the updates kube-apiserver refuses, so a client of the in-process store cannot get away with
+    what would fail over HTTP: a custom resource updated without ``metadata.resourceVersion`` (422), and a
+    pod whose ``spec.nodeName`` is changed by an update (422: binding is ``POST pods/{name}/binding``).
+
+    ``check_rv=False`` is the store's own unconditional write (``Store.mutate``: garbage collector,
+    namespace controller - kube-controller-manager's jobs), which is not an API request."""
+    name = str((new.get("metadata") or {}).get("name", ""))
+    if check_rv and rt.group not in BUILTIN_GROUPS and not (new.get("metadata") or {}).get("resourceVersion"):
+        raise ApiError.invalid(rt, name, "metadata.resourceVersion: Invalid value: 0x0: must be specified "
+                                         "for an update")
+    if rt.key == ("", "pods") and subresource not in ("status", _BINDING):
+        old_node = (current.get("spec") or {}).get("nodeName") or ""
+        new_node = (new.get("spec") or {}).get("nodeName") or ""
+        if old_node != new_node:
+            raise ApiError.invalid(rt, name, "spec: Forbidden: pod updates may not change fields other than "
+                                             "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                                             "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
+                                             "to existing tolerations),`spec.terminationGracePeriodSeconds` "
+                                             f"(spec.nodeName: {old_node!r} -> {new_node!r}; bind with "
+                                             "POST pods/{name}/binding)")
+
+
+def bind_pod(store: Store, binding: JSON, *, namespace: str, name: str, user_agent: str, path: str = "",
+             dry_run: bool = False) -> JSON:
+    """``POST pods/{name}/binding`` (pkg/registry/core/pod/storage ``BindingREST``): set ``spec.nodeName``
+    to ``binding.target.name`` and the ``PodScheduled=True`` condition in one write (one event); 409 when the pod is
+    already bound, 404 when it is gone. Returns the ``Status`` the API server answers (201)."""
+    target = (binding.get("target") or {}) if isinstance(binding, dict) else {}
+    node = str(target.get("name") or "")
+    if not node:
+        raise ApiError.invalid(_POD_TYPE, name, "target.name: Required value")
+    rt = store.type_for("", "pods")
+    path = path or f"/api/v1/namespaces/{namespace}/pods/{name}/binding"  # audit: a create on the subresource
+    pod = store.require(rt, namespace, name)
+    uid = ((binding.get("metadata") or {}).get("uid"))
+    if uid and pod["metadata"].get("uid") != uid:
+        raise ApiError.conflict(rt, name, f"Precondition failed: UID in precondition: {uid}, "
+                                          f"UID in object meta: {pod['metadata'].get('uid')}")
+    if pod["metadata"].get("deletionTimestamp"):
+        raise ApiError.conflict(rt, name, "pod is being deleted, cannot be assigned to a host")
+    bound = (pod.get("spec") or {}).get("nodeName")
+    if bound:
+        raise ApiError.conflict(rt, name, f"pod {name} is already assigned to node \"{bound}\"")
+    pod.setdefault("spec", {})["nodeName"] = node
+    for key, value in ((binding.get("metadata") or {}).get("annotations") or {}).items():
+        pod["metadata"].setdefault("annotations", {})[key] = value
+    conds = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
+    conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                  "lastTransitionTime": now_rfc3339()})
+    status = pod.setdefault("status", {})
+    status["conditions"] = conds
+    # kube-apiserver defaults a new pod's phase to Pending at creation; the store does not, so binding does.
+    status.setdefault("phase", "Pending")
+    store.update(rt, pod, user_agent=user_agent, subresource=_BINDING, check_rv=False, verb="create", path=path,
+                 dry_run=dry_run)
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
+_POD_TYPE = ResourceType("", "v1", "Pod", "pods", True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import api
 from . import resources as r
 from .controllers.kubevirt import FINAL, run_strategy
 from .store import ApiError
@@ -71,10 +72,11 @@ def _dry_run(body: JSON) -> bool:
     return "All" in (body.get("dryRun") or [])
 
 
-def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, user_agent: str) -> JSON:
-    store = world.store
+async def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, user_agent: str) -> JSON:
     api_ua = f"virt-api/{world.config.kubevirt_version}"
-    vm = store.get(r.VMS, namespace, name)
+    client = world.client.as_agent(api_ua)
+    # virt-api reads live (a request must not act on a cache that lags the user's last write).
+    vm = await client.get_live(r.VMS, namespace, name)
     if action == "restart":
         grace = body.get("gracePeriodSeconds")
         if grace is not None and int(grace) > 0:
@@ -83,12 +85,12 @@ def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, 
             raise ApiError(400, "BadRequest", "gracePeriod has to be greater or equal to 0")
     if vm is None:
         raise _not_found(VM_RESOURCE, name)
-    vmi = store.get(r.VMIS, namespace, name)
+    vmi = await client.get_live(r.VMIS, namespace, name)
     strategy = run_strategy(vm)
     dry = _dry_run(body)
     vmi_final = vmi is None or (vmi.get("status") or {}).get("phase") in FINAL
 
-    def patch_spec(running: bool) -> None:
+    async def patch_spec(running: bool) -> None:
         def edit(obj: JSON) -> None:
             spec = obj.setdefault("spec", {})
             if "runStrategy" in spec and spec["runStrategy"] is not None:
@@ -97,9 +99,9 @@ def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, 
                 spec["running"] = running
 
         if not dry:
-            store.mutate(r.VMS, namespace, name, edit, user_agent=api_ua)
+            await api.mutate(client, r.VMS, namespace, name, edit)
 
-    def request(*changes: JSON) -> None:
+    async def request(*changes: JSON) -> None:
         current = list((vm.get("status") or {}).get("stateChangeRequests") or [])
         if current and not (len(changes) == 1 and changes[0].get("action") == "Stop"):
             raise _internal("unable to complete request: stop/start already underway")
@@ -109,14 +111,14 @@ def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, 
             obj["status"].pop("startFailure", None)
 
         if not dry:
-            store.mutate(r.VMS, namespace, name, edit, user_agent=api_ua, subresource="status")
+            await api.mutate(client, r.VMS, namespace, name, edit, subresource="status")
 
     if action == "start":
         phase = (vmi.get("status") or {}).get("phase", "") if vmi is not None else ""
         if vmi is not None and not vmi_final and phase not in ("", "Unknown"):
             raise _conflict(name, "VM is already running")
         if strategy == "Halted":
-            patch_spec(True)
+            await patch_spec(True)
         elif strategy in ("Manual", "RerunOnFailure"):
             needs_restart = vmi is not None and (
                 (strategy == "RerunOnFailure" and phase == "Succeeded")
@@ -125,9 +127,9 @@ def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, 
             if strategy == "RerunOnFailure" and vmi is not None and phase == "Failed":
                 raise _conflict(name, "RerunOnFailure does not support starting VM from failed state")
             if needs_restart and vmi is not None:
-                request({"action": "Stop", "uid": vmi["metadata"]["uid"]}, {"action": "Start"})
+                await request({"action": "Stop", "uid": vmi["metadata"]["uid"]}, {"action": "Start"})
             else:
-                request({"action": "Start"})
+                await request({"action": "Start"})
         else:
             raise _conflict(name, f"{strategy} does not support manual start requests")
         return {}
@@ -139,13 +141,13 @@ def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, 
             current = (vmi.get("spec") or {}).get("terminationGracePeriodSeconds")
             if grace is None or (current is not None and int(grace) >= int(current)):
                 raise _conflict(name, "Halted only supports manual stop requests with a shorter graceperiod")
-            request({"action": "Stop", "uid": vmi["metadata"]["uid"]})
+            await request({"action": "Stop", "uid": vmi["metadata"]["uid"]})
         elif strategy in ("Manual", "RerunOnFailure"):
             if vmi is None or vmi_final:
                 raise _conflict(name, "VM is not running")
-            request({"action": "Stop", "uid": vmi["metadata"]["uid"]})
+            await request({"action": "Stop", "uid": vmi["metadata"]["uid"]})
         else:
-            patch_spec(False)
+            await patch_spec(False)
         return {}
     if action == "restart":
         if strategy in ("Halted", "Once"):
@@ -157,8 +159,8 @@ def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, 
             def force(obj: JSON) -> None:
                 obj.setdefault("spec", {})["terminationGracePeriodSeconds"] = 1
 
-            store.mutate(r.VMIS, namespace, name, force, user_agent=api_ua)
-        request({"action": "Stop", "uid": vmi["metadata"]["uid"]}, {"action": "Start"})
+            await api.mutate(client, r.VMIS, namespace, name, force)
+        await request({"action": "Stop", "uid": vmi["metadata"]["uid"]}, {"action": "Start"})
         return {}
     if action == "migrate":
         if vmi is None:
@@ -174,7 +176,7 @@ def vm_action(world: World, namespace: str, name: str, action: str, body: JSON, 
         if body.get("addedNodeSelector"):
             vmim["spec"]["addedNodeSelector"] = dict(body["addedNodeSelector"])
         try:
-            store.create(r.VMIMS, vmim, namespace=namespace, user_agent=api_ua, dry_run=dry)
+            await client.create(r.VMIMS, vmim, namespace=namespace, dry_run=dry)
         except ApiError as exc:
             raise _internal(exc.message) from None
         return {}

@@ -1,12 +1,13 @@
 """Shared plumbing of the simulated cluster's behaviour controllers.
 
-* :class:`World` - the state every controller shares (store, config, IPAM, logs, probe results);
-  one per store, reachable with :func:`world_of`.
+* :class:`World` - the state every controller shares (its :class:`~conformance.sim.api.Client`, config,
+  IPAM, logs, probe results); one per cluster, reachable from a local store with :func:`world_of`.
 * :class:`Reconciler` - a tiny controller runtime in the style of client-go's workqueue: keys are
   queued from watch events, deduplicated while pending, processed one at a time after
   ``config.step_delay`` (modelled latency), and failed keys are retried with exponential backoff
   (5 ms doubling, capped at ~1 s at the default step delay - scaled with it).
-* :class:`StoreView` - the read-only lookups the Kube-OVN webhook policies get (``webhook.WebhookView``).
+* :class:`ReaderView` - the read-only lookups the Kube-OVN webhook policies get (``webhook.WebhookView``),
+  over any :class:`~conformance.sim.api.Reader` (the store, or the watch cache as upstream's webhook).
 * Small helpers: owner references, conditions, Events (aggregated as the API server's event sink
   does), timestamps.
 """
@@ -18,13 +19,15 @@ import contextlib
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import api
 from . import resources as r
 from .config import SimConfig
-from .store import ApiError, Store, WatchEvent, now_rfc3339
+from .store import ApiError, ResourceType, Store, WatchEvent, now_rfc3339
 
 if TYPE_CHECKING:
     from .controllers.kubeovn import Ipam
@@ -108,9 +111,9 @@ def is_deleting(obj: JSON) -> bool:
 # ----------------------------------------------------------------------------- world
 @dataclass
 class World:
-    """Everything the behaviour controllers share for one store."""
+    """Everything the behaviour controllers share for one cluster."""
 
-    store: Store
+    client: api.Client
     config: SimConfig
     kube_ovn_version: str
     #: The Kube-OVN release whose *controller* behaviour is modelled.
@@ -127,6 +130,8 @@ class World:
     #: Events already written: (uid, type, reason, message, component) -> (namespace, name).
     event_index: dict[tuple[str, str, str, str, str], tuple[str, str]] = field(default_factory=dict)
     reconcilers: list[Reconciler] = field(default_factory=list)
+    #: Set once the dispatcher has subscribed, seen the caches synced and queued every object (resync).
+    resynced: asyncio.Event = field(default_factory=asyncio.Event)
 
     def log(self, component: str, line: str) -> None:
         buf = self.logs.setdefault(component, deque(maxlen=2000))
@@ -142,7 +147,7 @@ class World:
     def step(self) -> float:
         return max(self.config.step_delay, 0.0)
 
-    def record_event(
+    async def record_event(
         self,
         involved: JSON,
         etype: str,
@@ -166,8 +171,12 @@ class World:
                 ev["count"] = int(ev.get("count", 1)) + 1
                 ev["lastTimestamp"] = now
 
-            if self.store.mutate(r.EVENTS, existing[0], existing[1], bump, user_agent=user_agent) is not None:
-                return
+            try:
+                if await api.mutate(self.client.as_agent(user_agent), r.EVENTS, existing[0], existing[1],
+                                    bump) is not None:
+                    return
+            except ApiError:
+                pass  # a concurrent writer kept winning: write a new Event instead
         name = f"{m.get('name', 'unknown')}.{time.time_ns():x}"
         event: JSON = {
             "apiVersion": "v1",
@@ -192,7 +201,7 @@ class World:
             "count": 1,
         }
         try:
-            self.store.create(r.EVENTS, event, namespace=namespace, user_agent=user_agent)
+            await self.client.as_agent(user_agent).create(r.EVENTS, event, namespace=namespace)
         except ApiError:
             return  # the namespace is gone or terminating: the API server drops the event too
         self.event_index[key] = (namespace, name)
@@ -262,10 +271,13 @@ class Reconciler:
     """Base class: subclasses set ``name``, implement ``on_event``/``resync``/``handle``."""
 
     name = "reconciler"
+    #: The kinds whose events ``on_event`` reads (controller-runtime ``For``/``Owns``; the HTTP transport
+    #: watches the union of every reconciler's kinds).
+    watches: ClassVar[tuple[ResourceType, ...]] = ()
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.store = world.store
+        self.client = world.client
         self.config = world.config
         self.queue = WorkQueue()
 
@@ -315,34 +327,53 @@ class Reconciler:
             self.queue.forget(key)
 
 
+def watched_kinds(world: World) -> list[ResourceType]:
+    """Every kind some reconciler of ``world`` reads (what the watch cache must list and watch)."""
+    seen: dict[tuple[str, str], ResourceType] = {}
+    for rec in world.reconcilers:
+        for rt in rec.watches:
+            seen.setdefault(rt.key, rt)
+    return list(seen.values())
+
+
 async def dispatch(world: World) -> None:
-    """Feed every store event to every reconciler; resync first (after subscribing, so nothing is lost)."""
-    sub = world.store.subscribe(None)
+    """Feed every watch event to every reconciler; resync first (after subscribing, so nothing is lost,
+    and after the client's first lists, so the resync sees the cluster)."""
+    sub = world.client.subscribe(None)
     try:
+        await world.client.synced()
         for rec in world.reconcilers:
             rec.resync()
-        while True:
-            ev = await sub.queue.get()
-            if ev is None:
-                return
+        world.resynced.set()
+        async for ev in sub:
             for rec in world.reconcilers:
                 try:
                     rec.on_event(ev)
                 except Exception as exc:
                     world.record_error(f"{rec.name} on_event", exc)
     finally:
-        world.store.unsubscribe(sub)
+        sub.close()
 
 
-async def until(store: Store, predicate: Any, what: str, timeout: float = 5.0) -> Any:
-    """Wait, woken by store events, until ``predicate(store)`` returns something truthy; return it.
+async def until(source: Store | api.Client, predicate: Any, what: str, timeout: float = 5.0) -> Any:
+    """Wait, woken by watch events, until ``predicate(source)`` returns something truthy; return it.
+    ``source`` is a store or a client (its reads see an event before the event is delivered).
     ``TimeoutError`` naming ``what`` (and the last value seen) after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    sub = store.subscribe(None)
+    close: Callable[[], None]
+    if isinstance(source, Store):
+        raw, store = source.subscribe(None), source
+        queue = raw.queue
+
+        def close() -> None:
+            store.unsubscribe(raw)
+    else:
+        sub = source.subscribe(None)
+        queue, close = sub.queue, sub.close
     try:
         while True:
-            value = predicate(store)
+            value = predicate(source)
             if value:
                 return value
             remaining = deadline - loop.time()
@@ -350,16 +381,16 @@ async def until(store: Store, predicate: Any, what: str, timeout: float = 5.0) -
                 raise TimeoutError(f"expected {what} within {timeout:g}s; last saw {value!r}")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(remaining, 0.05)):
-                    await sub.queue.get()
+                    await queue.get()
     finally:
-        store.unsubscribe(sub)
+        close()
 
 
 # ----------------------------------------------------------------------------- webhook view
-class StoreView:
-    """``webhook.WebhookView`` over the store (deep copies; read-only)."""
+class ReaderView:
+    """``webhook.WebhookView`` over a :class:`~conformance.sim.api.Reader` (deep copies; read-only)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: api.Reader) -> None:
         self._store = store
 
     def vmi(self, namespace: str, name: str) -> JSON | None:
@@ -372,13 +403,13 @@ class StoreView:
         return self._store.get(r.SUBNETS, "", name)
 
     def subnets(self) -> list[JSON]:
-        return self._store.list(r.SUBNETS)[0]
+        return self._store.list(r.SUBNETS)
 
     def namespace_subnets(self, namespace: str) -> list[str]:
         return namespace_subnets(self._store, namespace)
 
 
-def namespace_subnets(store: Store, namespace: str) -> list[str]:
+def namespace_subnets(store: api.Reader, namespace: str) -> list[str]:
     """Subnets whose ``spec.namespaces`` lists ``namespace``, by name (what Kube-OVN's namespace
     controller writes into the namespace's ``ovn.kubernetes.io/logical_switch`` annotation)."""
     names = []

@@ -4,16 +4,20 @@ The frame is upstream's ``PodCreateHook`` (``kubeovn/kube-ovn@v1.16.2:pkg/webhoo
 only the *conflict decision* is pluggable (``conformance.sim.policies``), so one simulated cluster can
 model every released behaviour and candidate fixes:
 
-1. no ``ovn.kubernetes.io/ip_address`` and no ``ovn.kubernetes.io/ip_pool`` → admit (L110-113);
+1. no ``ovn.kubernetes.io/ip_address`` and no ``ovn.kubernetes.io/ip_pool`` → admit (L114-116);
 2. ``policy.bypass(pod)`` when the policy defines it → admit. This is upstream's ``allowLiveMigration``
-   (L114-116), which runs *before* any validation;
+   (L117-119), which runs *before* any validation;
 3. ``util.ValidatePodNetwork`` (``pkg/util/validator.go`` L271+, :func:`validate_pod_network`) →
    ``ctrlwebhook.Errored(400)`` (L141-144);
 4. ``policy(pod, ip_crs, view)``: ``None`` admits, a string is ``ctrlwebhook.Denied(msg)`` → HTTP 403.
 
 The API server wraps a rejection as ``admission webhook "pod-ip-validating.kube-ovn.io" denied the
 request: <msg>`` (``k8s.io/apiserver/pkg/admission/plugin/webhook/errors/statuserror.go``
-``ToStatusErr``). ``Denied`` carries reason ``Forbidden``; ``Errored`` sets only code and message, so the
+``ToStatusErr``). ``Denied`` carries reason ``Forbidden`` (controller-runtime >= v0.15.0); releases built
+with an older controller-runtime (v1.10.x, v1.11.0-v1.11.16) put the denial text itself in
+``Status.reason`` and the API server copies it into the message (``ToStatusErr`` uses the reason when
+the message is empty), so the client sees ``reason`` = the text and the same message
+(``review_pod(text_in_reason=True)``). ``Errored`` sets only code and message, so the
 400 Status has an empty ``reason`` - as on a real cluster. The webhook declares ``sideEffects: None``,
 so ``dryRun=All`` requests are validated the same way.
 
@@ -304,8 +308,10 @@ def load_policy(name: str) -> ConflictPolicy:
 
 
 # ----------------------------------------------------------------------------- the frame
-def review_pod(pod: JSON, ip_crs: list[JSON], view: WebhookView, policy: ConflictPolicy) -> ApiError | None:
-    """Run ``PodCreateHook`` on ``pod``: None admits, else the ApiError the API server answers."""
+def review_pod(pod: JSON, ip_crs: list[JSON], view: WebhookView, policy: ConflictPolicy, *,
+               text_in_reason: bool = False) -> ApiError | None:
+    """Run ``PodCreateHook`` on ``pod``: None admits, else the ApiError the API server answers
+    (``text_in_reason``: a release built with controller-runtime < v0.15.0, see the module doc)."""
     annotations: dict[str, str] = dict(pod.get("metadata", {}).get("annotations") or {})
     if not annotations.get(IP_ADDRESS_ANNOTATION) and not annotations.get(IP_POOL_ANNOTATION):
         return None
@@ -318,14 +324,19 @@ def review_pod(pod: JSON, ip_crs: list[JSON], view: WebhookView, policy: Conflic
     message = policy(pod, ip_crs, view)
     if message is None:
         return None
-    return ApiError(403, "Forbidden", denial_message(message))
+    return ApiError(403, message if text_in_reason else "Forbidden", denial_message(message))
 
 
 def make_pod_validator(
-    policy: ConflictPolicy, view: WebhookView, list_ip_crs: Callable[[], list[JSON]]
+    policy: ConflictPolicy, view: WebhookView, list_ip_crs: Callable[[], list[JSON]], *,
+    text_in_reason: bool = False, policy_name: str = "", on_raise: Callable[[str, JSON], None] | None = None,
 ) -> Validator:
     """A store validator for Pod CREATE (``rules: pods CREATE`` of yamls/webhook.yaml). Pods labelled
-    ``app=kube-ovn-webhook`` are excluded by the configuration's objectSelector."""
+    ``app=kube-ovn-webhook`` are excluded by the configuration's objectSelector.
+
+    A policy that raises is a broken model, not a webhook decision: ``on_raise(text, pod)`` is told
+    (the world records it so the run is declared invalid) and the pod is refused as controller-runtime
+    answers a handler that panicked (``RecoverPanic``: ``Errored(500, "panic: … [recovered]")``)."""
 
     def validate(req: AdmissionRequest) -> None:
         if req.operation != "CREATE" or req.rt.key != ("", "pods") or req.object is None:
@@ -333,7 +344,13 @@ def make_pod_validator(
         labels = req.object.get("metadata", {}).get("labels") or {}
         if labels.get("app") == "kube-ovn-webhook":
             return
-        error = review_pod(req.object, list_ip_crs(), view, policy)
+        try:
+            error = review_pod(req.object, list_ip_crs(), view, policy, text_in_reason=text_in_reason)
+        except Exception as exc:  # any exception of a (user's) policy
+            text = f"webhook policy {policy_name or policy!r} raised {type(exc).__name__}: {exc}"
+            if on_raise is not None:
+                on_raise(text, req.object)
+            raise ApiError(500, "", denial_message(f"panic: {text} [recovered]")) from None
         if error is not None:
             raise error
 

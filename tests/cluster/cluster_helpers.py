@@ -6,12 +6,15 @@ The stand-ins append one JSON line per call to ``$KOVC_STANDIN_LOG``: ``{"prog":
 Behaviour switches (environment, set per test with monkeypatch):
 
 * ``KOVC_STANDIN_KIND_VERSION``: what ``kind version`` prints (default ``kind v0.32.0 …``);
-* ``KOVC_STANDIN_KIND_FAIL``: a kind sub-command (``create``, ``delete``, ``load``) that exits 1;
+* ``KOVC_STANDIN_KIND_FAIL``: comma list of kind sub-commands that exit 1, matched on their leading
+  words (``create``, ``delete``, ``load`` - every load -, ``load docker-image``, ``load image-archive``);
 * ``KOVC_STANDIN_SIM_ARGS``: extra ``kovc sim serve`` arguments (e.g. ``--kube-ovn-version v1.14.2``);
 * ``KOVC_STANDIN_HELM_FAIL``: helm exits 1 with an error line;
 * ``KOVC_STANDIN_DOCKER_PRESENT`` / ``KOVC_STANDIN_DOCKER_UNPULLABLE``: comma lists of images that
   ``docker image inspect`` finds (``*``: all, the fixture's default) / ``docker pull`` cannot fetch;
-* ``KOVC_STANDIN_KVM=1``: nodes have ``/dev/kvm``.
+* ``KOVC_STANDIN_KVM=1``: nodes have ``/dev/kvm`` usable by QEMU's uid 107; ``root-only``: present but
+  only root can open it (a GitHub runner without the udev rule);
+* ``KOVC_STANDIN_CTR_FAIL=1``: ``docker exec -i <node> ctr … import`` exits 1.
 """
 
 from __future__ import annotations
@@ -135,10 +138,16 @@ record("kind")
 state = Path(os.environ["KOVC_STANDIN_STATE"])
 state.mkdir(parents=True, exist_ok=True)
 args = sys.argv[1:]
-fail = os.environ.get("KOVC_STANDIN_KIND_FAIL", "")
-if args and args[0] == fail:
-    print(f"ERROR: stand-in kind told to fail {fail}", file=sys.stderr)
-    sys.exit(1)
+for fail in [f for f in os.environ.get("KOVC_STANDIN_KIND_FAIL", "").split(",") if f]:
+    if args[:len(fail.split())] == fail.split():
+        if fail.startswith("load"):
+            print("ERROR: failed to load image: command \"docker exec --privileged -i kovc-control-plane ctr "
+                  "--namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -\" "
+                  "failed with error: exit status 1 ... content digest sha256:0123: not found (stand-in)",
+                  file=sys.stderr)
+        else:
+            print(f"ERROR: stand-in kind told to fail {fail}", file=sys.stderr)
+        sys.exit(1)
 if args[:1] == ["version"]:
     print(os.environ.get("KOVC_STANDIN_KIND_VERSION", "kind v0.32.0 go1.25.1 linux/amd64"))
 elif args[:2] == ["get", "clusters"]:
@@ -208,6 +217,10 @@ elif args[:2] == ["export", "logs"]:
     (Path(args[2]) / "kind-version.txt").write_text("stand-in")
 elif args[:2] == ["load", "docker-image"]:
     pass
+elif args[:2] == ["load", "image-archive"]:
+    if not Path(args[2]).is_file():
+        print(f"ERROR: stand-in kind: no archive {args[2]}", file=sys.stderr)
+        sys.exit(1)
 else:
     print(f"ERROR: stand-in kind does not know {args}", file=sys.stderr)
     sys.exit(2)
@@ -242,8 +255,23 @@ if args[:1] == ["pull"]:
         print(f"Error response from daemon: pull access denied for {args[1]}", file=sys.stderr)
         sys.exit(1)
     sys.exit(0)
+if args[:1] == ["save"]:
+    Path(opt("-o")).write_bytes(b"stand-in image archive of " + args[-1].encode())
+    sys.exit(0)
+if args[:2] == ["exec", "-i"] and "ctr" in args:
+    data = sys.stdin.buffer.read()
+    if os.environ.get("KOVC_STANDIN_CTR_FAIL") == "1" or not data.startswith(b"stand-in image archive"):
+        print("ctr: failed to import (stand-in)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
 if args[:1] == ["exec"]:
-    sys.exit(0 if os.environ.get("KOVC_STANDIN_KVM") == "1" else 1)
+    kvm = os.environ.get("KOVC_STANDIN_KVM", "")
+    as_qemu = args[1:3] == ["--user", "107:107"]
+    if kvm == "1" or (kvm == "root-only" and not as_qemu):
+        sys.exit(0)
+    if as_qemu:
+        print("sh: 1: cannot open /dev/kvm: Permission denied", file=sys.stderr)
+    sys.exit(1)
 print(f"stand-in docker does not know {args}", file=sys.stderr)
 sys.exit(2)
 '''

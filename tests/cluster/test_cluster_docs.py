@@ -26,7 +26,7 @@ def test_says_nothing_has_run_on_a_real_cluster_and_how_to_report() -> None:
     t = text()
     assert "## What has run on a real cluster: none yet" in t
     assert "**none yet**" in t and "### Reporting the first real run" in t
-    assert "report.json" in t and "kind-logs/" in t
+    assert "report.json" in t and "cluster-logs/" in t and "kind-logs/" in t
 
 
 def test_wall_times_are_labelled_estimates() -> None:
@@ -50,8 +50,9 @@ def test_ci_rows_match_the_workflow() -> None:
     wf = yaml.safe_load((ROOT / ".github" / "workflows" / "conformance.yml").read_text())
     t = text()
     for row in wf["jobs"]["kind"]["strategy"]["matrix"]["include"]:
-        assert any(ln.startswith("| ") and f"| {row['kube-ovn']} |" in ln and row["kubevirt"] in ln
-                   and row["k8s"] in ln and f"exit {row['expect']}" in ln for ln in t.splitlines()), row
+        assert any(ln.startswith("| ") and f"| {row['kube-ovn']} " in ln and row["kubevirt"] in ln
+                   and row["k8s"] in ln and f"| {row['kind']} " in ln and f"exit {row['expect']}" in ln
+                   for ln in t.splitlines()), row
 
 
 def test_guide_mentions_every_prerequisite_and_file() -> None:

@@ -62,9 +62,11 @@ def test_plan_shows_everything_and_touches_nothing(standins: StandIns, tmp_path:
     text = "\n".join(lines)
     assert list(cwd.iterdir()) == [] and standins.calls() == [], "plan must not run or write anything"
     assert f"Kube-OVN {versions.KUBE_OVN_VERSION}" in text and f"KubeVirt {versions.KUBEVIRT_VERSION}" in text
-    assert f"kind >= {versions.KIND_MIN_VERSION}: kind on PATH ({standins.kind})" in text
+    assert f"kind {versions.KIND_MIN_VERSION} (Kube-OVN v1.15.24 and v1.16.2 CI" in text
+    assert f": kind on PATH ({standins.kind})" in text
     for step in ("preflight", "create-cluster", "preload-images", "untaint-control-plane", "label-masters",
-                 "kube-ovn", "cert-manager", "webhook", "kvm-check", "kubevirt", "detect", "teardown"):
+                 "label-vm-nodes", "kube-ovn", "cert-manager", "webhook", "kvm-check", "kubevirt", "detect",
+                 "teardown"):
         assert any(line.lstrip().split(" ", 1)[1].startswith(f"{step}:") for line in lines if ". " in line), step
     assert "helm upgrade --install kubeovn charts/kube-ovn-v2" in text and "[Snapshot]" in text
     assert f"  docker.io/kubeovn/kube-ovn:{versions.KUBE_OVN_VERSION}  (kube-ovn, kube-ovn-webhook)" in lines
@@ -169,6 +171,23 @@ def kind_download(standins: StandIns) -> Iterator[str]:
         server.server_close()
 
 
+def test_kind_version_env_uses_the_installed_kind(standins: StandIns, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 6: with KIND_VERSION set and that very release on PATH (CI installed it), no second
+    kind is downloaded; another release on PATH is not taken for it."""
+    monkeypatch.setenv("KIND_VERSION", "v0.32.0")
+    monkeypatch.setenv("KIND_DOWNLOAD_URL", "http://127.0.0.1:9/never")
+    b, log = backend(manifests_dir=str(write_manifests_dir(tmp_path / "m")))
+    tools = b.preflight(b.versions(), tmp_path / "work")
+    assert tools["kind"] == str(standins.kind) and "already KIND_VERSION=v0.32.0" in tools["kind_how"]
+    assert not (tmp_path / "work" / ".pytest-kind" / "kovc" / "kind-v0.32.0").exists()
+    # v0.32.0 is newer than v0.31.0, the release paired with the default node image: used, with a warning
+    assert any("warning: kind v0.32.0 is not v0.31.0" in line for line in log)
+    monkeypatch.setenv("KOVC_STANDIN_KIND_VERSION", "kind v0.31.0 go1.25.1 linux/amd64")
+    with pytest.raises(BackendError, match=re.escape("download of kind v0.32.0 from http://127.0.0.1:9/never")):
+        b.preflight(b.versions(), tmp_path / "other")
+
+
 def test_kind_version_env_downloads_through_pytest_kind(standins: StandIns, tmp_path: Path, kind_download: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIND_VERSION", "v0.32.0")
@@ -256,6 +275,12 @@ def test_full_path_with_chart_v2(standins: StandIns, manifests_dir: Path, tmp_pa
     dev = kv["spec"]["configuration"]["developerConfiguration"]
     assert dev["useEmulation"] is True and "Snapshot" in dev["featureGates"]
     assert kv["spec"]["infra"]["replicas"] == 1
+    assert kv["spec"]["workloads"]["nodePlacement"]["nodeSelector"] == {"kovc.io/vm-node": "true"}
+    vm_nodes = kubectl(kc, "get", "nodes", "-l", "kovc.io/vm-node=true", "-o", "name").stdout.split()
+    assert sorted(m.split("/")[1] for m in vm_nodes) == info.extra["vm_nodes"] and len(vm_nodes) == 2
+    assert not set(info.extra["vm_nodes"]) & set(info.extra["kube_ovn_masters"]), "the control plane is no VM node"
+    assert set(info.extra["preload"].values()) == {"kind load docker-image", "not preloaded (pull failed)"}
+    assert any(line == f"{present}: loaded via kind load docker-image" for line in log)
     operator = json.loads(kubectl(kc, "-n", "kubevirt", "get", "deployment", "virt-operator", "-o",
                                   "json").stdout)
     assert operator["spec"]["replicas"] == 1
@@ -271,6 +296,54 @@ def test_full_path_with_chart_v2(standins: StandIns, manifests_dir: Path, tmp_pa
     b.teardown(info)
     assert ["delete", "cluster", "--name=kovc", f"--kubeconfig={kc}"] in standins.calls("kind")
     assert standins.running_clusters() == []
+
+
+def test_preload_falls_back_to_image_archive(standins: StandIns, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker 29's containerd image store: `kind load docker-image` fails (kind#3795/#4066); as upstream's
+    kind.mk, docker save + `kind load image-archive` follows, and the run log names the path."""
+    monkeypatch.setenv("KOVC_STANDIN_KIND_FAIL", "load docker-image")
+    b, log = backend()
+    v = RunVersions.resolve(None, None)
+    cluster = b._cluster({"kind": str(standins.kind), "kubectl": "kubectl"}, tmp_path / "kc", tmp_path, None)
+    extra: dict[str, Any] = {}
+    b.preload_images(v, cluster, "docker", extra, tmp_path)
+    assert len(extra["preloaded_images"]) == LOADABLE and extra["not_preloaded_images"] == []
+    assert all(p.startswith("docker save + kind load image-archive (`kind load docker-image` exited 1)")
+               for p in extra["preload"].values()), extra["preload"]
+    archives = [c for c in standins.calls("kind") if c[:2] == ["load", "image-archive"]]
+    assert len(archives) == LOADABLE and all(c[-1] == "--name=kovc" for c in archives)
+    saves = [c for c in standins.calls("docker") if c[0] == "save"]
+    assert sorted(c[-1] for c in saves) == sorted(extra["preload"])
+    assert sum("loaded via docker save + kind load image-archive" in line for line in log) == LOADABLE
+    assert not list((tmp_path / "image-archives").iterdir()), "archives are removed once loaded"
+
+
+@needs_world
+def test_preload_ctr_import_and_kvm_only_for_root(standins: StandIns, manifests_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both kind paths fail: `ctr -n k8s.io images import` on every node. /dev/kvm that only root can open
+    (virt-launcher's QEMU runs as uid 107) means emulation, and the reason is recorded."""
+    image = f"docker.io/kubeovn/kube-ovn:{versions.KUBE_OVN_VERSION}"
+    monkeypatch.setattr(kind_module, "run_images", lambda v: [
+        SimpleNamespace(image=image, loadable=True, components=["kube-ovn"])])
+    monkeypatch.setenv("KOVC_STANDIN_KIND_FAIL", "load docker-image,load image-archive")
+    monkeypatch.setenv("KOVC_STANDIN_KVM", "root-only")
+    b, log = backend(manifests_dir=str(manifests_dir))
+    info = b.provision(tmp_path / "work")
+    try:
+        nodes = sorted(info.extra["nodes"])
+        ctr = [c for c in standins.calls("docker") if c[:2] == ["exec", "-i"]]
+        assert sorted(c[2] for c in ctr) == nodes and all(c[3:] == ["ctr", "-n", "k8s.io", "images", "import", "-"]
+                                                          for c in ctr)
+        assert info.extra["preload"][image].startswith("ctr -n k8s.io images import on 3 node(s)")
+        assert any(line.startswith(f"{image}: loaded via ctr") for line in log)
+        assert info.extra["use_emulation"] is True and sorted(info.extra["kvm_check"]) == nodes
+        assert all("not usable read-write by uid 107" in why and "Permission denied" in why
+                   for why in info.extra["kvm_check"].values())
+        assert info.extra["kubevirt_use_emulation"] is True
+    finally:
+        b.teardown(info)
 
 
 @needs_world
@@ -314,10 +387,12 @@ def test_install_failure_deletes_the_cluster(standins: StandIns, manifests_dir: 
         backend(manifests_dir=str(manifests_dir))[0].provision(tmp_path / "work")
     text = str(err.value)
     assert text.startswith("kube-ovn: helm release kubeovn (chart kube-ovn-v2 ")
-    assert "exited 1: Error: INSTALLATION FAILED" in text and text.endswith("(kind cluster kovc deleted)")
+    logs = (tmp_path / "work" / "kind-logs").resolve()
+    assert "exited 1: Error: INSTALLATION FAILED" in text
+    assert text.endswith(f"(kind cluster kovc deleted; cluster logs in {logs})")
     assert "\n" not in text
     calls = standins.calls("kind")
-    assert ["export", "logs", str((tmp_path / "work" / "kind-logs").resolve()), "--name=kovc"] in calls
+    assert ["export", "logs", str(logs), "--name=kovc"] in calls
     assert any(c[:2] == ["delete", "cluster"] for c in calls) and standins.running_clusters() == []
 
 
@@ -326,7 +401,8 @@ def test_install_failure_with_keep_cluster_keeps_it(standins: StandIns, manifest
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kind_module, "run_images", lambda v: [])  # preloading is tested above
     monkeypatch.setenv("KOVC_STANDIN_HELM_FAIL", "1")
-    with pytest.raises(BackendError, match=r"\(kind cluster kovc kept: --keep-cluster\)$"):
+    with pytest.raises(BackendError,
+                       match=r"\(kind cluster kovc kept: --keep-cluster; cluster logs in \S+/kind-logs\)$"):
         backend(manifests_dir=str(manifests_dir), keep_cluster=True)[0].provision(tmp_path / "work")
     assert standins.running_clusters() == ["kovc"]
 
@@ -348,7 +424,7 @@ def test_interrupt_during_install_deletes_the_cluster(standins: StandIns, manife
 
     monkeypatch.setattr(install.Installer, "untaint_control_plane", broken)
     with pytest.raises(BackendError, match=r"^kind backend: ValueError: boom second line \(kind cluster kovc "
-                                           r"deleted\)$"):
+                                           r"deleted; cluster logs in \S+/work2/kind-logs\)$"):
         backend(manifests_dir=str(manifests_dir))[0].provision(tmp_path / "work2")
     assert standins.running_clusters() == []
 
@@ -361,7 +437,9 @@ def test_kind_create_load_and_delete_failures(standins: StandIns, manifests_dir:
         backend(manifests_dir=str(manifests_dir))[0].provision(tmp_path / "w1")
     assert any(c[:2] == ["delete", "cluster"] for c in standins.calls("kind")), "a half-created cluster goes"
     monkeypatch.setenv("KOVC_STANDIN_KIND_FAIL", "load")
-    with pytest.raises(BackendError, match=r"^preload-images: .*`kind load docker-image` exited 1"):
+    monkeypatch.setenv("KOVC_STANDIN_CTR_FAIL", "1")
+    with pytest.raises(BackendError, match=r"^preload-images: \S+ on node kovc-\S+: `docker exec -i \S+ ctr -n "
+                                           r"k8s.io images import -` exited 1: ctr: failed to import"):
         backend(manifests_dir=str(manifests_dir), cluster_name="other")[0].provision(tmp_path / "w2")
     assert standins.running_clusters() == []
     monkeypatch.setenv("KOVC_STANDIN_KIND_FAIL", "delete")

@@ -44,13 +44,19 @@ def test_matrix_rows() -> None:
         versions.check_kubernetes_version(row["k8s"])
         if row is not default:  # the KubeVirt the Kube-OVN tag's own CI pins
             assert row["kubevirt"] == release.kubevirt_ci_version, row
+        # kind paired with the row's node image (a kind release names it, or upstream CI uses it)
+        assert row["kind"] == versions.kind_release_for(row["k8s"])[0], row
+    assert by_name["default"]["kind"] == versions.KIND_MIN_VERSION
+    # v1.14.2 installs as its own CI did (install.sh; its chart v2 2.0.0 never ran in that CI)
+    assert versions.kube_ovn_release("v1.14.2").install_method == "install.sh"
 
 
 def test_kind_job_runs_tox_kind_with_kvm_and_uploads_the_report() -> None:
     doc = workflow()
     job = doc["jobs"]["kind"]
     assert job["runs-on"].startswith("ubuntu")
-    assert versions.parse(doc["env"]["KIND_VERSION"]) >= versions.parse(versions.KIND_MIN_VERSION)
+    assert "KIND_VERSION" not in doc["env"], "the kind release is per row"
+    assert job["env"]["KIND_VERSION"] == "${{ matrix.kind }}"
     text = run_lines(job)
     assert "99-kvm4all.rules" in text and "udevadm trigger --name-match=kvm" in text
     assert "tox -e kind -- --kube-ovn-version" in text and "--kubevirt-version" in text
@@ -62,6 +68,8 @@ def test_kind_job_runs_tox_kind_with_kvm_and_uploads_the_report() -> None:
     assert "KOVC_REPORT_DIR" in job["env"]
     uses = {str(s.get("uses", "")).split("@")[0] for s in job["steps"]}
     assert {"azure/setup-helm", "azure/setup-kubectl"} <= uses
+    kubectl = [s for s in job["steps"] if str(s.get("uses", "")).startswith("azure/setup-kubectl")]
+    assert kubectl[0]["with"]["version"] == "${{ matrix.k8s }}", "kubectl within one minor of the row"
 
 
 def test_offline_job_runs_tox() -> None:

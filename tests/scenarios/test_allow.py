@@ -92,20 +92,33 @@ def test_recreate(ns: str, act: Actions) -> None:
 
 
 @pytest.mark.conformance("allow.immediate-recreate")
-def test_immediate_recreate(ns: str, act: Actions) -> None:
+def test_immediate_recreate(ns: str, act: Actions, record: Any) -> None:
     """The same as allow.recreate without waiting for the IP CR: within 120 s the VM is Running, its
-    IP CR exists with podName ``<vm>``, and it is reachable."""
-    vm, _ = running_holder(act, ns)
+    IP CR exists with podName ``<vm>``, and it is reachable. Kube-OVN's ``handleDeleteVM`` deletes by
+    port name (``pkg/controller/kubevirt.go`` L60-94 at v1.16.2), so if it ran after the recreated VM's
+    launcher pod was allocated it would delete the new VM's IP CR; the evidence says which order this
+    cluster showed."""
+    vm, before = running_holder(act, ns)
     act.delete_vm(vm, wait_ip_gone=False)
     waits.wait_gone(act.kube, VMS, ns, vm.name, act.t(120))  # the name must be free to create it again
     again = act.create_vm(ns, vm.name, vm.ip, vm.subnet)
     act.wait_vm_running(again, timeout=act.t(120), after="after an immediate recreate")
-    cr = waits.wait_for(act.kube, "IP", None, again.ip_cr,
-                        lambda o: (o.get("spec") or {}).get("podName") == again.name, act.t(120),
-                        what=f"IP CR {again.ip_cr} with podName {again.name}")
+    try:
+        cr = waits.wait_for(act.kube, "IP", None, again.ip_cr,
+                            lambda o: (o.get("spec") or {}).get("podName") == again.name, act.t(120),
+                            what=f"IP CR {again.ip_cr} with podName {again.name}")
+    except waits.WaitTimeout as exc:
+        raise AssertionError(f"{exc}; the recreated {again} runs (launcher pod {again.launcher}) without "
+                             "its IP CR: the old VM's release (handleDeleteVM, which deletes by port name) "
+                             "ran after the new launcher pod was allocated") from None
     problems = assertions.expected_identity_problems(IPIdentity.from_cr(cr), again.name, ns, again.ip,
                                                      again.subnet)
     assert not problems, f"IP CR {again.ip_cr} of the recreated {again} is wrong: {'; '.join(problems)}"
+    order = ("the old VM's IP CR was released before the new launcher pod was allocated (a new IP CR, "
+             f"uid {cr['metadata'].get('uid')} replacing {before.uid})"
+             if cr["metadata"].get("uid") != before.uid else
+             f"the old VM's IP CR (uid {before.uid}) was never released; the recreated VM reuses it")
+    record.case("release and allocation order", "passed", message=order)
     act.reachable(again)
 
 

@@ -30,7 +30,9 @@ def test_migration_downtime(kube: Kube, settings: Any, ns: str, act: Actions, re
     if not others:
         pytest.skip("the probe needs a node that can be neither migration source nor target (one not "
                     f"labelled kubevirt.io/schedulable=true); all schedulable nodes are VM nodes: "
-                    f"{', '.join(vm_nodes)}")
+                    f"{', '.join(vm_nodes)}. virt-handler labels every node it runs on; keep it off one "
+                    "node with the KubeVirt CR's spec.workloads.nodePlacement.nodeSelector (kovc's kind "
+                    "install selects kovc.io/vm-node=true, set on the workers)")
     probe_node = others[0]
     vm = act.create_vm(ns, names.holder(), act.take_ip(SUBNET), SUBNET)
     act.wait_vm_running(vm)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import transport_helpers
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -159,3 +160,14 @@ def api_only_cluster(tmp_path: Path) -> Iterator[Callable[..., SimCluster]]:
     yield start
     for sim in started:
         sim.stop()
+
+
+@pytest.fixture(params=transport_helpers.TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """The transport of the simulated controllers a behaviour test runs over (``transport_helpers``)."""
+    name = str(request.param)
+    if name == "envtest":
+        reason = transport_helpers.envtest_unavailable()
+        if reason:
+            pytest.skip(reason)
+    return name

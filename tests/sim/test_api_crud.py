@@ -283,8 +283,8 @@ def test_dynamic_client(sim_api: k8s.ApiClient, sim_namespace: str, tmp_path: Pa
 
 
 def _raw(sim: SimCluster, path: str, accept: str) -> dict[str, Any]:
-    req = urllib.request.Request(sim.url + path, headers={"Accept": accept})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    req = urllib.request.Request(sim.url + path, headers={"Accept": accept, **sim.auth_headers})
+    with urllib.request.urlopen(req, timeout=10, context=sim.client_ssl_context()) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
@@ -365,9 +365,10 @@ def test_vm_action_without_world_is_503(api_only_cluster: Any) -> None:
         sim.url + "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/x/start",
         data=b"{}",
         method="PUT",
+        headers={"Content-Type": "application/json", **sim.auth_headers},
     )
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(req, timeout=10)
+        urllib.request.urlopen(req, timeout=10, context=sim.client_ssl_context())
     assert err.value.code == 503
     assert [(e["verb"], e["code"]) for e in sim.audit()] == [("start", 503)]
 
@@ -377,10 +378,10 @@ def _put(sim: SimCluster, path: str, body: bytes = b"{}") -> tuple[int, bytes]:
         sim.url + path,
         data=body,
         method="PUT",
-        headers={"Content-Type": "application/json", "User-Agent": "kovc-tests/actions"},
+        headers={"Content-Type": "application/json", "User-Agent": "kovc-tests/actions", **sim.auth_headers},
     )
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=sim.client_ssl_context()) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()

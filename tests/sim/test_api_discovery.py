@@ -21,9 +21,10 @@ def http(
     sim: SimCluster, path: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(sim.url + path, data=data, method=method, headers=headers or {})
+    req = urllib.request.Request(sim.url + path, data=data, method=method,
+                                 headers={**sim.auth_headers, **(headers or {})})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=sim.client_ssl_context()) as resp:
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read()
@@ -127,10 +128,10 @@ def test_protobuf_body_is_refused_with_json_status(sim_cluster: SimCluster) -> N
         sim_cluster.url + "/api/v1/namespaces/default/configmaps",
         data=b"k8s\x00",
         method="POST",
-        headers={"Content-Type": "application/vnd.kubernetes.protobuf"},
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf", **sim_cluster.auth_headers},
     )
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(req, timeout=10)
+        urllib.request.urlopen(req, timeout=10, context=sim_cluster.client_ssl_context())
     assert err.value.code == 415 and json.loads(err.value.read())["reason"] == "UnsupportedMediaType"
 
 

@@ -3,12 +3,10 @@ the write, cut watches; determinism for a seed."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from kubernetes import client as k8s
@@ -142,9 +140,8 @@ def test_watches_are_cut_early(api_only_cluster: Callable[..., SimCluster]) -> N
         store.create(CONFIGMAPS, {"metadata": {"name": "x"}}, namespace="f", user_agent="kovc-tests/setup")
 
     sim.call(add)
-    url = urlparse(sim.url)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=15)  # fails the test if not cut
-    conn.request("GET", "/api/v1/namespaces/f/configmaps?watch=1&timeoutSeconds=600")
+    conn = sim.http_connection(timeout=15)  # fails the test if not cut
+    conn.request("GET", "/api/v1/namespaces/f/configmaps?watch=1&timeoutSeconds=600", headers=sim.auth_headers)
     resp = conn.getresponse()
     assert resp.status == 200
     lines = resp.read().splitlines()

@@ -64,6 +64,24 @@ def test_background_deletes_dependents_after_owner(
     assert "kovc" not in next(iter(deleters))
 
 
+def test_owner_in_another_namespace_is_absent(
+    core: k8s.CoreV1Api, sim_namespace: str, sim_wait: Waiter, sim_cluster: SimCluster
+) -> None:
+    """A namespaced owner is resolved in the dependent's own namespace (issue 10 item 12): a reference
+    to a live owner in another namespace, even with its exact uid, counts as absent, so the dependent
+    is collected and a Warning OwnerRefInvalidNamespace is written about it; the owner is untouched."""
+    other = f"{sim_namespace}-x"
+    core.create_namespace({"metadata": {"name": other}})
+    owner = core.create_namespaced_config_map(sim_namespace, {"metadata": {"name": "owner"}})
+    core.create_namespaced_config_map(other, {"metadata": {"name": "forged", "ownerReferences": owned_by(owner)}})
+    sim_wait(gone(other, "forged"), "a dependent whose only owner is in another namespace collected")
+    assert core.read_namespaced_config_map("owner", sim_namespace).metadata.uid == owner.metadata.uid
+    events = core.list_namespaced_event(other).items
+    reasons = [(e.reason, e.type, e.involved_object.name) for e in events]
+    assert ("OwnerRefInvalidNamespace", "Warning", "forged") in reasons, reasons
+    core.delete_namespace(other)
+
+
 def test_dependent_with_a_live_owner_survives(
     core: k8s.CoreV1Api, sim_namespace: str, sim_wait: Waiter
 ) -> None:

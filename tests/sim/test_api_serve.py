@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conformance.cli import COMMANDS
 from conformance.sim import serve
@@ -97,13 +98,19 @@ def test_serve_until_sigint(driver: str, tmp_path: Path) -> None:
     )
     try:
         line = read_line(proc)
-        assert line.startswith("kovc sim: serving http://127.0.0.1:"), line
+        assert line.startswith("kovc sim: serving https://127.0.0.1:"), line
         info = json.loads(ready.read_text())
         assert info["pid"] == proc.pid and info["kubeconfig"] == str(kubeconfig.resolve())
-        assert info["url"].startswith("http://127.0.0.1:")
+        assert info["url"].startswith("https://127.0.0.1:")
+        import base64
+        import ssl
         import urllib.request
 
-        with urllib.request.urlopen(info["url"] + "/version", timeout=10) as resp:
+        doc = yaml.safe_load(kubeconfig.read_text())
+        token = doc["users"][0]["user"]["token"]
+        ca = base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+        version = urllib.request.Request(info["url"] + "/version", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(version, timeout=10, context=ssl.create_default_context(cadata=ca)) as resp:
             assert json.loads(resp.read())["gitVersion"] == "v1.34.2+kovc-sim"
         kubectl = subprocess.run(
             [

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 import pytest
 from kubernetes import client as k8s
@@ -21,10 +20,9 @@ from conformance.sim.store import Store
 def stream(sim: SimCluster, path: str, read_timeout: float = 15.0, **query: Any) -> Iterator[dict[str, Any]]:
     """Raw watch: yields decoded events until the server ends the stream. A stream that is not ended
     by the server within ``read_timeout`` seconds of silence fails the test (socket timeout)."""
-    url = urlparse(sim.url)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=read_timeout)
+    conn = sim.http_connection(timeout=read_timeout)
     try:
-        conn.request("GET", f"{path}?{urlencode(query)}")
+        conn.request("GET", f"{path}?{urlencode(query)}", headers=sim.auth_headers)
         resp = conn.getresponse()
         assert resp.status == 200, f"watch {path}: expected 200, got {resp.status}: {resp.read()[:300]!r}"
         while line := resp.readline():

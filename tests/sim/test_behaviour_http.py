@@ -52,10 +52,10 @@ def put_action(sim: SimCluster, ns: str, name: str, action: str) -> tuple[int, J
         url,
         data=b"{}",
         method="PUT",
-        headers={"Content-Type": "application/json", "User-Agent": "kovc-tests/http"},
+        headers={"Content-Type": "application/json", "User-Agent": "kovc-tests/http", **sim.auth_headers},
     )
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=sim.client_ssl_context()) as resp:
             return resp.status, None
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")

@@ -284,3 +284,32 @@ def test_keep_vm_ip_off_names_the_ip_cr_after_the_pod() -> None:
         assert "--keep-vm-ip=false" in args
 
     sim(scenario, keep_vm_ip=False)
+
+
+@pytest.mark.parametrize(("version", "deleted_with_pod"), [("v1.12.35", True), ("v1.14.41", True),
+                                                          ("v1.15.0", False), ("v1.16.2", False)])
+def test_keep_vm_ip_off_launcher_pod_delete_per_release(version: str, deleted_with_pod: bool) -> None:
+    """With keep-vm-ip off, v1.12-v1.14 delete a VM pod's IP CR with the pod (pod.go L1150-1172 at
+    v1.14.41); v1.15+ skip it ("skip clean ip CR", L1177-1182 at v1.15.0) and leave it to markAndCleanLSP."""
+
+    async def scenario(store: Store) -> None:
+        from conformance.sim.view import world_of
+
+        a = make_namespace(store, "a")
+        store.create(r.VMS, vm_manifest("web", a, "10.16.0.74"), user_agent=UA)
+        await vm_running(store, a, "web")
+        pod = next(p for p in store.list(r.PODS, a)[0] if p["metadata"]["name"].startswith("virt-launcher-web-"))
+        cr_name = f"{pod['metadata']['name']}.a"
+        assert store.get(r.IPS, "", cr_name) is not None
+        store.delete(r.PODS, a, pod["metadata"]["name"], user_agent=UA)
+        logs = world_of(store).logs
+
+        def handled(s: Store) -> bool:
+            return any(cr_name in line and ("delete ip CR" in line or "skip clean ip CR" in line)
+                       for line in logs.get("kube-ovn-controller", []))
+
+        await until(store, handled, f"handleDeletePod of {pod['metadata']['name']}")
+        present = store.get(r.IPS, "", cr_name) is not None
+        assert present is not deleted_with_pod, f"{version}: IP CR {cr_name} present={present} after the pod delete"
+
+    sim(scenario, keep_vm_ip=False, kube_ovn_version=version, gc_interval=0)

@@ -55,7 +55,7 @@ def test_migration_succeeds_across_nodes_with_the_modelled_gap() -> None:
         store.create(r.PODS, watch, user_agent=UA)
         lines = world_of(store).pod_logs
         await until(store, lambda s: len(lines.get((ns, "watch"), [])) >= 5, "the probe answering")
-        assert world.vm_action(store, cfg, ns, "web", "migrate", {}, UA) == {}
+        assert await world.vm_action(store, cfg, ns, "web", "migrate", {}, UA) == {}
         (vmim,) = store.list(r.VMIMS, ns)[0]
         assert vmim["metadata"]["name"].startswith("kubevirt-migrate-vm-")
         assert vmim["spec"] == {"vmiName": "web"}
@@ -124,7 +124,7 @@ def test_migration_fails_clearly_with_one_schedulable_node() -> None:
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.81"), user_agent=UA)
         vmi = await running_vmi(store, ns, "web")
-        world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
+        await world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
         (vmim,) = store.list(r.VMIMS, ns)[0]
 
         def failed(s: Store) -> JSON | None:
@@ -181,7 +181,7 @@ def test_bridge_binding_without_the_annotation_is_not_migratable() -> None:
             "not use masquerade, bridge with kubevirt.io/allow-pod-bridge-network-live-migration"
         ), err.value.message
         with pytest.raises(ApiError) as err:
-            world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
+            await world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
         assert err.value.code == 500 and err.value.message.startswith(
             "Internal error occurred: admission webhook"
         )
@@ -198,7 +198,7 @@ def test_v1_12_webhook_denies_the_migration_target() -> None:
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.83"), user_agent=UA)
         vmi = await running_vmi(store, ns, "web")
-        world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
+        await world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
 
         def denied(s: Store) -> JSON | None:
             return next(
@@ -228,9 +228,9 @@ def test_second_migration_while_one_is_in_flight_is_refused() -> None:
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.84"), user_agent=UA)
         await running_vmi(store, ns, "web")
-        world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
+        await world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
         with pytest.raises(ApiError) as err:
-            world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
+            await world.vm_action(store, cfg, ns, "web", "migrate", {}, UA)
         assert "in-flight migration detected" in err.value.message
 
     sim(scenario, migration_gap=0.05)

@@ -91,7 +91,7 @@ def test_probe_from_another_vpc_gets_no_reply_and_a_stopped_vm_neither() -> None
         await vm_ready(store, ns, "web")
         store.create(r.PODS, probe_manifest("far", ns, "10.16.0.92", count=2, subnet="v2"), user_agent=UA)
         assert (await pod_finished(store, ns, "far"))["status"]["phase"] == "Failed"
-        world.vm_action(store, world_of(store).config, ns, "web", "stop", {}, UA)
+        await world.vm_action(store, world_of(store).config, ns, "web", "stop", {}, UA)
         await until(store, lambda s: s.get(r.VMIS, ns, "web") is None, "web stopped")
         store.create(r.PODS, probe_manifest("after-stop", ns, "10.16.0.92", count=2), user_agent=UA)
         assert (await pod_finished(store, ns, "after-stop"))["status"]["phase"] == "Failed"

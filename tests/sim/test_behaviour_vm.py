@@ -217,7 +217,13 @@ def test_vm_runs_with_the_objects_upstream_creates() -> None:
         }
         assert ip["metadata"]["finalizers"] == ["kubeovn.io/kube-ovn-controller"]
         # who wrote what
-        writers = {(e.resource, e.name): e.user_agent for e in store.audit if e.verb == "create"}
+        writers = {
+            (e.resource, e.name): e.user_agent
+            for e in store.audit
+            if e.verb == "create" and not e.path.endswith("/binding")
+        }
+        binders = {e.name: e.user_agent for e in store.audit if e.path.endswith("/binding")}
+        assert binders == {meta["name"]: "default-scheduler"}
         assert writers[("virtualmachineinstances.kubevirt.io", "web")] == "virt-controller/v1.8.1"
         assert writers[("pods", meta["name"])] == "virt-controller/v1.8.1"
         assert writers[("ips.kubeovn.io", "web.lifecycle")] == "kube-ovn-controller/v1.16.2"
@@ -268,7 +274,7 @@ def test_restart_keeps_the_ip_cr_with_a_new_vmi_and_pod() -> None:
         (old_pod,) = launchers(store, ns, vmi)
         ip_before = store.require(r.IPS, "", "web.restart")
         w = world_of(store)
-        assert world.vm_action(store, w.config, ns, "web", "restart", {}, UA) == {}
+        assert await world.vm_action(store, w.config, ns, "web", "restart", {}, UA) == {}
         new = await until(store, running_vmi(ns, "web", not_uid=vmi["metadata"]["uid"]), "a new Running VMI")
         (new_pod,) = launchers(store, ns, new)
         assert new_pod["metadata"]["name"] != old_pod["metadata"]["name"]
@@ -293,13 +299,13 @@ def test_stop_and_start_keep_the_address() -> None:
         vmi = await until(store, running_vmi(ns, "web"), "web Running")
         ip_uid = store.require(r.IPS, "", "web.stopstart")["metadata"]["uid"]
         with pytest.raises(ApiError) as err:
-            world.vm_action(store, cfg, ns, "web", "start", {}, UA)
+            await world.vm_action(store, cfg, ns, "web", "start", {}, UA)
         assert err.value.code == 409
         assert (
             err.value.message
             == 'Operation cannot be fulfilled on virtualmachine.kubevirt.io "web": VM is already running'
         )
-        world.vm_action(store, cfg, ns, "web", "stop", {}, UA)
+        await world.vm_action(store, cfg, ns, "web", "stop", {}, UA)
         assert store.require(r.VMS, ns, "web")["spec"]["runStrategy"] == "Halted"
 
         def stopped(s: Store) -> bool:
@@ -320,15 +326,15 @@ def test_stop_and_start_keep_the_address() -> None:
             ("migrate", 'virtualmachineinstance.kubevirt.io "web" not found'),
         ):
             with pytest.raises(ApiError) as err:
-                world.vm_action(store, cfg, ns, "web", action, {}, UA)
+                await world.vm_action(store, cfg, ns, "web", action, {}, UA)
             assert message in err.value.message, (action, err.value.message)
-        world.vm_action(store, cfg, ns, "web", "start", {}, UA)
+        await world.vm_action(store, cfg, ns, "web", "start", {}, UA)
         assert store.require(r.VMS, ns, "web")["spec"]["runStrategy"] == "Always"
         again = await until(store, running_vmi(ns, "web"), "web Running again")
         assert again["status"]["interfaces"][0]["ipAddress"] == "10.16.0.31"
         assert store.require(r.IPS, "", "web.stopstart")["metadata"]["uid"] == ip_uid
         with pytest.raises(ApiError) as err:
-            world.vm_action(store, cfg, ns, "missing", "start", {}, UA)
+            await world.vm_action(store, cfg, ns, "missing", "start", {}, UA)
         assert err.value.code == 404 and err.value.message == 'virtualmachine.kubevirt.io "missing" not found'
 
     sim(scenario)
@@ -340,11 +346,11 @@ def test_deprecated_running_field_toggles() -> None:
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("old", ns, running=True), user_agent=UA)
         await until(store, running_vmi(ns, "old"), "old Running")
-        world.vm_action(store, cfg, ns, "old", "stop", {}, UA)
+        await world.vm_action(store, cfg, ns, "old", "stop", {}, UA)
         vm = store.require(r.VMS, ns, "old")
         assert vm["spec"]["running"] is False and "runStrategy" not in vm["spec"]
         await until(store, lambda s: s.get(r.VMIS, ns, "old") is None, "old stopped")
-        world.vm_action(store, cfg, ns, "old", "start", {}, UA)
+        await world.vm_action(store, cfg, ns, "old", "start", {}, UA)
         assert store.require(r.VMS, ns, "old")["spec"]["running"] is True
         await until(store, running_vmi(ns, "old"), "old Running again")
 
@@ -358,9 +364,9 @@ def test_manual_run_strategy_uses_state_change_requests() -> None:
         store.create(r.VMS, vm_manifest("m", ns, strategy="Manual"), user_agent=UA)
         await asyncio.sleep(0.05)
         assert store.get(r.VMIS, ns, "m") is None
-        world.vm_action(store, cfg, ns, "m", "start", {}, UA)
+        await world.vm_action(store, cfg, ns, "m", "start", {}, UA)
         vmi = await until(store, running_vmi(ns, "m"), "m Running")
-        world.vm_action(store, cfg, ns, "m", "stop", {}, UA)
+        await world.vm_action(store, cfg, ns, "m", "stop", {}, UA)
         await until(
             store,
             lambda s: (
@@ -469,30 +475,43 @@ def test_vm_recreated_under_the_same_name_gets_its_address() -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "leaks"), [("v1.13.15", True), ("v1.12.35", True), ("v1.14.0", False), ("v1.16.2", False)]
+    ("version", "late"), [("v1.13.15", True), ("v1.12.35", True), ("v1.14.0", False), ("v1.16.2", False)]
 )
-def test_stopped_then_deleted_vm(version: str, leaks: bool) -> None:
-    """#5367: before handleDeleteVM (v1.14.0) a VM stopped before deletion keeps its IP CR and address."""
+def test_stopped_then_deleted_vm(version: str, late: bool) -> None:
+    """#5367: before handleDeleteVM (v1.14.0) a VM stopped before deletion keeps its IP CR and address
+    until markAndCleanLSP's second pass after the VM is gone (1-2 GC intervals); from v1.14.0 at once."""
+    interval = 0.6
 
     async def scenario(store: Store) -> None:
         ns = make_namespace(store, "leak")
         cfg = world_of(store).config
         store.create(r.VMS, vm_manifest("web", ns, "10.16.0.35"), user_agent=UA)
         await until(store, running_vmi(ns, "web"), "web Running")
-        world.vm_action(store, cfg, ns, "web", "stop", {}, UA)
+        await world.vm_action(store, cfg, ns, "web", "stop", {}, UA)
         await until(store, lambda s: s.get(r.VMIS, ns, "web") is None, "web stopped")
+        await asyncio.sleep(interval * 1.5)  # GC passes while the VM exists keep its port
+        assert store.get(r.IPS, "", "web.leak") is not None, "a stopped VM's IP CR must survive GC passes"
         store.delete(r.VMS, ns, "web", user_agent=UA)
         await until(store, lambda s: s.get(r.VMS, ns, "web") is None, "web deleted")
-        if leaks:
-            await asyncio.sleep(0.1)
+        def logs() -> list[str]:
+            return list(world_of(store).logs.get("kube-ovn-controller", []))
+
+        if late:
+            await asyncio.sleep(interval * 0.5)
             ip = store.get(r.IPS, "", "web.leak")
-            assert ip is not None, f"{version}: expected the IP CR web.leak to leak (#5367); it was deleted"
+            assert ip is not None, f"{version}: expected the IP CR web.leak to outlive the VM (#5367)"
             holder = world_of(store).ipam.holder("ovn-default", "10.16.0.35")  # type: ignore[union-attr]
             assert holder == [f"{ns}/web"], holder
+            await until(store, lambda s: s.get(r.IPS, "", "web.leak") is None,
+                        "the IP CR released by the second GC pass", timeout=interval * 4 + 5)
+            assert world_of(store).ipam.holder("ovn-default", "10.16.0.35") == []  # type: ignore[union-attr]
+            assert any("gc.go:405] gc ip web.leak" in line for line in logs()), list(logs())[-5:]
         else:
             await until(store, lambda s: s.get(r.IPS, "", "web.leak") is None, "the IP CR released")
+            assert any("kubevirt.go:80] release ip" in line for line in logs()), list(logs())[-5:]
+            assert not any("gc ip web.leak" in line for line in logs())
 
-    sim(scenario, kube_ovn_version=version)
+    sim(scenario, kube_ovn_version=version, gc_interval=interval)
 
 
 @pytest.mark.parametrize("version", ["v1.13.15", "v1.16.2"])

@@ -360,3 +360,36 @@ def test_denial_is_an_api_error_with_status() -> None:
     assert isinstance(error, ApiError)
     status = error.status()
     assert status["code"] == 403 and status["reason"] == "Forbidden" and status["status"] == "Failure"
+
+
+@pytest.mark.parametrize(("version", "text_in_reason"), [
+    ("v1.10.8", True), ("v1.11.16", True), ("v1.11.17", False), ("v1.12.35", False), ("v1.16.2", False),
+])
+def test_denial_status_per_release(version: str, text_in_reason: bool) -> None:
+    """controller-runtime < v0.15.0 (v1.10.x, v1.11.0-16) answers the denial text in Status.reason, later
+    releases reason Forbidden; the suite's denial detection reads both (issue 10 item 14)."""
+    import json
+
+    from kubernetes.client.exceptions import ApiException
+
+    from conformance import assertions, versions
+    from conformance.kube import api_reason, describe_error
+
+    release = versions.kube_ovn_release(version)
+    assert release.denial_text_in_reason is text_in_reason
+    error = review_pod(launcher("db", "a"), [ip_cr("web", "a")], FakeView(), load_policy(release.webhook_policy),
+                       text_in_reason=release.denial_text_in_reason)
+    assert isinstance(error, ApiError)
+    status = error.status()
+    assert status["code"] == 403
+    assert status["message"].startswith('admission webhook "pod-ip-validating.kube-ovn.io" denied the request: ')
+    if text_in_reason:
+        assert status["reason"] == status["message"].split("denied the request: ", 1)[1]
+        assert "is conflict with ip crd" in status["reason"]
+    else:
+        assert status["reason"] == "Forbidden"
+    exc = ApiException(status=403, reason="Forbidden")
+    exc.body = json.dumps(status)
+    assert api_reason(exc) == status["reason"]
+    ip = status["message"].split("annotation static-ip ", 1)[1].split(" ", 1)[0]
+    assert assertions.is_webhook_denial(describe_error(exc), "pod-ip-validating.kube-ovn.io", ip, code=403)

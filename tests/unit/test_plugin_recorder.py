@@ -169,3 +169,50 @@ def test_no_addresses(record):
     assert reqs["deny.clone"]["outcome"] == "failed"
     assert reqs["deny.clone"]["cases"][0]["admitted_then"] == "took-over-address"
     result.stdout.fnmatch_lines(["FAIL  MUST   state.no-duplicate-ips  (*"])
+
+
+def test_infrastructure_errors_are_errors_never_failures(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """An API the suite could not get past (5xx/429 after the retries, a dropped connection, a wait
+    whose API was unreachable at its deadline) is no answer about the cluster: the requirement is
+    reported as error (report.json, junit.xml), never as failed; an assertion still fails."""
+    pytester.makepyfile(
+        test_s="""
+import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from conformance.kube import InfrastructureError
+
+@pytest.mark.conformance("allow.restart")
+def test_restart(record):
+    raise ApiException(status=503, reason="Service Unavailable")
+
+@pytest.mark.conformance("allow.stop-start")
+def test_stop_start(record):
+    raise InfrastructureError("waiting for VMI x Running: the API was unreachable at the deadline")
+
+@pytest.mark.conformance("deny.name-prefix")
+def test_prefix(record):
+    with record.subcase("web/web-1"):
+        raise urllib3.exceptions.ProtocolError("Connection aborted.")
+
+@pytest.mark.conformance("deny.clone")
+def test_clone(record):
+    with record.subcase("clone"):
+        assert False, "expected a denial; admitted"
+"""
+    )
+    result = pytester.runpytest("--report-dir", str(tmp_path / "r"))
+    result.assert_outcomes(failed=4)
+    data = json.loads((tmp_path / "r" / "report.json").read_text())
+    reqs = {r["id"]: r for r in data["requirements"]}
+    assert reqs["allow.restart"]["outcome"] == "error"
+    assert "infrastructure error" in reqs["allow.restart"]["reason"]
+    assert "HTTP 503" in reqs["allow.restart"]["reason"]
+    assert reqs["allow.stop-start"]["outcome"] == "error"
+    assert "unreachable at the deadline" in reqs["allow.stop-start"]["reason"]
+    assert reqs["deny.name-prefix"]["outcome"] == "error"
+    assert [(c["name"], c["outcome"]) for c in reqs["deny.name-prefix"]["cases"]] == [("web/web-1", "error")]
+    assert reqs["deny.clone"]["outcome"] == "failed"
+    assert data["summary"]["MUST"]["error"] == 3 and data["summary"]["MUST"]["failed"] == 1
+    junit = (tmp_path / "r" / "junit.xml").read_text()
+    assert junit.count("<error") == 3 and junit.count("<failure") == 1

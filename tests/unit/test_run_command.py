@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,6 +78,10 @@ def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], *fragments: s
         (["--sim-webhook-policy", "no_such_module:policy"], ["no_such_module"]),
         (["--profile", "full"], ["--profile"]),
         (["--run-id", "Bad_ID"], ["invalid run id"]),
+        (["--kubevirt-version", "v9.9.9"], ["--kubevirt-version", "unknown KubeVirt version v9.9.9"]),
+        (["--k8s-version", "v9.9.9"], ["--k8s-version", "unknown Kubernetes version v9.9.9"]),
+        (["--backend", "kind", "--plan", "--kubevirt-version", "v9.9.9"], ["unknown KubeVirt version v9.9.9"]),
+        (["--backend", "kind", "--plan", "--k8s-version", "v9.9.9"], ["unknown Kubernetes version v9.9.9"]),
     ],
     ids=[
         "unsupported-version",
@@ -85,11 +93,22 @@ def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], *fragments: s
         "unknown-policy",
         "unknown-profile",
         "bad-run-id",
+        "unknown-kubevirt-version-sim",
+        "unknown-k8s-version-sim",
+        "unknown-kubevirt-version-kind-plan",
+        "unknown-k8s-version-kind-plan",
     ],
 )
 def test_bad_input(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
     proc = kovc(tmp_path, "run", *args)
     assert_one_line_exit_2(proc, *fragments)
+    assert list(tmp_path.iterdir()) == [], "bad input must create nothing"
+
+
+@pytest.mark.parametrize("option", ["--kubevirt-version", "--k8s-version", "--kube-ovn-version"])
+def test_sim_serve_refuses_unknown_versions(tmp_path: Path, option: str) -> None:
+    proc = kovc(tmp_path, "sim", "serve", "--kubeconfig", str(tmp_path / "kc"), option, "v9.9.9")
+    assert_one_line_exit_2(proc, "unknown", "version v9.9.9")
     assert list(tmp_path.iterdir()) == [], "bad input must create nothing"
 
 
@@ -99,6 +118,30 @@ def test_unreachable_api_server(tmp_path: Path) -> None:
     proc = kovc(tmp_path, "run", "--backend", "existing", "--kubeconfig", str(config))
     assert_one_line_exit_2(proc, f"127.0.0.1:{port}", "unreachable")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kc"]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_tls_failure_says_so(tmp_path: Path) -> None:
+    """A server whose certificate the kubeconfig does not trust: the one line names the TLS failure
+    (``certificate verify failed: self-signed certificate``), not ``unreachable: (0)``."""
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=kube-apiserver",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = kubeconfig(tmp_path / "kc", f"https://127.0.0.1:{server.server_address[1]}")
+        proc = kovc(tmp_path, "run", "--backend", "existing", "--kubeconfig", str(config))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_one_line_exit_2(proc, "TLS failure", "certificate verify failed: self-signed certificate")
+    assert "(0)" not in proc.stderr
 
 
 def test_kubeconfig_without_the_context(tmp_path: Path) -> None:

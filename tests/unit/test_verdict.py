@@ -287,3 +287,32 @@ def test_requirement_narrowing_leaves_profile_musts_unselected() -> None:
         if r.id not in narrowed:
             r.outcome = "not-run"
     assert verdict(reqs, narrowed, catalog.profile_ids("baseline")) == "incomplete"
+
+
+def test_requirement_duration_is_its_scenarios_time() -> None:
+    """Issue 10 ("Also"): a requirement's real duration - its own tests' setup+call+teardown, plus the cases
+    other tests aimed at it - lands in report.json (duration_s) and junit.xml (testcase time)."""
+    own = rec("t.py::test_restart", ["allow.restart"])
+    own.duration = 12.5
+    foreign_case = (PROP_CASE, {"name": "stopped", "outcome": "passed", "requirement": "allow.restart",
+                                "duration_s": 2.25})
+    other = rec("t.py::test_other", ["allow.recreate"], "passed", foreign_case)
+    other.duration = 40.0
+    result = decide("allow.restart", [own, other], selected=True, reason_not_selected="-")
+    assert result.duration_s == 14.75
+    assert decide("allow.recreate", [own, other], selected=True, reason_not_selected="-").duration_s == 40.0
+    assert decide("allow.restart", [], selected=False, reason_not_selected="-").duration_s == 0.0
+
+    from conformance.report import junit
+
+    assert junit.requirement_time(result) == 14.75
+
+
+def test_vm_wait_factor_only_for_a_real_emulated_cluster() -> None:
+    from conformance.settings import EMULATION_VM_WAIT_FACTOR, Settings, vm_wait_factor
+
+    assert vm_wait_factor(False, True) == EMULATION_VM_WAIT_FACTOR == 3.0
+    assert vm_wait_factor(True, True) == 1.0 and vm_wait_factor(False, None) == 1.0
+    settings = Settings(run_id="r", timeout_scale=0.5, vm_wait_factor=3.0, clock_scale=1.0)
+    assert settings.vm_timeout(120) == 180.0 and settings.timeout(120) == 60.0
+    assert settings.fixed(120) == 120.0, "a requirement's fixed bound ignores --timeout-scale"

@@ -123,5 +123,53 @@ def test_upgrade_pairs() -> None:
         versions.check_upgrade("v1.14.2", "v1.14.2")
     with pytest.raises(versions.VersionError, match=r"unknown Kube-OVN version v1\.14\.99"):
         versions.check_upgrade("v1.14.99", "v1.16.2")
-    assert versions.upgrade_method("v1.14.2", "v1.16.2").startswith("helm upgrade kubeovn charts/kube-ovn-v2")
+    assert versions.upgrade_method("v1.16.0", "v1.16.2").startswith("helm upgrade kubeovn charts/kube-ovn-v2")
+    assert versions.upgrade_method("v1.14.2", "v1.16.2").startswith("dist/images/install.sh of v1.16.2")
     assert versions.upgrade_method("v1.13.15", "v1.16.2").startswith("dist/images/install.sh of v1.16.2")
+
+
+def test_install_method_follows_each_release_ci() -> None:
+    """Issue 10 item 7: chart v2 exists from v1.14.0, but only v1.16.0+ CI installs it."""
+    assert versions.kube_ovn_release("v1.14.0").has_chart_v2
+    for version in ("v1.12.35", "v1.13.15", "v1.14.2", "v1.14.41", "v1.15.24"):
+        assert versions.kube_ovn_release(version).install_method == "install.sh", version
+    for version in ("v1.16.0", "v1.16.2"):
+        assert versions.kube_ovn_release(version).install_method == "chart-v2", version
+
+
+@pytest.mark.parametrize(("k8s", "kind"), [("v1.32.5", "v0.29.0"), ("v1.33.1", "v0.29.0"), ("v1.34.0", "v0.30.0"),
+                                           ("v1.35.1", "v0.31.0"), ("v1.36.1", "v0.32.0")])
+def test_kind_release_paired_with_node_image(k8s: str, kind: str) -> None:
+    assert versions.kind_release_for(k8s)[0] == kind
+
+
+def test_kind_release_outside_the_table_says_so() -> None:
+    kind, why = versions.kind_release_for("v1.30.0")
+    assert kind == "v0.29.0" and "no kind release is known" in why
+    assert versions.kind_release_for("v1.40.0")[0] == "v0.32.0"
+
+
+@pytest.mark.parametrize(("version", "pin"), [("v1.11.24", None), ("v1.12.0", "v1.12.2"), ("v1.12.4", "v1.12.5"),
+                                              ("v1.12.35", "v1.15.2"), ("v1.13.15", "v1.16.1"), ("v1.14.2", "v1.18.1"),
+                                              ("v1.15.24", "v1.19.2"), ("v1.16.2", versions.CERT_MANAGER_VERSION)])
+def test_cert_manager_as_each_release_ci(version: str, pin: str | None) -> None:
+    assert versions.kube_ovn_release(version).cert_manager_ci_version == pin
+    from conformance.cluster.images import RunVersions
+
+    assert RunVersions.resolve(version).cert_manager == (pin or versions.CERT_MANAGER_VERSION)
+
+
+@pytest.mark.parametrize("version", ["v1.35.1", "v1.36.1", "v1.27.0", "v1.37.2"])
+def test_known_kubernetes_versions(version: str) -> None:
+    assert versions.check_kubernetes_version(version) == version
+
+
+@pytest.mark.parametrize("version", ["v9.9.9", "v1.26.3", "v1.35.99", "v2.0.0"])
+def test_unknown_kubernetes_versions_are_refused(version: str) -> None:
+    with pytest.raises(versions.VersionError, match=f"unknown Kubernetes version {version}"):
+        versions.check_kubernetes_version(version)
+
+
+def test_the_default_versions_are_known() -> None:
+    assert versions.check_kubernetes_version(versions.K8S_VERSION) == versions.K8S_VERSION
+    assert versions.check_kubevirt_version(versions.KUBEVIRT_VERSION) == versions.KUBEVIRT_VERSION

@@ -148,3 +148,38 @@ def test_sim_store_is_untouched_by_reads(sim: SimCluster, ns: str) -> None:
 def test_kubeconfig_path_type(tmp_path: Path) -> None:
     with pytest.raises(Exception):  # noqa: B017 - any loader error: the file does not exist
         Kube(str(tmp_path / "missing"), None, run_id="r")
+
+
+def test_an_api_down_through_the_deadline_is_an_infrastructure_error(
+        kube: Kube, ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wait that could observe nothing definitive because the API kept failing is no timeout (which
+    would read as "the condition never held"): it raises InfrastructureError, reported as error."""
+    from kubernetes.client.exceptions import ApiException
+
+    from conformance.kube import InfrastructureError, is_infrastructure
+
+    def down(*a: Any, **kw: Any) -> Any:
+        raise ApiException(status=503, reason="Service Unavailable")
+
+    monkeypatch.setattr(kube, "list_with_version", down)
+    with pytest.raises(InfrastructureError, match="the API was unreachable at the deadline") as err:
+        waits.wait_for(kube, PODS, ns, "never", lambda o: True, 0.3, what="pod never")
+    assert is_infrastructure(err.value) and not isinstance(err.value, waits.WaitTimeout)
+
+
+def test_a_failure_at_the_deadline_gets_one_last_list(kube: Kube, ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watch fails as the deadline comes: one last list decides (here: the pod is there)."""
+    kube.create_pod(ns, pod(ns, "late"))
+    real_list = kube.list_with_version
+    lists = []
+
+    def flaky_list(*a: Any, **kw: Any) -> Any:
+        lists.append(1)
+        if len(lists) == 1:
+            raise ConnectionResetError("reset")
+        return real_list(*a, **kw)
+
+    monkeypatch.setattr(kube, "list_with_version", flaky_list)
+    got = waits.wait_for(kube, PODS, ns, "late", lambda o: True, 0.01, what="pod late")
+    assert got["metadata"]["name"] == "late"
+    assert len(lists) >= 2

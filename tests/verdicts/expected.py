@@ -5,7 +5,7 @@ from __future__ import annotations
 
 #: Column name -> kovc run arguments selecting that model.
 MODELS: dict[str, list[str]] = {
-    "v1.12": ["--kube-ovn-version", "v1.12.0"],
+    "v1.12": ["--kube-ovn-version", "v1.12.35"],
     "v1.13.0": ["--kube-ovn-version", "v1.13.0"],
     "v1.13.1-14": ["--kube-ovn-version", "v1.13.14"],
     "v1.14.0-4": ["--kube-ovn-version", "v1.14.2"],

@@ -1,8 +1,17 @@
-"""With 5 % of API requests failing or dropped (before or after the write) and watches cut, the
-verdicts are the same: no transport error becomes a pass or a fail."""
+"""With 20 % of API requests failing, throttled or dropped (before or after the write) and watches cut,
+every MUST outcome is the fault-free one: the suite's own retries never issue an action twice (a retried
+VM restart first checks whether the first attempt took effect), and an error the suite could not get
+past is reported as ``error``, never as ``failed``.
+
+On the original main, seeds 1 and 2 flipped the default model to exit 1 (allow.repeated-restarts,
+allow.concurrent-restarts). CI runs those two seeds (about a minute each: every 429 is honoured with
+its ``Retry-After: 1``); the whole target — the default model and the failing v1.14.2, seeds 1 to 10 —
+is ``KOVC_FAULT_SEEDS=1-10 pytest tests/verdicts/test_faults.py -n 2`` (about 10 minutes on 2 cores).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -13,14 +22,36 @@ from .conftest import Run
 from .expected import table
 
 MUSTS = {r.id for r in catalog.all_requirements() if r.level == "MUST"}
+RATE = "0.2"
+#: model id -> (column of the verdict table, kovc run arguments, seeds CI runs by default)
+MODELS: dict[str, tuple[str, list[str], list[int]]] = {
+    "default": ("v1.14.5+", [], [1, 2]),
+    "v1.14.2": ("v1.14.0-4", ["--kube-ovn-version", "v1.14.2"], []),
+}
 
 
-@pytest.mark.parametrize(("column", "args", "seed"), [
-    pytest.param("v1.14.5+", [], "7", id="default"),
-    pytest.param("v1.14.0-4", ["--kube-ovn-version", "v1.14.2"], "11", id="v1.14.2"),
-])
-def test_faults_do_not_change_verdicts(kovc: Callable[..., Run], column: str, args: list[str], seed: str) -> None:
-    run = kovc(*args, "--sim-faults", "0.05", "--sim-seed", seed, "--profile", "baseline")
+def _seeds(default: list[int]) -> list[int]:
+    """``KOVC_FAULT_SEEDS`` (``1-10`` or ``1,2,5``) when set, else ``default``."""
+    text = os.environ.get("KOVC_FAULT_SEEDS", "").strip()
+    if not text:
+        return default
+    if "-" in text:
+        low, high = text.split("-", 1)
+        return list(range(int(low), int(high) + 1))
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+CASES = [pytest.param(model, seed, id=f"{model}-seed{seed}")
+         for model, (_, _, seeds) in MODELS.items() for seed in _seeds(seeds)]
+
+
+@pytest.mark.parametrize(("model", "seed"), CASES)
+def test_faults_do_not_change_must_outcomes(kovc: Callable[..., Run], model: str, seed: int) -> None:
+    column, args, _ = MODELS[model]
+    run = kovc(*args, "--sim-faults", RATE, "--sim-seed", str(seed), "--profile", "baseline", timeout=600)
     expected = {rid: out for rid, out in table()[column].items() if rid in MUSTS}
     seen = {rid: out for rid, out in run.outcomes().items() if rid in MUSTS}
-    assert seen == expected, f"with faults: {run.explain()}"
+    differing = {rid: f"expected {expected[rid]}, got {seen.get(rid)}" for rid in expected
+                 if seen.get(rid) != expected[rid]}
+    assert not differing, f"{model}, --sim-faults {RATE} --sim-seed {seed}: {differing}\n{run.explain()}"
+    assert run.exit_code == (0 if model == "default" else 1), run.explain()

@@ -5,7 +5,12 @@ once a second as a safety net):
 
 - **background** propagation: a dependent (``metadata.ownerReferences``, matched by ``uid``) none of
   whose owners exist any more is deleted; references to owners that are gone are removed from a
-  dependent that still has a live owner;
+  dependent that still has a live owner. A namespaced owner is looked up **in the dependent's own
+  namespace**, as the real collector does: a reference to an owner in another namespace is absent
+  (the dependent is collected when no other owner is left) and a Warning Event
+  ``OwnerRefInvalidNamespace`` is written about the dependent (Kubernetes >= 1.20; "Owners and
+  dependents" in kubernetes/website ``content/en/docs/concepts/overview/working-with-objects/owners-dependents.md``,
+  ``pkg/controller/garbagecollector/graph_builder.go`` ``reportInvalidNamespaceOwnerRef``);
 - **foreground**: an owner being deleted with the ``foregroundDeletion`` finalizer gets its
   dependents deleted, and loses the finalizer (and so disappears) once no dependent with
   ``blockOwnerDeletion: true`` is left;
@@ -102,6 +107,40 @@ def _drop_finalizer(store: Store, rt: ResourceType, obj: JSON, finalizer: str, u
     _filter_meta_list(store, rt, obj, "finalizers", lambda f: f != finalizer, user_agent)
 
 
+def _owner_in_reach(dependent_rt: ResourceType, dependent: JSON, owner_rt: ResourceType, owner: JSON) -> bool:
+    """Whether the real collector would find ``owner`` for ``dependent``: a namespaced owner only in the
+    dependent's own namespace (a cluster-scoped dependent's namespaced owner is never found)."""
+    if not owner_rt.namespaced:
+        return True
+    if not dependent_rt.namespaced:
+        return False
+    return bool(owner["metadata"].get("namespace") == dependent["metadata"].get("namespace"))
+
+
+def _invalid_namespace_event(store: Store, dependent: JSON, ref: JSON, user_agent: str) -> None:
+    """The Warning Event ``OwnerRefInvalidNamespace`` about ``dependent`` (once per dependent and owner)."""
+    from .. import resources as r
+
+    meta = dependent["metadata"]
+    namespace = meta.get("namespace") or "default"
+    name = f"{meta.get('name', '')}.{str(ref.get('uid', ''))[:8]}.ownerref"
+    if store.get(r.EVENTS, namespace, name) is not None:
+        return
+    owner = {k: ref.get(k) for k in ("apiVersion", "kind", "name", "uid")}
+    try:
+        store.create(r.EVENTS, {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {"apiVersion": dependent.get("apiVersion", ""), "kind": dependent.get("kind", ""),
+                               "name": meta.get("name", ""), "namespace": meta.get("namespace", ""),
+                               "uid": meta.get("uid", "")},
+            "reason": "OwnerRefInvalidNamespace", "type": "Warning", "count": 1,
+            "message": f"ownerRef {owner} does not exist in namespace {meta.get('namespace', '')!r}",
+            "source": {"component": "garbage-collector-controller"},
+        }, user_agent=user_agent)
+    except ApiError as err:
+        log.warning("garbage collector: event for %s: %s", meta.get("name"), err.message)
+
+
 def sync_gc(store: Store, user_agent: str) -> None:
     """One garbage-collection pass over every object in the store."""
     index: dict[str, tuple[ResourceType, JSON]] = {}
@@ -124,6 +163,9 @@ def sync_gc(store: Store, user_agent: str) -> None:
         solid, dangling, waiting = [], set(), set()
         for ref in refs:
             found = index.get(ref.get("uid", ""))
+            if found is not None and not _owner_in_reach(rt, obj, *found):
+                _invalid_namespace_event(store, obj, ref, user_agent)
+                found = None
             if found is None:
                 dangling.add(ref.get("uid", ""))
             elif found[1]["metadata"].get("deletionTimestamp") and \

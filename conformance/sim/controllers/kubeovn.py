@@ -10,7 +10,7 @@ IPAM (:class:`Ipam`, ``pkg/ipam/subnet.go``):
 * a static address (``ovn.kubernetes.io/ip_address``) is ``GetStaticAddress`` (``subnet.go``): an address
   held by another key fails with ``AddressConflict`` (``ErrConflict``), one outside the subnet with
   ``AddressOutOfRange``; the *same key* simply gets it back - so a plain pod named like a VM in the
-  VM's namespace takes over the VM's address, MAC and IP CR (kube-ovn-facts.md §1.7);
+  VM's namespace takes over the VM's address, MAC and IP CR (same IPAM key, ``getNameByPod`` above);
 * a static MAC already used by another key is ``AddressConflict`` too (``GetStaticMac``);
 * without a static address ``GetRandomAddress`` returns the NIC's existing address (a stopped VM's kept
   IP) or the lowest never-used free address; released addresses are reused only when the free range is
@@ -20,7 +20,7 @@ IPAM (:class:`Ipam`, ``pkg/ipam/subnet.go``):
 
 Controller (:class:`KubeOvnController`, one FIFO queue):
 
-* pod add/update - ``handleAddOrUpdatePod`` (L493-567) → ``reconcileAllocateSubnets`` (L622-829): the
+* pod add/update - ``handleAddOrUpdatePod`` (L493-568) → ``reconcileAllocateSubnets`` (L622-828): the
   effective subnet is the ``logical_switch`` annotation, else the namespace-bound subnet, else
   ``ovn-default``; a failure is a Warning Event ``AcquireAddressFailed`` with the IPAM error
   (``AddressConflict`` …) on the pod (L644) and a rate-limited retry; success writes the IP CR
@@ -28,15 +28,23 @@ Controller (:class:`KubeOvnController`, one FIFO queue):
   ``cidr``, ``gateway``, ``logical_switch``, ``pod_nic_type``, ``allocated``, ``logical_router`` and, for
   VM pods with keep-vm-ip, ``virtualmachine``; ``routed`` follows once the pod is bound to a node
   (``reconcileRouteSubnets``/``needRouteSubnets`` L1767);
-* pod delete - ``handleDeletePod`` (L1100-1345): a VM pod whose VMI is alive, or whose VM exists and is
+* pod delete - ``handleDeletePod`` (L1100-1377): a VM pod whose VMI is alive, or whose VM exists and is
   not being deleted (``isVMToDel`` L2764), keeps its IP CR and address, unless the namespace's subnet
   changed under it (``appendCheckPodNetToDel``); everything else deletes the IP CR and releases the
-  address. With keep-vm-ip off, VM pods never clean their IP CR here (L1318-1323; upstream's periodic
-  GC, every 6 min, is not modelled). A completed plain pod is released as a deleted one
+  address. With keep-vm-ip off, v1.15+ VM pods never clean their IP CR here ("skip clean ip CR",
+  L1324-1328), while v1.12-v1.14 delete it with the pod (``pod.go`` L1150-1172 at v1.14.41; per release:
+  ``KubeOvnRelease.skips_vm_pod_ip_cr_cleanup``). A completed plain pod is released as a deleted one
   (``enqueueUpdatePod``);
-* VM delete - ``handleDeleteVM`` (``kubevirt.go`` L55-94, first in v1.14.0): IP CRs and addresses keyed
-  ``<ns>/<vm>`` are released. Releases before v1.14.0 have no such handler, so a VM *stopped* before it is
-  deleted leaks its IP CR and address (#5367);
+* VM delete - ``handleDeleteVM`` (``kubevirt.go`` L60-94, first in v1.14.0): IP CRs and addresses keyed
+  ``<ns>/<vm>`` are released. Releases before v1.14.0 have no such handler, so the IP CR of a VM
+  *stopped* before it is deleted stays until the periodic LSP garbage collection removes it (#5367);
+* periodic GC - ``markAndCleanLSP`` (``gc.go`` L315-436 at v1.13.14, run every ``--gc-interval``
+  seconds, default 360, from ``controller.go`` L1192-1198; ``install.sh`` ``GC_INTERVAL=360``): a port
+  whose pod is not alive and allocated and (keep-vm-ip on) whose VM does not exist is *marked* on one
+  pass and, still unclaimed on the next, deleted together with its IP CR (unless reserved) and address.
+  So a stopped-then-deleted VM's IP CR goes 1-2 intervals after the deletion: 6-12 min on a real
+  cluster. The interval is ``SimConfig.gc_interval`` (wall seconds; the default is 360 modelled seconds
+  on the simulated cluster's clock, ``settings.SIM_CLOCK_SCALE``);
 * IP CR delete - ``handleUpdateIP`` (``ip.go``): releases ``<spec.namespace>/<spec.podName>`` and removes
   the ``kubeovn.io/kube-ovn-controller`` finalizer;
 * subnets get upstream's defaults (provider, vpc, protocol, gateway, excludeIps), status counters, and
@@ -62,8 +70,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import api
 from .. import resources as r
-from ..store import ApiError, WatchEvent, now_rfc3339
+from ..store import ApiError, WatchEvent, deepcopy_json, now_rfc3339
 from ..view import (
     JSON,
     Key,
@@ -394,6 +403,8 @@ class KubeOvnController(Reconciler):
         self.deleting: dict[Key, JSON] = {}
         self.decisions: dict[Key, DeleteDecision] = {}
         self.deleted_vms: dict[Key, JSON] = {}
+        #: Ports found without a pod or VM on the last ``markAndCleanLSP`` pass (``lastNoPodLSP``).
+        self.no_pod_lsps: set[str] = set()
 
     # events --------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
@@ -433,14 +444,37 @@ class KubeOvnController(Reconciler):
             self.queue.add(("vpc", m.get("name", "")))
 
     def resync(self) -> None:
-        for subnet in self.store.iter_raw(r.SUBNETS):
+        if self.config.gc_interval > 0:  # wait.Until: the first pass at start, then every interval
+            self.queue.add(("gc-lsp",))
+        for subnet in self.client.iter_raw(r.SUBNETS):
             self._sync_subnet_now(subnet)
+        self._restore_ipam()
         for kind, rt in (("subnet", r.SUBNETS), ("vpc", r.VPCS), ("ns", r.NAMESPACES)):
-            for obj in self.store.iter_raw(rt):
+            for obj in self.client.iter_raw(rt):
                 self.queue.add((kind, obj["metadata"]["name"]))
-        for pod in self.store.iter_raw(r.PODS):
+        for pod in self.client.iter_raw(r.PODS):
             if not (pod.get("spec") or {}).get("hostNetwork"):
                 self.queue.add(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
+
+    def _restore_ipam(self) -> None:
+        """``InitIPAM``: take back the addresses the IP CRs already hold (a controller attached to a cluster
+        that has them - a restarted ``kovc sim attach`` - must not hand them out again). On a fresh world
+        every IP CR is already held, so this changes nothing there."""
+        for ip_cr in self.client.iter_raw(r.IPS):
+            spec = ip_cr.get("spec") or {}
+            subnet, ip = str(spec.get("subnet") or ""), str(spec.get("ipAddress") or "")
+            if is_deleting(ip_cr) or not ip or subnet not in self.ipam.subnets:
+                continue
+            owner_ns, owner = str(spec.get("namespace") or ""), str(spec.get("podName") or "")
+            key = f"{owner_ns}/{owner}" if owner_ns else owner
+            if key in self.ipam.holder(subnet, ip.split(",")[0].strip()):
+                continue
+            try:
+                self.ipam.get_static_address(
+                    key, ip_cr["metadata"]["name"], ip, spec.get("macAddress") or None, subnet
+                )
+            except IpamError as exc:
+                self.world.log(self.name, f"init.go] failed to init ip {ip} of {key}: {exc}")
 
     async def handle(self, key: Key) -> None:
         kind = key[0]
@@ -449,23 +483,26 @@ class KubeOvnController(Reconciler):
         elif kind == "pod-del":
             obj = self.deleting.get(key)
             if obj is not None:
-                self._handle_delete_pod(obj, self.decisions.get(key))
+                await self._handle_delete_pod(obj, self.decisions.get(key))
                 self.deleting.pop(key, None)
                 self.decisions.pop(key, None)
         elif kind == "vm-del":
             self.deleted_vms.pop(key, None)
-            self._handle_delete_vm(key[1], key[2])
+            await self._handle_delete_vm(key[1], key[2])
         elif kind == "subnet":
-            self._handle_subnet(key[1])
+            await self._handle_subnet(key[1])
         elif kind == "ip":
-            self._handle_deleting_ip(key[1])
+            await self._handle_deleting_ip(key[1])
         elif kind == "ns":
-            self._handle_namespace(key[1])
+            await self._handle_namespace(key[1])
         elif kind == "ns-all":
-            for ns in self.store.iter_raw(r.NAMESPACES):
+            for ns in self.client.iter_raw(r.NAMESPACES):
                 self.queue.add(("ns", ns["metadata"]["name"]))
         elif kind == "vpc":
-            self._handle_vpc(key[1])
+            await self._handle_vpc(key[1])
+        elif kind == "gc-lsp":
+            await self._mark_and_clean_lsp()
+            self.queue.add_after(key, self.config.gc_interval)
 
     # names ---------------------------------------------------------------
     def name_by_pod(self, pod: JSON) -> str:
@@ -481,19 +518,19 @@ class KubeOvnController(Reconciler):
         ann = annotations_of(pod)
         if ann.get(LOGICAL_SWITCH):
             return ann[LOGICAL_SWITCH].strip()
-        bound = namespace_subnets(self.store, pod["metadata"]["namespace"])
+        bound = namespace_subnets(self.client, pod["metadata"]["namespace"])
         return bound[0] if bound else DEFAULT_SUBNET
 
     # pods ----------------------------------------------------------------
     async def _handle_pod(self, namespace: str, name: str) -> None:
-        pod = self.store.get(r.PODS, namespace, name)
+        pod = self.client.get(r.PODS, namespace, name)
         if pod is None or (pod.get("spec") or {}).get("hostNetwork"):
             return
         vm, _ = is_vm_pod(pod)
         if not pod_phase_alive(pod):
             if not vm and not is_sts_pod(pod) and annotations_of(pod).get(ALLOCATED) == "true":
                 # enqueueUpdatePod: a finished plain pod is handled like a deleted one.
-                self._handle_delete_pod(pod)
+                await self._handle_delete_pod(pod)
             return
         if is_deleting(pod):
             return
@@ -501,17 +538,19 @@ class KubeOvnController(Reconciler):
         invalid = validate_pod_network(ann)
         if invalid is not None:
             self.world.log(self.name, f"pod.go:518] validate pod {namespace}/{name} failed: {invalid}")
-            self._event(pod, "Warning", "ValidatePodNetworkFailed", invalid)
+            await self._event(pod, "Warning", "ValidatePodNetworkFailed", invalid)
             raise Requeue()
         if ann.get(ALLOCATED) != "true":
-            # needAllocateSubnets (L1868-1893). Upstream re-runs the (idempotent) allocation of a pod
+            # needAllocateSubnets (L1692-1717). Upstream re-runs the (idempotent) allocation of a pod
             # carrying kubevirt.io/migrationJobName on every update; once is equivalent here.
-            self._allocate(pod)
+            await self._allocate(pod)
             return
         if (pod.get("spec") or {}).get("nodeName") and ann.get(ROUTED) != "true":
-            self.store.mutate(r.PODS, namespace, name, _set_annotations({ROUTED: "true"}), user_agent=self.ua)
+            await api.mutate(
+                self.client.as_agent(self.ua), r.PODS, namespace, name, _set_annotations({ROUTED: "true"})
+            )
 
-    def _allocate(self, pod: JSON) -> None:
+    async def _allocate(self, pod: JSON) -> None:
         """``reconcileAllocateSubnets`` + ``acquireAddress`` for the default provider."""
         m = pod["metadata"]
         namespace, name = m["namespace"], m["name"]
@@ -521,7 +560,7 @@ class KubeOvnController(Reconciler):
         key = f"{namespace}/{pod_name}"
         nic = port_name(pod_name, namespace)
         subnet_name = self.pod_subnet(pod)
-        subnet = self.store.get(r.SUBNETS, "", subnet_name)
+        subnet = self.client.get(r.SUBNETS, "", subnet_name)
         if subnet is None or subnet_name not in self.ipam.subnets:
             self.world.log(
                 self.name,
@@ -532,7 +571,7 @@ class KubeOvnController(Reconciler):
         mac = ann.get(MAC_ADDRESS) or None
         candidates = [subnet_name]
         if not ann.get(LOGICAL_SWITCH):
-            candidates += [s for s in namespace_subnets(self.store, namespace) if s != subnet_name]
+            candidates += [s for s in namespace_subnets(self.client, namespace) if s != subnet_name]
         try:
             static = ann.get(IP_ADDRESS, "")
             if static:
@@ -557,13 +596,13 @@ class KubeOvnController(Reconciler):
                 f"pod.go:2465] failed to get static ip {static or '<random>'}, mac "
                 f"{mac}, subnet {subnet_name}, err {exc}",
             )
-            self._event(pod, "Warning", "AcquireAddressFailed", str(exc))
+            await self._event(pod, "Warning", "AcquireAddressFailed", str(exc))
             raise Requeue() from None
-        subnet = self.store.get(r.SUBNETS, "", subnet_name) or subnet
+        subnet = self.client.get(r.SUBNETS, "", subnet_name) or subnet
         spec = subnet.get("spec") or {}
         self.lsps[nic] = Lsp(key, subnet_name, ip, mac_out)
         pod_type = "StatefulSet" if is_sts_pod(pod) else (POD_TYPE_VM if vm else "")
-        self._create_or_update_ip_cr(
+        await self._create_or_update_ip_cr(
             nic,
             pod_name,
             ip,
@@ -592,12 +631,15 @@ class KubeOvnController(Reconciler):
         self.world.log(
             self.name, f"pod.go:651] allocate {ip}, mac {mac_out} for {key} from subnet {subnet_name}"
         )
-        if self.store.mutate(r.PODS, namespace, name, _set_annotations(patch), user_agent=self.ua) is None:
-            # The pod went away between allocation and patch (L786-795): recycle as a delete.
-            self._handle_delete_pod(pod)
-        self._subnet_status(subnet_name)
+        if (
+            await api.mutate(self.client.as_agent(self.ua), r.PODS, namespace, name, _set_annotations(patch))
+            is None
+        ):
+            # The pod went away between allocation and patch (L786-797): recycle as a delete.
+            await self._handle_delete_pod(pod)
+        await self._subnet_status(subnet_name)
 
-    def _create_or_update_ip_cr(
+    async def _create_or_update_ip_cr(
         self,
         ip_name: str,
         pod_name: str,
@@ -608,9 +650,9 @@ class KubeOvnController(Reconciler):
         node: str,
         pod_type: str,
     ) -> None:
-        """``createOrUpdateIPCR`` (``ip.go`` L374-470)."""
+        """``createOrUpdateIPCR`` (``ip.go`` L391-537)."""
         v4, v6 = (ip, "") if ":" not in ip else ("", ip)
-        current = self.store.get(r.IPS, "", ip_name)
+        current = self.client.get(r.IPS, "", ip_name)
         if current is not None and is_deleting(current):
             self.queue.add(("ip", ip_name))
             return
@@ -629,7 +671,7 @@ class KubeOvnController(Reconciler):
             "podType": pod_type,
         }
         if current is None:
-            self.store.create(
+            await self.client.as_agent(self.ua).create(
                 r.IPS,
                 {
                     "apiVersion": "kubeovn.io/v1",
@@ -646,24 +688,27 @@ class KubeOvnController(Reconciler):
                     },
                     "spec": spec,
                 },
-                user_agent=self.ua,
             )
             return
-        new = dict(current)
-        labels = dict(current["metadata"].get("labels") or {})
-        old_subnet = (current.get("spec") or {}).get("subnet", "")
-        if old_subnet and old_subnet != subnet:
-            labels.pop(old_subnet, None)
-        labels.update({SUBNET_LABEL: subnet, NODE_NAME_LABEL: node, subnet: ""})
-        if labels == current["metadata"].get("labels") and spec == current.get("spec"):
+
+        def update(obj: JSON) -> None:
+            labels = dict(obj["metadata"].get("labels") or {})
+            old_subnet = (obj.get("spec") or {}).get("subnet", "")
+            if old_subnet and old_subnet != subnet:
+                labels.pop(old_subnet, None)
+            labels.update({SUBNET_LABEL: subnet, NODE_NAME_LABEL: node, subnet: ""})
+            obj["metadata"]["labels"] = labels
+            fins = list(obj["metadata"].get("finalizers") or [])
+            if FINALIZER not in fins:
+                fins.append(FINALIZER)
+            obj["metadata"]["finalizers"] = fins
+            obj["spec"] = spec
+
+        probe = deepcopy_json(current)
+        update(probe)
+        if probe["metadata"]["labels"] == current["metadata"].get("labels") and spec == current.get("spec"):
             return
-        new["metadata"] = {**current["metadata"], "labels": labels}
-        fins = list(new["metadata"].get("finalizers") or [])
-        if FINALIZER not in fins:
-            fins.append(FINALIZER)
-        new["metadata"]["finalizers"] = fins
-        new["spec"] = spec
-        self.store.update(r.IPS, new, user_agent=self.ua, check_rv=False)
+        await api.mutate(self.client.as_agent(self.ua), r.IPS, "", ip_name, update)
 
     def _delete_decision(self, pod: JSON) -> DeleteDecision:
         """The keep-or-release part of ``handleDeletePod`` (L1135-1215)."""
@@ -681,11 +726,11 @@ class KubeOvnController(Reconciler):
                     keep = False
         return DeleteDecision(keep, owner_to_del, owner_deleted, ipcr_to_delete)
 
-    def _handle_delete_pod(self, pod: JSON, decision: DeleteDecision | None = None) -> None:
-        """``handleDeletePod`` (L1100-1345)."""
+    async def _handle_delete_pod(self, pod: JSON, decision: DeleteDecision | None = None) -> None:
+        """``handleDeletePod`` (L1100-1377)."""
         m = pod["metadata"]
         namespace, name = m["namespace"], m["name"]
-        current = self.store.get(r.PODS, namespace, name)
+        current = self.client.get(r.PODS, namespace, name)
         if current is not None and current["metadata"]["uid"] != m.get("uid"):
             return  # a pod with the same name exists again
         pod_name = self.name_by_pod(pod)
@@ -695,29 +740,30 @@ class KubeOvnController(Reconciler):
         vm, _ = is_vm_pod(pod)
         sts = is_sts_pod(pod)
         if d.keep:
-            self.world.log(self.name, f"pod.go:1181] try keep ip for vm pod {pod_key}")
+            self.world.log(self.name, f"pod.go:1183] try keep ip for vm pod {pod_key}")
             return
         for nic in [n for n, lsp in self.lsps.items() if lsp.key == pod_key]:
             self.lsps.pop(nic, None)
         nic = port_name(pod_name, namespace)
-        if (sts or vm) and not owner_to_del and not owner_deleted and nic not in ipcr_to_delete:
-            self.world.log(self.name, f"pod.go:1321] skip clean ip CR {nic}")
+        if self.release.skips_vm_pod_ip_cr_cleanup and (sts or vm) and not owner_to_del \
+                and not owner_deleted and nic not in ipcr_to_delete:
+            self.world.log(self.name, f"pod.go:1326] skip clean ip CR {nic}")
             return
-        ip_cr = self.store.get(r.IPS, "", nic)
+        ip_cr = self.client.get(r.IPS, "", nic)
         if ip_cr is None:
             return
         if (ip_cr["metadata"].get("labels") or {}).get(IP_RESERVED_LABEL) == "true":
             return
-        self.world.log(self.name, f"pod.go:1337] delete ip CR {nic}")
-        self._delete_ip_cr(nic)
+        self.world.log(self.name, f"pod.go:1338] delete ip CR {nic}")
+        await self._delete_ip_cr(nic)
         subnet = str((ip_cr.get("spec") or {}).get("subnet", ""))
         self.ipam.release_by_nic(pod_key, nic, subnet)
-        self._subnet_status(subnet)
+        await self._subnet_status(subnet)
 
     def _is_vm_to_del(self, pod: JSON, vmi_name: str) -> bool:
         """``isVMToDel`` (L2764-2811)."""
         namespace = pod["metadata"]["namespace"]
-        vmi = self.store.get(r.VMIS, namespace, vmi_name)
+        vmi = self.client.get(r.VMIS, namespace, vmi_name)
         if vmi is None:
             vmi_alive, vm_name = False, vmi_name
         else:
@@ -733,13 +779,13 @@ class KubeOvnController(Reconciler):
             vmi_alive = not is_deleting(vmi)
         if vmi_alive:
             return False
-        vm_obj = self.store.get(r.VMS, namespace, vm_name)
+        vm_obj = self.client.get(r.VMS, namespace, vm_name)
         return vm_obj is None or is_deleting(vm_obj)
 
     def _check_pod_net_to_del(self, pod: JSON, vm_name: str) -> tuple[bool, list[str]]:
         """``appendCheckPodNetToDel`` + ``appendCheckPodNonMultusNetToDel`` + ``shouldCleanPodNet``."""
         namespace = pod["metadata"]["namespace"]
-        vm_obj = self.store.get(r.VMS, namespace, vm_name)
+        vm_obj = self.client.get(r.VMS, namespace, vm_name)
         if vm_obj is None:
             return True, []
         owner_ann = dict(
@@ -753,11 +799,11 @@ class KubeOvnController(Reconciler):
         ipcr = port_name(vm_name, namespace)
         owner_subnet = owner_ann.get(LOGICAL_SWITCH, "")
         if not owner_subnet:
-            ns_subnets = namespace_subnets(self.store, namespace) or [DEFAULT_SUBNET]
+            ns_subnets = namespace_subnets(self.client, namespace) or [DEFAULT_SUBNET]
             if pod_switch not in ns_subnets:
                 return False, [ipcr]
             return False, []
-        subnet = self.store.get(r.SUBNETS, "", pod_switch)
+        subnet = self.client.get(r.SUBNETS, "", pod_switch)
         pod_ip = ann.get(IP_ADDRESS, "")
         if subnet is None or not pod_ip:
             return False, []
@@ -768,35 +814,67 @@ class KubeOvnController(Reconciler):
             return False, [ipcr]
         return False, []
 
-    def _handle_delete_vm(self, namespace: str, name: str) -> None:
-        """``handleDeleteVM`` (``kubevirt.go`` L55-94), v1.14.0+ only."""
+    async def _handle_delete_vm(self, namespace: str, name: str) -> None:
+        """``handleDeleteVM`` (``kubevirt.go`` L60-94), v1.14.0+ only."""
         if not self.release.releases_stopped_vm_ip:
             return
         vm_key = f"{namespace}/{name}"
         for nic, lsp in list(self.lsps.items()):
             if lsp.key != vm_key:
                 continue
-            self._delete_ip_cr(nic)
+            await self._delete_ip_cr(nic)
             self.ipam.release_by_nic(vm_key, nic, lsp.subnet)
             self.lsps.pop(nic, None)
             self.world.log(self.name, f"kubevirt.go:80] release ip {lsp.ip} of deleted vm {vm_key}")
-            self._subnet_status(lsp.subnet)
+            await self._subnet_status(lsp.subnet)
 
-    def _delete_ip_cr(self, name: str) -> None:
+    async def _mark_and_clean_lsp(self) -> None:
+        """``markAndCleanLSP`` (``gc.go`` L315-436 at v1.13.14): ports of alive, allocated pods (named by
+        ``getNameByPod``) and, with keep-vm-ip, of existing VMs (``getVMLsps``) are in use; any other port
+        is marked on this pass and, if it was already marked on the previous one, deleted with its IP CR
+        (unless ``ip_reserved``) and its address."""
+        in_use = set()
+        for pod in self.client.iter_raw(r.PODS):
+            if (pod.get("spec") or {}).get("hostNetwork") or not pod_phase_alive(pod):
+                continue
+            if annotations_of(pod).get(ALLOCATED) == "true":
+                in_use.add(port_name(self.name_by_pod(pod), pod["metadata"]["namespace"]))
+        if self.keep_vm_ip:
+            in_use.update(port_name(vm["metadata"]["name"], vm["metadata"]["namespace"])
+                          for vm in self.client.iter_raw(r.VMS))
+        marked = set()
+        for nic, lsp in list(self.lsps.items()):
+            if nic in in_use:
+                continue
+            if nic not in self.no_pod_lsps:
+                marked.add(nic)
+                continue
+            self.world.log(self.name, f"gc.go:390] gc logical switch port {nic}")
+            self.lsps.pop(nic, None)
+            ip_cr = self.client.get(r.IPS, "", nic)
+            if ip_cr is None or (ip_cr["metadata"].get("labels") or {}).get(IP_RESERVED_LABEL) == "true":
+                continue
+            self.world.log(self.name, f"gc.go:405] gc ip {nic}")
+            await self._delete_ip_cr(nic)
+            self.ipam.release_by_nic(lsp.key, nic, lsp.subnet)
+            await self._subnet_status(lsp.subnet)
+        self.no_pod_lsps = marked
+
+    async def _delete_ip_cr(self, name: str) -> None:
         """Delete an IP CR and finish its deletion (``handleUpdateIP``: release, drop the finalizer) in the
         same step, so a later queue item - e.g. the launcher pod of a VM recreated under the same name -
         never sees it half-deleted (upstream's update-IP queue normally runs within milliseconds)."""
         try:
-            self.store.delete(r.IPS, "", name, user_agent=self.ua)
+            await self.client.as_agent(self.ua).delete(r.IPS, "", name)
         except ApiError as exc:
             if exc.code != 404:
                 raise
             return
-        self._handle_deleting_ip(name)
+        await self._handle_deleting_ip(name)
 
-    def _handle_deleting_ip(self, name: str) -> None:
+    async def _handle_deleting_ip(self, name: str) -> None:
         """``handleUpdateIP`` for an IP CR with a deletionTimestamp (``ip.go``)."""
-        ip_cr = self.store.get(r.IPS, "", name)
+        ip_cr = self.client.get(r.IPS, "", name)
         if ip_cr is None or not is_deleting(ip_cr):
             return
         spec = ip_cr.get("spec") or {}
@@ -813,8 +891,8 @@ class KubeOvnController(Reconciler):
                 if f not in (FINALIZER, "kube-ovn-controller")
             ]
 
-        self.store.mutate(r.IPS, "", name, drop, user_agent=self.ua)
-        self._subnet_status(str(spec.get("subnet", "")))
+        await api.mutate(self.client.as_agent(self.ua), r.IPS, "", name, drop)
+        await self._subnet_status(str(spec.get("subnet", "")))
 
     # subnets, vpcs, namespaces --------------------------------------------
     def _sync_subnet_now(self, subnet: JSON) -> None:
@@ -830,9 +908,9 @@ class KubeOvnController(Reconciler):
         excludes = list(spec.get("excludeIps") or [gateway])
         self.ipam.add_or_update_subnet(subnet["metadata"]["name"], cidr, gateway, excludes)
 
-    def _handle_subnet(self, name: str) -> None:
+    async def _handle_subnet(self, name: str) -> None:
         """``formatSubnet`` defaults + IPAM registration + status (``subnet.go``)."""
-        subnet = self.store.get(r.SUBNETS, "", name)
+        subnet = self.client.get(r.SUBNETS, "", name)
         if subnet is None:
             self.ipam.delete_subnet(name)
             return
@@ -864,15 +942,26 @@ class KubeOvnController(Reconciler):
             def fill(obj: JSON) -> None:
                 obj.setdefault("spec", {}).update(defaults)
 
-            subnet = self.store.mutate(r.SUBNETS, "", name, fill, user_agent=self.ua) or subnet
+            subnet = await api.mutate(self.client.as_agent(self.ua), r.SUBNETS, "", name, fill) or subnet
         self._sync_subnet_now(subnet)
-        self._subnet_status(name)
+        await self._subnet_status(name)
 
-    def _subnet_status(self, name: str) -> None:
+    async def _subnet_status(self, name: str) -> None:
         s = self.ipam.subnets.get(name)
-        subnet = self.store.get(r.SUBNETS, "", name)
+        subnet = self.client.get(r.SUBNETS, "", name)
         if s is None or subnet is None:
             return
+        if self._subnet_status_of(s, subnet) == subnet.get("status"):
+            return
+
+        def edit(obj: JSON) -> None:
+            obj["status"] = self._subnet_status_of(s, obj)
+
+        await api.mutate(self.client.as_agent(self.ua), r.SUBNETS, "", name, edit, subresource="status")
+
+    @staticmethod
+    def _subnet_status_of(s: SubnetIpam, subnet: JSON) -> JSON:
+        """The subnet's status from the IPAM's view of it (conditions keep their times while unchanged)."""
         fam = "v4" if s.network.version == 4 else "v6"
         other = "v6" if fam == "v4" else "v4"
         using_ips = sorted(s.ip_to_keys, key=lambda a: int(ipaddress.ip_address(a)))
@@ -910,18 +999,15 @@ class KubeOvnController(Reconciler):
             if old is not None and old.get("status") == c.get("status"):
                 c.update({k: old[k] for k in ("lastUpdateTime", "lastTransitionTime") if k in old})
         status["conditions"] = conds
-        if status == subnet.get("status"):
-            return
-        subnet["status"] = status
-        self.store.update(r.SUBNETS, subnet, user_agent=self.ua, subresource="status", check_rv=False)
+        return status
 
-    def _handle_vpc(self, name: str) -> None:
-        vpc = self.store.get(r.VPCS, "", name)
+    async def _handle_vpc(self, name: str) -> None:
+        vpc = self.client.get(r.VPCS, "", name)
         if vpc is None or is_deleting(vpc):
             return
         subnets = sorted(
             s["metadata"]["name"]
-            for s in self.store.iter_raw(r.SUBNETS)
+            for s in self.client.iter_raw(r.SUBNETS)
             if (s.get("spec") or {}).get("vpc") == name
         )
         status = dict(vpc.get("status") or {})
@@ -939,17 +1025,17 @@ class KubeOvnController(Reconciler):
         if status == vpc.get("status"):
             return
         vpc["status"] = status
-        self.store.update(r.VPCS, vpc, user_agent=self.ua, subresource="status", check_rv=False)
+        await api.replace(self.client.as_agent(self.ua), r.VPCS, vpc, subresource="status")
 
-    def _handle_namespace(self, name: str) -> None:
+    async def _handle_namespace(self, name: str) -> None:
         """``handleAddNamespace``: the namespace's subnets, CIDRs and excludes as annotations."""
-        ns = self.store.get(r.NAMESPACES, "", name)
+        ns = self.client.get(r.NAMESPACES, "", name)
         if ns is None or is_deleting(ns):
             return
-        names = namespace_subnets(self.store, name) or [DEFAULT_SUBNET]
+        names = namespace_subnets(self.client, name) or [DEFAULT_SUBNET]
         cidrs, excludes = [], []
         for sname in names:
-            subnet = self.store.get(r.SUBNETS, "", sname)
+            subnet = self.client.get(r.SUBNETS, "", sname)
             if subnet is None:
                 continue
             spec = subnet.get("spec") or {}
@@ -958,11 +1044,13 @@ class KubeOvnController(Reconciler):
         wanted = {LOGICAL_SWITCH: ",".join(names), CIDR: ";".join(cidrs), EXCLUDE_IPS: ";".join(excludes)}
         if all(annotations_of(ns).get(k) == v for k, v in wanted.items()):
             return
-        self.store.mutate(r.NAMESPACES, "", name, _set_annotations(dict(wanted)), user_agent=self.ua)
+        await api.mutate(
+            self.client.as_agent(self.ua), r.NAMESPACES, "", name, _set_annotations(dict(wanted))
+        )
 
     # events --------------------------------------------------------------
-    def _event(self, pod: JSON, etype: str, reason: str, message: str) -> None:
-        self.world.record_event(
+    async def _event(self, pod: JSON, etype: str, reason: str, message: str) -> None:
+        await self.world.record_event(
             pod, etype, reason, message, component="kube-ovn-controller", user_agent=self.ua
         )
 
@@ -987,8 +1075,8 @@ def cni_ready(world: World, pod: JSON) -> bool:
     return ann.get(ALLOCATED) == "true" and ann.get(ROUTED) == "true" and bool(ann.get(IP_ADDRESS))
 
 
-def cni_add(world: World, pod: JSON, node: str) -> None:
-    """``UpdateIPCR`` (handler.go L430-470): the IP CR follows the node the pod runs on. The IP CR name
+async def cni_add(world: World, pod: JSON, node: str) -> None:
+    """``UpdateIPCR`` (handler.go L430-471): the IP CR follows the node the pod runs on. The IP CR name
     is the VM name for launcher pods (``ovn.kubernetes.io/virtualmachine``), else the pod name."""
     ann = annotations_of(pod)
     ns = pod["metadata"]["namespace"]
@@ -1007,12 +1095,11 @@ def cni_add(world: World, pod: JSON, node: str) -> None:
         labels[NODE_NAME_LABEL] = node
         return ip_cr
 
-    current = world.store.get(r.IPS, "", port_name(name, ns))
+    current = world.client.get(r.IPS, "", port_name(name, ns))
     if current is None or is_deleting(current):
         return
-    changed = follow(current)
-    if changed is not None:
-        world.store.update(r.IPS, changed, user_agent=ua, check_rv=False)
+    if follow(current) is not None:
+        await api.mutate(world.client.as_agent(ua), r.IPS, "", port_name(name, ns), follow)
 
 
 def pod_ip(pod: JSON) -> str:

@@ -72,8 +72,17 @@ import time
 from typing import Any
 
 from ... import versions
+from .. import api
 from .. import resources as r
-from ..store import AdmissionRequest, ApiError, ResourceType, Validator, WatchEvent, deepcopy_json, now_rfc3339
+from ..store import (
+    AdmissionRequest,
+    ApiError,
+    ResourceType,
+    Validator,
+    WatchEvent,
+    deepcopy_json,
+    now_rfc3339,
+)
 from ..view import (
     JSON,
     Key,
@@ -95,6 +104,9 @@ from . import kubeovn, scheduler
 VM_FINALIZER = "kubevirt.io/virtualMachineControllerFinalize"
 VMI_FINALIZER = "foregroundDeleteVirtualMachine"
 MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize"
+#: KubeVirt's VirtualMachineInstance CRD has no status subresource (virt-operator's generated CRDs; VMs,
+#: migrations and clones have one): virt-controller and virt-handler write a VMI's status by a plain update.
+VMI_STATUS = ""
 ALLOW_BRIDGE_MIGRATION = "kubevirt.io/allow-pod-bridge-network-live-migration"
 MIGRATION_JOB_NAME = "kubevirt.io/migrationJobName"
 MIGRATION_JOB_UID = "kubevirt.io/migrationJobUID"
@@ -172,7 +184,7 @@ class KubeVirt:
         except versions.VersionError:
             self.has_vmi_id_label = True
 
-    def event(
+    async def event(
         self,
         obj: JSON,
         etype: str,
@@ -181,7 +193,7 @@ class KubeVirt:
         component: str = "virtualmachine-controller",
         ua: str = "",
     ) -> None:
-        self.world.record_event(
+        await self.world.record_event(
             obj, etype, reason, message, component=component, user_agent=ua or self.controller_ua
         )
 
@@ -190,7 +202,7 @@ class KubeVirt:
         uid = vmi["metadata"]["uid"]
         return [
             deepcopy_json(p)
-            for p in self.world.store.iter_raw(r.PODS)
+            for p in self.world.client.iter_raw(r.PODS)
             if p["metadata"]["namespace"] == vmi["metadata"]["namespace"] and is_controlled_by(p, uid)
         ]
 
@@ -339,6 +351,8 @@ def _is_target_pod(pod: JSON) -> bool:
 class _KubeVirtReconciler(Reconciler):
     """A virt-controller/virt-handler loop: the shared :class:`KubeVirt` state and event routing helpers."""
 
+    watches = (r.VMS, r.VMIS, r.VMIMS, r.VM_CLONES, r.PODS)
+
     def __init__(self, world: World, kv: KubeVirt) -> None:
         super().__init__(world)
         self.kv = kv
@@ -354,7 +368,7 @@ class _KubeVirtReconciler(Reconciler):
             self.queue.add((obj["metadata"]["namespace"], str(ref.get("name", ""))))
 
     def _queue_all(self, rt: ResourceType) -> None:
-        for obj in self.store.iter_raw(rt):
+        for obj in self.client.iter_raw(rt):
             self._queue_object(obj)
 
 
@@ -377,28 +391,31 @@ class VmController(_KubeVirtReconciler):
         self._queue_all(r.VMS)
 
     def _vmi_of(self, vm: JSON) -> JSON | None:
-        vmi = self.store.get(r.VMIS, vm["metadata"]["namespace"], vm["metadata"]["name"])
+        vmi = self.client.get(r.VMIS, vm["metadata"]["namespace"], vm["metadata"]["name"])
         if vmi is None or not is_controlled_by(vmi, vm["metadata"]["uid"]):
             return None
         return vmi
 
     async def handle(self, key: Key) -> None:
         ns, name = key
-        vm = self.store.get(r.VMS, ns, name)
+        vm = self.client.get(r.VMS, ns, name)
         if vm is None:
             return
         ua = self.kv.controller_ua
         vmi = self._vmi_of(vm)
         if is_deleting(vm):
             if vmi is not None and not is_deleting(vmi):
-                self._stop(vm, vmi)
+                await self._stop(vm, vmi)
             if vmi is None and VM_FINALIZER in (vm["metadata"].get("finalizers") or []):
-                self.store.mutate(r.VMS, ns, name, _drop_finalizers(VM_FINALIZER), user_agent=ua)
+                await api.mutate(self.client.as_agent(ua), r.VMS, ns, name, _drop_finalizers(VM_FINALIZER))
                 return
-            self._update_status(vm, vmi)
+            await self._update_status(vm, vmi)
             return
         if VM_FINALIZER not in (vm["metadata"].get("finalizers") or []):
-            vm = self.store.mutate(r.VMS, ns, name, _add_finalizer(VM_FINALIZER), user_agent=ua) or vm
+            vm = (
+                await api.mutate(self.client.as_agent(ua), r.VMS, ns, name, _add_finalizer(VM_FINALIZER))
+                or vm
+            )
         strategy = run_strategy(vm)
         requests = list((vm.get("status") or {}).get("stateChangeRequests") or [])
         stop_uids = {
@@ -417,17 +434,17 @@ class VmController(_KubeVirtReconciler):
         start = False
         if strategy == "Always":
             if vmi is not None and (stop_requested or is_final(vmi)):
-                self._stop(vm, vmi)
+                await self._stop(vm, vmi)
             elif vmi is None:
                 start = True
         elif strategy == "Halted":
             if vmi is not None:
-                self._stop(vm, vmi)
+                await self._stop(vm, vmi)
         elif strategy in ("Manual", "RerunOnFailure", "Once"):
             if vmi is not None:
                 failed = (vmi.get("status") or {}).get("phase") == "Failed"
                 if stop_requested or (strategy == "RerunOnFailure" and failed):
-                    self._stop(vm, vmi)
+                    await self._stop(vm, vmi)
             elif strategy == "Manual":
                 start = wants_start
             elif strategy == "RerunOnFailure":
@@ -435,13 +452,13 @@ class VmController(_KubeVirtReconciler):
             else:
                 start = vm_uid not in self.once_started
         if start:
-            vmi = self._start(vm)
+            vmi = await self._start(vm)
             if strategy == "Once":
                 self.once_started.add(vm_uid)
-        vm = self._trim_requests(vm, vmi)
-        self._update_status(vm, vmi)
+        vm = await self._trim_requests(vm, vmi)
+        await self._update_status(vm, vmi)
 
-    def _trim_requests(self, vm: JSON, vmi: JSON | None) -> JSON:
+    async def _trim_requests(self, vm: JSON, vmi: JSON | None) -> JSON:
         """Drop satisfied state-change requests: a ``Stop`` once no VMI with its uid exists, then a
         leading ``Start`` once a (new) VMI runs (``vm.go`` state-change request handling)."""
         requests = list((vm.get("status") or {}).get("stateChangeRequests") or [])
@@ -474,18 +491,18 @@ class VmController(_KubeVirtReconciler):
                 status.pop("stateChangeRequests", None)
 
         return (
-            self.store.mutate(
+            await api.mutate(
+                self.client.as_agent(self.kv.controller_ua),
                 r.VMS,
                 vm["metadata"]["namespace"],
                 vm["metadata"]["name"],
                 edit,
-                user_agent=self.kv.controller_ua,
                 subresource="status",
             )
             or vm
         )
 
-    def _start(self, vm: JSON) -> JSON | None:
+    async def _start(self, vm: JSON) -> JSON | None:
         """``startVMI`` + ``SetupVMIFromVM`` (``vm.go`` L1876-1903)."""
         tmpl = (vm.get("spec") or {}).get("template") or {}
         tmeta = tmpl.get("metadata") or {}
@@ -521,8 +538,8 @@ class VmController(_KubeVirtReconciler):
             },
             "spec": spec,
         }
-        created = self.store.create(r.VMIS, vmi, user_agent=self.kv.controller_ua)
-        self.kv.event(
+        created = await self.client.as_agent(self.kv.controller_ua).create(r.VMIS, vmi)
+        await self.kv.event(
             vm,
             "Normal",
             "SuccessfulCreate",
@@ -531,29 +548,25 @@ class VmController(_KubeVirtReconciler):
         )
         return created
 
-    def _stop(self, vm: JSON, vmi: JSON) -> None:
+    async def _stop(self, vm: JSON, vmi: JSON) -> None:
         if is_deleting(vmi):
             return
         try:
-            self.store.delete(
-                r.VMIS,
-                vmi["metadata"]["namespace"],
-                vmi["metadata"]["name"],
-                user_agent=self.kv.controller_ua,
-                preconditions_uid=vmi["metadata"]["uid"],
+            await self.client.as_agent(self.kv.controller_ua).delete(
+                r.VMIS, vmi["metadata"]["namespace"], vmi["metadata"]["name"], uid=vmi["metadata"]["uid"]
             )
         except ApiError as exc:
             if exc.code not in (404, 409):
                 raise
             return
-        self.kv.event(
+        await self.kv.event(
             vm,
             "Normal",
             "SuccessfulDelete",
             f"Stopped the virtual machine by deleting the virtual machine instance {vmi['metadata']['uid']}",
         )
 
-    def _update_status(self, vm: JSON, vmi: JSON | None) -> None:
+    async def _update_status(self, vm: JSON, vmi: JSON | None) -> None:
         strategy = run_strategy(vm)
         status = deepcopy_json(vm.get("status") or {})
         ready_cond = get_condition(vmi, "Ready") if vmi is not None else None
@@ -619,7 +632,7 @@ class VmController(_KubeVirtReconciler):
         if status == (vm.get("status") or {}):
             return
         vm["status"] = status
-        self.store.update(r.VMS, vm, user_agent=self.kv.controller_ua, subresource="status", check_rv=False)
+        await api.replace(self.client.as_agent(self.kv.controller_ua), r.VMS, vm, subresource="status")
 
 
 # ----------------------------------------------------------------------------- VirtualMachineInstance
@@ -639,16 +652,19 @@ class VmiController(_KubeVirtReconciler):
 
     async def handle(self, key: Key) -> None:
         ns, name = key
-        vmi = self.store.get(r.VMIS, ns, name)
+        vmi = self.client.get(r.VMIS, ns, name)
         if vmi is None:
             return
         ua = self.kv.controller_ua
         pods = self.kv.launcher_pods(vmi)
         if is_deleting(vmi):
-            self._finalize(vmi, pods)
+            await self._finalize(vmi, pods)
             return
         if VMI_FINALIZER not in (vmi["metadata"].get("finalizers") or []):
-            vmi = self.store.mutate(r.VMIS, ns, name, _add_finalizer(VMI_FINALIZER), user_agent=ua) or vmi
+            vmi = (
+                await api.mutate(self.client.as_agent(ua), r.VMIS, ns, name, _add_finalizer(VMI_FINALIZER))
+                or vmi
+            )
         status = deepcopy_json(vmi.get("status") or {})
         holder: JSON = {"status": status}
         phase = status.get("phase", "")
@@ -664,7 +680,7 @@ class VmiController(_KubeVirtReconciler):
             )
         sync_error: str | None = None
         if phase in ("", "Pending") and current is None:
-            sync_error = self._create_pod(vmi)
+            sync_error = await self._create_pod(vmi)
             if sync_error is None:
                 pods = self.kv.launcher_pods(vmi)
                 current = next((p for p in pods if not _is_target_pod(p)), None)
@@ -672,10 +688,13 @@ class VmiController(_KubeVirtReconciler):
         if phase in FINAL:
             if not pods:
                 vmi = (
-                    self.store.mutate(r.VMIS, ns, name, _drop_finalizers(VMI_FINALIZER), user_agent=ua) or vmi
+                    await api.mutate(
+                        self.client.as_agent(ua), r.VMIS, ns, name, _drop_finalizers(VMI_FINALIZER)
+                    )
+                    or vmi
                 )
             if self._owner_vm(vmi) is None:
-                self.store.mutate(r.VMIS, ns, name, _drop_finalizers(VM_FINALIZER), user_agent=ua)
+                await api.mutate(self.client.as_agent(ua), r.VMIS, ns, name, _drop_finalizers(VM_FINALIZER))
             return
         if phase == "":
             new_phase = "Scheduling" if current is not None else "Pending"
@@ -745,15 +764,17 @@ class VmiController(_KubeVirtReconciler):
                 )
         if not status.get("conditions"):
             status.pop("conditions", None)
+        # The status first, at the resourceVersion it was computed from: writing the label first would hand a
+        # fresher object to the status write and let a status computed from a stale read overwrite newer news.
+        if status != (vmi.get("status") or {}):
+            vmi["status"] = status
+            await api.replace(self.client.as_agent(ua), r.VMIS, vmi, subresource=VMI_STATUS)
         if new_phase == "Scheduled" and status.get("nodeName"):
 
             def label(obj: JSON) -> None:
                 obj["metadata"].setdefault("labels", {})[NODE_NAME_LABEL] = status["nodeName"]
 
-            vmi = self.store.mutate(r.VMIS, ns, name, label, user_agent=ua) or vmi
-        if status != (vmi.get("status") or {}):
-            vmi["status"] = status
-            self.store.update(r.VMIS, vmi, user_agent=ua, subresource="status", check_rv=False)
+            await api.mutate(self.client.as_agent(ua), r.VMIS, ns, name, label)
         if sync_error is not None:
             raise Requeue()
 
@@ -761,16 +782,16 @@ class VmiController(_KubeVirtReconciler):
         ref = controller_ref(vmi)
         if ref is None or ref.get("kind") != "VirtualMachine":
             return None
-        vm = self.store.get(r.VMS, vmi["metadata"]["namespace"], str(ref.get("name", "")))
+        vm = self.client.get(r.VMS, vmi["metadata"]["namespace"], str(ref.get("name", "")))
         return vm if vm is not None and vm["metadata"]["uid"] == ref.get("uid") else None
 
-    def _create_pod(self, vmi: JSON) -> str | None:
+    async def _create_pod(self, vmi: JSON) -> str | None:
         """``lifecycle.go`` L173-182: the error text, or None when the pod was created."""
         pod = self.kv.render_pod(vmi)
         try:
-            created = self.store.create(r.PODS, pod, user_agent=self.kv.controller_ua)
+            created = await self.client.as_agent(self.kv.controller_ua).create(r.PODS, pod)
         except ApiError as exc:
-            self.kv.event(
+            await self.kv.event(
                 vmi,
                 "Warning",
                 "FailedCreate",
@@ -783,12 +804,12 @@ class VmiController(_KubeVirtReconciler):
                 f"{vmi['metadata']['name']}: {exc.message}",
             )
             return exc.message
-        self.kv.event(
+        await self.kv.event(
             vmi, "Normal", "SuccessfulCreate", f"Created virtual machine pod {created['metadata']['name']}"
         )
         return None
 
-    def _finalize(self, vmi: JSON, pods: list[JSON]) -> None:
+    async def _finalize(self, vmi: JSON, pods: list[JSON]) -> None:
         ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
         ua = self.kv.controller_ua
         status = vmi.get("status") or {}
@@ -802,26 +823,24 @@ class VmiController(_KubeVirtReconciler):
                 st["phaseTransitionTimestamps"] = stamps
                 remove_condition(obj, "Ready")
 
-            self.store.mutate(
-                r.VMIS, ns, name, shut_down, user_agent=self.kv.handler_ua, subresource="status"
+            await api.mutate(
+                self.client.as_agent(self.kv.handler_ua), r.VMIS, ns, name, shut_down, subresource=VMI_STATUS
             )
         for pod in pods:
             if is_deleting(pod):
                 continue
             try:
-                self.store.delete(
-                    r.PODS,
-                    ns,
-                    pod["metadata"]["name"],
-                    user_agent=ua,
-                    preconditions_uid=pod["metadata"]["uid"],
+                await self.client.as_agent(ua).delete(
+                    r.PODS, ns, pod["metadata"]["name"], uid=pod["metadata"]["uid"]
                 )
             except ApiError as exc:
                 if exc.code not in (404, 409):
                     raise
         if self.kv.launcher_pods(vmi):
             raise Requeue(delay=self.world.step)
-        self.store.mutate(r.VMIS, ns, name, _drop_finalizers(VMI_FINALIZER, VM_FINALIZER), user_agent=ua)
+        await api.mutate(
+            self.client.as_agent(ua), r.VMIS, ns, name, _drop_finalizers(VMI_FINALIZER, VM_FINALIZER)
+        )
 
 
 # ----------------------------------------------------------------------------- virt-handler
@@ -838,7 +857,7 @@ class Handler(_KubeVirtReconciler):
         self._queue_all(r.VMIS)
 
     async def handle(self, key: Key) -> None:
-        vmi = self.store.get(r.VMIS, key[0], key[1])
+        vmi = self.client.get(r.VMIS, key[0], key[1])
         if vmi is None or is_deleting(vmi):
             return
         status = deepcopy_json(vmi.get("status") or {})
@@ -907,9 +926,7 @@ class Handler(_KubeVirtReconciler):
             status["interfaces"] = [iface]
         if status != (vmi.get("status") or {}):
             vmi["status"] = status
-            self.store.update(
-                r.VMIS, vmi, user_agent=self.kv.handler_ua, subresource="status", check_rv=False
-            )
+            await api.replace(self.client.as_agent(self.kv.handler_ua), r.VMIS, vmi, subresource=VMI_STATUS)
 
 
 # ----------------------------------------------------------------------------- migration
@@ -940,7 +957,7 @@ class MigrationController(_KubeVirtReconciler):
             )
             if not vmi_name:
                 return
-            for vmim in self.store.iter_raw(r.VMIMS):
+            for vmim in self.client.iter_raw(r.VMIMS):
                 if (
                     vmim["metadata"]["namespace"] == ns
                     and (vmim.get("spec") or {}).get("vmiName") == vmi_name
@@ -951,7 +968,7 @@ class MigrationController(_KubeVirtReconciler):
     def resync(self) -> None:
         self._queue_all(r.VMIMS)
 
-    def _set_phase(self, vmim: JSON, phase: str, **extra: Any) -> JSON:
+    async def _set_phase(self, vmim: JSON, phase: str, **extra: Any) -> JSON:
         def edit(obj: JSON) -> None:
             st = obj.setdefault("status", {})
             st["phase"] = phase
@@ -961,33 +978,33 @@ class MigrationController(_KubeVirtReconciler):
             st.update(extra)
 
         return (
-            self.store.mutate(
+            await api.mutate(
+                self.client.as_agent(self.kv.controller_ua),
                 r.VMIMS,
                 vmim["metadata"]["namespace"],
                 vmim["metadata"]["name"],
                 edit,
-                user_agent=self.kv.controller_ua,
                 subresource="status",
             )
             or vmim
         )
 
-    def _release(self, vmim: JSON) -> None:
+    async def _release(self, vmim: JSON) -> None:
         """Drop the migration finalizer: the migration is final."""
-        self.store.mutate(
+        await api.mutate(
+            self.client.as_agent(self.kv.controller_ua),
             r.VMIMS,
             vmim["metadata"]["namespace"],
             vmim["metadata"]["name"],
             _drop_finalizers(MIGRATION_FINALIZER),
-            user_agent=self.kv.controller_ua,
         )
 
-    def _fail(self, vmim: JSON, message: str) -> None:
-        vmim = self._set_phase(vmim, "Failed")
-        self.kv.event(
+    async def _fail(self, vmim: JSON, message: str) -> None:
+        vmim = await self._set_phase(vmim, "Failed")
+        await self.kv.event(
             vmim, "Warning", "FailedMigration", message, component="virtualmachine-migration-controller"
         )
-        self._release(vmim)
+        await self._release(vmim)
 
     def _target_pod(self, vmim: JSON, vmi: JSON) -> JSON | None:
         uid = vmim["metadata"]["uid"]
@@ -997,29 +1014,31 @@ class MigrationController(_KubeVirtReconciler):
 
     async def handle(self, key: Key) -> None:
         ns, name = key
-        vmim = self.store.get(r.VMIMS, ns, name)
+        vmim = self.client.get(r.VMIMS, ns, name)
         if vmim is None:
             return
         ua = self.kv.controller_ua
         status = vmim.get("status") or {}
         phase = status.get("phase", "")
         vmi_name = str((vmim.get("spec") or {}).get("vmiName", ""))
-        vmi = self.store.get(r.VMIS, ns, vmi_name)
+        vmi = self.client.get(r.VMIS, ns, vmi_name)
         if phase in FINAL:
             if MIGRATION_FINALIZER in (vmim["metadata"].get("finalizers") or []):
-                self.store.mutate(r.VMIMS, ns, name, _drop_finalizers(MIGRATION_FINALIZER), user_agent=ua)
+                await api.mutate(
+                    self.client.as_agent(ua), r.VMIMS, ns, name, _drop_finalizers(MIGRATION_FINALIZER)
+                )
             return
         if vmi is None:
-            self._fail(vmim, "Migration failed because vmi does not exist.")
+            await self._fail(vmim, "Migration failed because vmi does not exist.")
             return
         if is_final(vmi):
-            self._fail(vmim, "Migration failed vmi shutdown during migration.")
+            await self._fail(vmim, "Migration failed vmi shutdown during migration.")
             return
         target = self._target_pod(vmim, vmi)
         if is_deleting(vmim) and phase not in ("Running",):
             if target is not None and not is_deleting(target):
-                self.store.delete(r.PODS, ns, target["metadata"]["name"], user_agent=ua)
-            self._fail(vmim, "Migration failed due to being canceled")
+                await self.client.as_agent(ua).delete(r.PODS, ns, target["metadata"]["name"])
+            await self._fail(vmim, "Migration failed due to being canceled")
             return
         if phase == "":
 
@@ -1030,7 +1049,7 @@ class MigrationController(_KubeVirtReconciler):
                     fins.append(MIGRATION_FINALIZER)
                 obj["metadata"]["finalizers"] = fins
 
-            vmim = self.store.mutate(r.VMIMS, ns, name, prepare, user_agent=ua) or vmim
+            vmim = await api.mutate(self.client.as_agent(ua), r.VMIMS, ns, name, prepare) or vmim
             state = (vmi.get("status") or {}).get("migrationState") or {}
             if (
                 state.get("migrationUid")
@@ -1038,31 +1057,31 @@ class MigrationController(_KubeVirtReconciler):
                 and not state.get("completed")
                 and not state.get("failed")
             ):
-                self._fail(
+                await self._fail(
                     vmim, "VMI is not eligible for migration because another migration job is in progress."
                 )
                 return
-            self._set_phase(vmim, "Pending")
+            await self._set_phase(vmim, "Pending")
             return
         if phase == "Pending":
             if target is None:
-                error = self._create_target(vmim, vmi)
+                error = await self._create_target(vmim, vmi)
                 if error:
                     raise Requeue()
                 return
-            self._set_phase(vmim, "Scheduling")
+            await self._set_phase(vmim, "Scheduling")
             return
         if target is None:
-            self._fail(vmim, "Migration target pod was removed during active migration.")
+            await self._fail(vmim, "Migration target pod was removed during active migration.")
             return
         if _pod_down(target) and phase not in ("Running",):
-            self._fail(vmim, "Migration failed because target pod shutdown during migration")
+            await self._fail(vmim, "Migration failed because target pod shutdown during migration")
             return
         if phase == "Scheduling":
             if _pod_ready(target):
-                self._set_phase(vmim, "Scheduled")
+                await self._set_phase(vmim, "Scheduled")
                 return
-            self._pending_timeout(vmim, vmi, target)
+            await self._pending_timeout(vmim, vmi, target)
             return
         source_node = str((vmi.get("status") or {}).get("nodeName", ""))
         source_pod = next(
@@ -1104,19 +1123,19 @@ class MigrationController(_KubeVirtReconciler):
                     "unsafeMigrationOverride": False,
                 },
             }
-            self._vmi_state(vmi, state)
-            self._set_phase(vmim, "PreparingTarget", migrationState=deepcopy_json(state))
+            await self._vmi_state(vmi, state)
+            await self._set_phase(vmim, "PreparingTarget", migrationState=deepcopy_json(state))
             return
         if phase == "PreparingTarget":
-            self._set_phase(vmim, "TargetReady")
+            await self._set_phase(vmim, "TargetReady")
             return
         if phase == "TargetReady":
             state = {
                 **((vmi.get("status") or {}).get("migrationState") or {}),
                 "startTimestamp": now_rfc3339(),
             }
-            self._vmi_state(vmi, state)
-            self._set_phase(vmim, "Running")
+            await self._vmi_state(vmi, state)
+            await self._set_phase(vmim, "Running")
             return
         if phase == "Running":
             uid = vmim["metadata"]["uid"]
@@ -1130,23 +1149,23 @@ class MigrationController(_KubeVirtReconciler):
                 raise Requeue(delay=gap)
             if time.monotonic() < self.switchovers[uid] + gap:
                 raise Requeue(delay=self.switchovers[uid] + gap - time.monotonic())
-            self._complete(vmim, vmi, target, source_pod)
+            await self._complete(vmim, vmi, target, source_pod)
             self.switchovers.pop(uid, None)
 
-    def _vmi_state(self, vmi: JSON, state: JSON) -> None:
+    async def _vmi_state(self, vmi: JSON, state: JSON) -> None:
         def edit(obj: JSON) -> None:
             obj.setdefault("status", {})["migrationState"] = deepcopy_json(state)
 
-        self.store.mutate(
+        await api.mutate(
+            self.client.as_agent(self.kv.handler_ua),
             r.VMIS,
             vmi["metadata"]["namespace"],
             vmi["metadata"]["name"],
             edit,
-            user_agent=self.kv.handler_ua,
-            subresource="status",
+            subresource=VMI_STATUS,
         )
 
-    def _complete(self, vmim: JSON, vmi: JSON, target: JSON, source_pod: JSON | None) -> None:
+    async def _complete(self, vmim: JSON, vmi: JSON, target: JSON, source_pod: JSON | None) -> None:
         now = now_rfc3339()
         target_node = str(target["spec"].get("nodeName", ""))
         state: JSON = {}
@@ -1167,38 +1186,38 @@ class MigrationController(_KubeVirtReconciler):
             active[target["metadata"]["uid"]] = target_node
             st["activePods"] = active
 
-        self.store.mutate(
+        await api.mutate(
+            self.client.as_agent(self.kv.handler_ua),
             r.VMIS,
             vmi["metadata"]["namespace"],
             vmi["metadata"]["name"],
             switch,
-            user_agent=self.kv.handler_ua,
-            subresource="status",
+            subresource=VMI_STATUS,
         )
 
         def relabel(obj: JSON) -> None:
             obj["metadata"].setdefault("labels", {})[NODE_NAME_LABEL] = target_node
 
-        self.store.mutate(
+        await api.mutate(
+            self.client.as_agent(self.kv.controller_ua),
             r.VMIS,
             vmi["metadata"]["namespace"],
             vmi["metadata"]["name"],
             relabel,
-            user_agent=self.kv.controller_ua,
         )
         if source_pod is not None:
-            scheduler.complete_pod(self.world, source_pod, 0)
-        vmim = self._set_phase(vmim, "Succeeded", migrationState=deepcopy_json(state))
-        self.kv.event(
+            await scheduler.complete_pod(self.world, source_pod, 0)
+        vmim = await self._set_phase(vmim, "Succeeded", migrationState=deepcopy_json(state))
+        await self.kv.event(
             vmim,
             "Normal",
             "SuccessfulMigration",
             "Source node reported migration succeeded",
             component="virtualmachine-migration-controller",
         )
-        self._release(vmim)
+        await self._release(vmim)
 
-    def _create_target(self, vmim: JSON, vmi: JSON) -> str | None:
+    async def _create_target(self, vmim: JSON, vmi: JSON) -> str | None:
         """``migration.go`` ``createTargetPod`` (L889-1040)."""
         pod = self.kv.render_pod(vmi)
         pod["metadata"]["labels"][MIGRATION_JOB_UID] = vmim["metadata"]["uid"]
@@ -1218,12 +1237,12 @@ class MigrationController(_KubeVirtReconciler):
         added = (vmim.get("spec") or {}).get("addedNodeSelector") or {}
         pod["spec"]["nodeSelector"].update(added)
         try:
-            created = self.store.create(r.PODS, pod, user_agent=self.kv.controller_ua)
+            created = await self.client.as_agent(self.kv.controller_ua).create(r.PODS, pod)
         except ApiError as exc:
-            self.kv.event(vmi, "Warning", "FailedCreate", f"Error creating pod: {exc.message}")
+            await self.kv.event(vmi, "Warning", "FailedCreate", f"Error creating pod: {exc.message}")
             self.world.log("virt-controller", f"failed to create vmi migration target pod: {exc.message}")
             return exc.message
-        self.kv.event(
+        await self.kv.event(
             vmim,
             "Normal",
             "SuccessfulCreate",
@@ -1235,7 +1254,7 @@ class MigrationController(_KubeVirtReconciler):
         )
         return None
 
-    def _pending_timeout(self, vmim: JSON, vmi: JSON, pod: JSON) -> None:
+    async def _pending_timeout(self, vmim: JSON, vmi: JSON, pod: JSON) -> None:
         """``handlePendingPodTimeout`` (L1716-1755)."""
         if (pod.get("status") or {}).get("phase", "Pending") != "Pending" or is_deleting(pod):
             return
@@ -1245,7 +1264,7 @@ class MigrationController(_KubeVirtReconciler):
         sched = get_condition(pod, "PodScheduled")
         ns = pod["metadata"]["namespace"]
         if sched is not None and sched.get("status") == "False" and sched.get("reason") == "Unschedulable":
-            self.kv.event(
+            await self.kv.event(
                 vmim,
                 "Warning",
                 "migrationTargetPodUnschedulable",
@@ -1253,23 +1272,23 @@ class MigrationController(_KubeVirtReconciler):
                 component="virtualmachine-migration-controller",
             )
             if age >= timeout:
-                self._delete_timed_out(
+                await self._delete_timed_out(
                     vmim, pod, f"unschedulable pod {ns}/{pod['metadata']['name']} timeout period exceeded"
                 )
                 return
             raise Requeue(delay=max(timeout - age, self.world.step))
         if age >= catch_all:
-            self._delete_timed_out(
+            await self._delete_timed_out(
                 vmim, pod, f"pending pod {ns}/{pod['metadata']['name']} timeout period exceeded"
             )
             return
         raise Requeue(delay=max(min(catch_all - age, 10 * self.world.step + 0.01), self.world.step))
 
-    def _delete_timed_out(self, vmim: JSON, pod: JSON, message: str) -> None:
-        self.store.delete(
-            r.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], user_agent=self.kv.controller_ua
+    async def _delete_timed_out(self, vmim: JSON, pod: JSON, message: str) -> None:
+        await self.client.as_agent(self.kv.controller_ua).delete(
+            r.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"]
         )
-        self.kv.event(
+        await self.kv.event(
             vmim, "Normal", "SuccessfulDelete", message, component="virtualmachine-migration-controller"
         )
         raise Requeue(delay=self.world.step)
@@ -1328,7 +1347,7 @@ class CloneController(_KubeVirtReconciler):
     def resync(self) -> None:
         self._queue_all(r.VM_CLONES)
 
-    def _phase(self, clone: JSON, phase: str, **extra: Any) -> JSON:
+    async def _phase(self, clone: JSON, phase: str, **extra: Any) -> JSON:
         def edit(obj: JSON) -> None:
             st = obj.setdefault("status", {})
             st["phase"] = phase
@@ -1357,12 +1376,12 @@ class CloneController(_KubeVirtReconciler):
             )
 
         return (
-            self.store.mutate(
+            await api.mutate(
+                self.client.as_agent(self.kv.controller_ua),
                 r.VM_CLONES,
                 clone["metadata"]["namespace"],
                 clone["metadata"]["name"],
                 edit,
-                user_agent=self.kv.controller_ua,
                 subresource="status",
             )
             or clone
@@ -1370,7 +1389,7 @@ class CloneController(_KubeVirtReconciler):
 
     async def handle(self, key: Key) -> None:
         ns, name = key
-        clone = self.store.get(r.VM_CLONES, ns, name)
+        clone = self.client.get(r.VM_CLONES, ns, name)
         if clone is None or is_deleting(clone):
             return
         spec = clone.get("spec") or {}
@@ -1379,8 +1398,8 @@ class CloneController(_KubeVirtReconciler):
             return
         source_ref = spec.get("source") or {}
         if source_ref.get("kind", "VirtualMachine") != "VirtualMachine":
-            self._phase(clone, "Failed")
-            self.kv.event(
+            await self._phase(clone, "Failed")
+            await self.kv.event(
                 clone,
                 "Warning",
                 "CloneFailed",
@@ -1388,11 +1407,11 @@ class CloneController(_KubeVirtReconciler):
                 component="clone-controller",
             )
             return
-        source = self.store.get(r.VMS, ns, str(source_ref.get("name", "")))
+        source = self.client.get(r.VMS, ns, str(source_ref.get("name", "")))
         if source is None:
             if phase != "Pending":
-                self._phase(clone, "Pending")
-            self.kv.event(
+                await self._phase(clone, "Pending")
+            await self.kv.event(
                 clone,
                 "Normal",
                 "SourceDoesNotExist",
@@ -1406,16 +1425,16 @@ class CloneController(_KubeVirtReconciler):
         )
         uid = clone["metadata"]["uid"]
         if phase in ("", "Pending"):
-            self._phase(clone, "SnapshotInProgress", snapshotName=f"tmp-snapshot-{uid}")
+            await self._phase(clone, "SnapshotInProgress", snapshotName=f"tmp-snapshot-{uid}")
             raise Requeue(delay=self.world.step)
         if phase == "SnapshotInProgress":
-            self._phase(clone, "CreatingTargetVM")
+            await self._phase(clone, "CreatingTargetVM")
             raise Requeue(delay=self.world.step)
         if phase == "CreatingTargetVM":
-            existing = self.store.get(r.VMS, ns, target_name)
+            existing = self.client.get(r.VMS, ns, target_name)
             if existing is not None:
-                self._phase(clone, "Failed")
-                self.kv.event(
+                await self._phase(clone, "Failed")
+                await self.kv.event(
                     clone,
                     "Warning",
                     "CloneFailed",
@@ -1423,14 +1442,18 @@ class CloneController(_KubeVirtReconciler):
                     component="clone-controller",
                 )
                 return
-            self.store.create(
-                r.VMS, self._target_vm(source, target_name, spec), user_agent=self.kv.controller_ua
+            await self.client.as_agent(self.kv.controller_ua).create(
+                r.VMS, self._target_vm(source, target_name, spec)
             )
-            self._phase(clone, "RestoreInProgress", restoreName=f"tmp-restore-{uid}", targetName=target_name)
+            await self._phase(
+                clone, "RestoreInProgress", restoreName=f"tmp-restore-{uid}", targetName=target_name
+            )
             raise Requeue(delay=self.world.step)
         if phase == "RestoreInProgress":
-            self._phase(clone, "Succeeded", targetName=target_name, creationTime=now_rfc3339())
-            self.kv.event(clone, "Normal", "CloneSucceeded", "clone succeeded", component="clone-controller")
+            await self._phase(clone, "Succeeded", targetName=target_name, creationTime=now_rfc3339())
+            await self.kv.event(
+                clone, "Normal", "CloneSucceeded", "clone succeeded", component="clone-controller"
+            )
 
     def _target_vm(self, source: JSON, target_name: str, spec: JSON) -> JSON:
         smeta = source["metadata"]
@@ -1474,7 +1497,7 @@ class CloneController(_KubeVirtReconciler):
 
 # ----------------------------------------------------------------------------- admission (virt-api)
 def make_validators(world: World) -> list[Validator]:
-    store = world.store
+    store = world.client
 
     def denied(webhook: str, code: int, message: str, details: JSON | None = None) -> ApiError:
         # webhooks.ToAdmissionResponseError: code 400, no reason; ToAdmissionResponse(causes): 422 Invalid.

@@ -21,20 +21,34 @@ would on a real cluster.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from ... import versions
+from .. import api
 from .. import resources as r
-from ..store import ResourceType, now_rfc3339
+from ..store import ApiError, ResourceType, now_rfc3339
 from ..view import JSON, World
 from . import kubeovn, scheduler
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "kubevirt")
 
 
-def _ensure(world: World, rt: ResourceType, obj: JSON, user_agent: str) -> None:
+async def _ensure(world: World, rt: ResourceType, obj: JSON, user_agent: str) -> None:
+    """Create ``obj`` unless it exists (create-or-skip). A kube-apiserver drops the status of a created
+    object whose kind has a status subresource: then the status is written through that subresource."""
     m = obj["metadata"]
-    if world.store.get(rt, m.get("namespace", ""), m["name"]) is None:
-        world.store.create(rt, obj, user_agent=user_agent)
+    if world.client.get(rt, m.get("namespace", ""), m["name"]) is not None:
+        return
+    client = world.client.as_agent(user_agent)
+    try:
+        created = await client.create(rt, obj)
+    except ApiError as exc:
+        if exc.code == 409:
+            return
+        raise
+    if "status" in obj and "status" in rt.subresources and created.get("status") != obj["status"]:
+        created["status"] = obj["status"]
+        await api.replace(client, rt, created, subresource="status")
 
 
 def _hash(text: str, n: int) -> str:
@@ -43,12 +57,14 @@ def _hash(text: str, n: int) -> str:
     return "".join(alphabet[b % len(alphabet)] for b in digest[:n])
 
 
-def seed(world: World) -> None:
+async def seed(world: World, *, webhook_configuration: bool = True) -> None:
+    """Create the installed objects (see the module docstring); ``webhook_configuration=False`` leaves the
+    webhook's Service and ValidatingWebhookConfiguration to whoever registers the webhook."""
     config = world.config
     k8s_ua = f"kube-apiserver/{config.kubernetes_version}"
     kubectl_ua = f"kubectl/{versions.K8S_VERSION} (linux/amd64) kubernetes/install"
     for ns in NAMESPACES:
-        _ensure(
+        await _ensure(
             world,
             r.NAMESPACES,
             {
@@ -60,9 +76,9 @@ def seed(world: World) -> None:
             },
             k8s_ua,
         )
-    scheduler.seed_nodes(world)
-    _seed_kube_ovn(world, kubectl_ua)
-    _seed_kubevirt(world)
+    await scheduler.seed_nodes(world)
+    await _seed_kube_ovn(world, kubectl_ua, webhook_configuration)
+    await _seed_kubevirt(world)
 
 
 def _deployment(name: str, namespace: str, image: str, args: list[str], ready: bool, labels: JSON) -> JSON:
@@ -122,7 +138,7 @@ def _owner_ref(obj: JSON) -> JSON:
             "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
-def _pod_owner(world: World, name: str, namespace: str, image: str, labels: JSON) -> tuple[JSON, JSON]:
+async def _pod_owner(world: World, name: str, namespace: str, image: str, labels: JSON) -> tuple[JSON, JSON]:
     """The controller that owns a component's pods, as a real cluster has it: a ReplicaSet
     ``<deployment>-<pod-template-hash>`` owned by the Deployment ``name``, or (virt-handler) the
     DaemonSet. Returns (owner reference, extra pod labels)."""
@@ -132,11 +148,11 @@ def _pod_owner(world: World, name: str, namespace: str, image: str, labels: JSON
         ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": namespace,
                                                                          "labels": dict(labels)},
               "spec": {"selector": {"matchLabels": dict(labels)}, "template": template}}
-        _ensure(world, r.DAEMONSETS, ds, ua)
-        stored = world.store.get(r.DAEMONSETS, namespace, name)
+        await _ensure(world, r.DAEMONSETS, ds, ua)
+        stored = world.client.get(r.DAEMONSETS, namespace, name)
         assert stored is not None
         return _owner_ref(stored), {}
-    deployment = world.store.get(r.DEPLOYMENTS, namespace, name)
+    deployment = world.client.get(r.DEPLOYMENTS, namespace, name)
     assert deployment is not None, f"no Deployment {namespace}/{name} for its pods"
     pod_hash = _hash(name + "rs", 10)
     rs_labels = {**labels, "pod-template-hash": pod_hash}
@@ -146,20 +162,22 @@ def _pod_owner(world: World, name: str, namespace: str, image: str, labels: JSON
                        "ownerReferences": [_owner_ref(deployment)]},
           "spec": {"replicas": 1, "selector": {"matchLabels": rs_labels},
                    "template": {**template, "metadata": {"labels": rs_labels}}}}
-    _ensure(world, r.REPLICASETS, rs, ua)
-    stored = world.store.get(r.REPLICASETS, namespace, rs_name)
+    await _ensure(world, r.REPLICASETS, rs, ua)
+    stored = world.client.get(r.REPLICASETS, namespace, rs_name)
     assert stored is not None
     return _owner_ref(stored), {"pod-template-hash": pod_hash}
 
 
-def _component_pod(world: World, name: str, namespace: str, image: str, labels: JSON, node: str) -> None:
+async def _component_pod(
+    world: World, name: str, namespace: str, image: str, labels: JSON, node: str
+) -> None:
     pod_name = (
         f"{name}-{_hash(name + 'rs', 10)}-{_hash(name + node, 5)}"
         if not name.startswith("virt-handler")
         else f"{name}-{_hash(node, 5)}"
     )
-    owner, extra_labels = _pod_owner(world, name, namespace, image, labels)
-    _ensure(
+    owner, extra_labels = await _pod_owner(world, name, namespace, image, labels)
+    await _ensure(
         world,
         r.PODS,
         {
@@ -203,30 +221,34 @@ def _system_subnet(name: str, prefix: str, *, default: bool, nat: bool) -> JSON:
     }
 
 
-def _seed_kube_ovn(world: World, ua: str) -> None:
+async def _seed_kube_ovn(world: World, ua: str, webhook_configuration: bool) -> None:
     config = world.config
     version = config.kube_ovn_version
     image = f"docker.io/kubeovn/kube-ovn:{version}"
     webhook_tag = versions.KUBE_OVN_VERSION if config.webhook_policy else version
     webhook_image = f"docker.io/kubeovn/kube-ovn:{webhook_tag}"
     release = versions.kube_ovn_release(version)
-    _ensure(
+    await _ensure(
         world,
         r.VPCS,
         {"apiVersion": "kubeovn.io/v1", "kind": "Vpc", "metadata": {"name": "ovn-cluster"}, "spec": {}},
         ua,
     )
-    _ensure(world, r.SUBNETS, _system_subnet(kubeovn.DEFAULT_SUBNET, "10.16.0", default=True, nat=True), ua)
-    _ensure(world, r.SUBNETS, _system_subnet(kubeovn.JOIN_SUBNET, "100.64.0", default=False, nat=False), ua)
+    await _ensure(
+        world, r.SUBNETS, _system_subnet(kubeovn.DEFAULT_SUBNET, "10.16.0", default=True, nat=True), ua
+    )
+    await _ensure(
+        world, r.SUBNETS, _system_subnet(kubeovn.JOIN_SUBNET, "100.64.0", default=False, nat=False), ua
+    )
     controller_ua = f"kube-ovn-controller/{version}"
     # Node join addresses (``handleAddNode``): IP CR ``node-<node>`` owned by the Node.
     for i, node in enumerate(scheduler.node_names(config.workers)):
-        node_obj = world.store.get(r.NODES, "", node)
-        if node_obj is None or world.store.get(r.IPS, "", f"node-{node}") is not None:
+        node_obj = world.client.get(r.NODES, "", node)
+        if node_obj is None or world.client.get(r.IPS, "", f"node-{node}") is not None:
             continue
         ip = f"100.64.0.{i + 2}"
         mac = "00:00:00:" + ":".join(hashlib.sha256(node.encode()).hexdigest()[j : j + 2] for j in (0, 2, 4))
-        world.store.create(
+        await world.client.as_agent(controller_ua).create(
             r.IPS,
             {
                 "apiVersion": "kubeovn.io/v1",
@@ -259,7 +281,6 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
                     "podType": "",
                 },
             },
-            user_agent=controller_ua,
         )
 
         def annotate(obj: JSON, ip: str = ip, mac: str = mac, node: str = node) -> None:
@@ -276,7 +297,7 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
                 }
             )
 
-        world.store.mutate(r.NODES, "", node, annotate, user_agent=controller_ua)
+        await api.mutate(world.client.as_agent(controller_ua), r.NODES, "", node, annotate)
         if world.ipam is not None:
             world.ipam.add_or_update_subnet(
                 kubeovn.JOIN_SUBNET, "100.64.0.0/16", "100.64.0.1", ["100.64.0.1"]
@@ -290,6 +311,7 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
         "--network-type=geneve",
         "--default-interface-name=",
         f"--keep-vm-ip={'true' if config.keep_vm_ip else 'false'}",
+        "--gc-interval=360",  # install.sh GC_INTERVAL=360 (L128 at v1.13.14); the sim runs it on its clock
         "--enable-lb=true",
         "--enable-np=true",
         "--enable-eip-snat=true",
@@ -299,14 +321,14 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
     if release.releases_stopped_vm_ip:  # the flag arrives with v1.14.0 (#4773)
         args.insert(7, "--enable-live-migration-optimize=true")
     system_ns = "kube-system"
-    _ensure(
+    await _ensure(
         world,
         r.DEPLOYMENTS,
         _deployment("kube-ovn-controller", system_ns, image, args, True, {"app": "kube-ovn-controller"}),
         ua,
     )
     webhook_on = config.webhook == "on"
-    _ensure(
+    await _ensure(
         world,
         r.DEPLOYMENTS,
         _deployment(
@@ -319,115 +341,126 @@ def _seed_kube_ovn(world: World, ua: str) -> None:
         ),
         ua,
     )
-    _ensure(
-        world,
-        r.SERVICES,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "kube-ovn-webhook", "namespace": system_ns},
-            "spec": {
-                "type": "ClusterIP",
-                "clusterIP": "10.96.0.100",
-                "clusterIPs": ["10.96.0.100"],
-                "ports": [{"name": "kube-ovn-webhook", "protocol": "TCP", "port": 443, "targetPort": 8443}],
-                "selector": {"app": "kube-ovn-webhook"},
-                "sessionAffinity": "None",
-            },
-        },
-        ua,
-    )
-    _ensure(
-        world,
-        r.VWC,
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {
-                "name": "kube-ovn-webhook",
-                "annotations": {
-                    "cert-manager.io/inject-ca-from": "kube-system/kube-ovn-webhook-serving-cert"
+    if webhook_configuration:
+        await _ensure(
+            world,
+            r.SERVICES,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "kube-ovn-webhook", "namespace": system_ns},
+                "spec": {
+                    "type": "ClusterIP",
+                    "clusterIP": "10.96.0.100",
+                    "clusterIPs": ["10.96.0.100"],
+                    "ports": [
+                        {"name": "kube-ovn-webhook", "protocol": "TCP", "port": 443, "targetPort": 8443}
+                    ],
+                    "selector": {"app": "kube-ovn-webhook"},
+                    "sessionAffinity": "None",
                 },
             },
-            "webhooks": [
-                {
-                    "name": "pod-ip-validating.kube-ovn.io",
-                    "rules": [
-                        {
-                            "operations": ["CREATE"],
-                            "apiGroups": ["apps"],
-                            "apiVersions": ["v1"],
-                            "resources": ["deployments", "statefulsets", "daemonsets"],
-                            "scope": "*",
-                        },
-                        {
-                            "operations": ["CREATE"],
-                            "apiGroups": ["batch"],
-                            "apiVersions": ["v1"],
-                            "resources": ["jobs", "cronjobs"],
-                            "scope": "*",
-                        },
-                        {
-                            "operations": ["CREATE"],
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "resources": ["pods"],
-                            "scope": "*",
-                        },
-                        {
-                            "operations": ["CREATE", "UPDATE", "DELETE"],
-                            "apiGroups": ["kubeovn.io"],
-                            "apiVersions": ["v1"],
-                            "resources": [
-                                "subnets",
-                                "vpcs",
-                                "vips",
-                                "vpc-nat-gateways",
-                                "iptables-eips",
-                                "iptables-dnat-rules",
-                                "iptables-snat-rules",
-                                "iptables-fip-rules",
-                            ],
-                            "scope": "*",
-                        },
-                    ],
-                    "objectSelector": {
-                        "matchExpressions": [
-                            {"key": "app", "operator": "NotIn", "values": ["kube-ovn-webhook"]}
-                        ]
+            ua,
+        )
+        await _ensure(
+            world,
+            r.VWC,
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {
+                    "name": "kube-ovn-webhook",
+                    "annotations": {
+                        "cert-manager.io/inject-ca-from": "kube-system/kube-ovn-webhook-serving-cert"
                     },
-                    "namespaceSelector": {},
-                    "failurePolicy": "Ignore",
-                    "matchPolicy": "Equivalent",
-                    "admissionReviewVersions": ["v1", "v1beta1"],
-                    "sideEffects": "None",
-                    "timeoutSeconds": 5,
-                    "clientConfig": {
-                        "service": {
-                            "namespace": system_ns,
-                            "name": "kube-ovn-webhook",
-                            "path": "/validating",
-                            "port": 443,
+                },
+                "webhooks": [
+                    {
+                        "name": "pod-ip-validating.kube-ovn.io",
+                        "rules": [
+                            {
+                                "operations": ["CREATE"],
+                                "apiGroups": ["apps"],
+                                "apiVersions": ["v1"],
+                                "resources": ["deployments", "statefulsets", "daemonsets"],
+                                "scope": "*",
+                            },
+                            {
+                                "operations": ["CREATE"],
+                                "apiGroups": ["batch"],
+                                "apiVersions": ["v1"],
+                                "resources": ["jobs", "cronjobs"],
+                                "scope": "*",
+                            },
+                            {
+                                "operations": ["CREATE"],
+                                "apiGroups": [""],
+                                "apiVersions": ["v1"],
+                                "resources": ["pods"],
+                                "scope": "*",
+                            },
+                            {
+                                "operations": ["CREATE", "UPDATE", "DELETE"],
+                                "apiGroups": ["kubeovn.io"],
+                                "apiVersions": ["v1"],
+                                "resources": [
+                                    "subnets",
+                                    "vpcs",
+                                    "vips",
+                                    "vpc-nat-gateways",
+                                    "iptables-eips",
+                                    "iptables-dnat-rules",
+                                    "iptables-snat-rules",
+                                    "iptables-fip-rules",
+                                ],
+                                "scope": "*",
+                            },
+                        ],
+                        "objectSelector": {
+                            "matchExpressions": [
+                                {"key": "app", "operator": "NotIn", "values": ["kube-ovn-webhook"]}
+                            ]
                         },
-                        "caBundle": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
-                    },
-                }
-            ],
-        },
-        ua,
-    )
+                        "namespaceSelector": {},
+                        "failurePolicy": "Ignore",
+                        "matchPolicy": "Equivalent",
+                        "admissionReviewVersions": ["v1", "v1beta1"],
+                        "sideEffects": "None",
+                        "timeoutSeconds": 5,
+                        "clientConfig": {
+                            "service": {
+                                "namespace": system_ns,
+                                "name": "kube-ovn-webhook",
+                                "path": "/validating",
+                                "port": 443,
+                            },
+                            "caBundle": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
+                        },
+                    }
+                ],
+            },
+            ua,
+        )
     cp = scheduler.CONTROL_PLANE
-    _component_pod(world, "kube-ovn-controller", system_ns, image, {"app": "kube-ovn-controller"}, cp)
+    await _component_pod(world, "kube-ovn-controller", system_ns, image, {"app": "kube-ovn-controller"}, cp)
     if webhook_on:
-        _component_pod(world, "kube-ovn-webhook", system_ns, webhook_image, {"app": "kube-ovn-webhook"}, cp)
+        await _component_pod(
+            world, "kube-ovn-webhook", system_ns, webhook_image, {"app": "kube-ovn-webhook"}, cp
+        )
 
 
-def _seed_kubevirt(world: World) -> None:
+def _workloads(config: Any) -> JSON:
+    """``spec.workloads`` as kovc's kind install sets it (none when the placement is switched off)."""
+    selector = scheduler.virt_handler_selector(config)
+    return {} if selector is None else {"workloads": {"nodePlacement": {"nodeSelector": selector}}}
+
+
+async def _seed_kubevirt(world: World) -> None:
     config = world.config
     kv = config.kubevirt_version
     ua = f"virt-operator/{kv}"
     now = now_rfc3339()
-    _ensure(
+    await _ensure(
         world,
         r.KUBEVIRTS,
         {
@@ -444,6 +477,7 @@ def _seed_kubevirt(world: World) -> None:
                 "configuration": {"developerConfiguration": {"useEmulation": True}},
                 "customizeComponents": {},
                 "infra": {"replicas": 1},
+                **_workloads(config),
                 "workloadUpdateStrategy": {},
             },
             "status": {
@@ -496,10 +530,10 @@ def _seed_kubevirt(world: World) -> None:
     for component in ("virt-api", "virt-controller", "virt-operator"):
         image = f"quay.io/kubevirt/{component}:{kv}"
         labels = {"kubevirt.io": component}
-        _ensure(world, r.DEPLOYMENTS, _deployment(component, "kubevirt", image, [], True, labels), ua)
-        _component_pod(world, component, "kubevirt", image, labels, scheduler.CONTROL_PLANE)
+        await _ensure(world, r.DEPLOYMENTS, _deployment(component, "kubevirt", image, [], True, labels), ua)
+        await _component_pod(world, component, "kubevirt", image, labels, scheduler.CONTROL_PLANE)
     for node in scheduler.node_names(config.workers):
-        _component_pod(
+        await _component_pod(
             world,
             "virt-handler",
             "kubevirt",

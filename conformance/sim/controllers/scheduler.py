@@ -2,8 +2,13 @@
 
 Nodes (:func:`seed_nodes`): ``config.workers`` workers ``kovc-sim-worker``, ``kovc-sim-worker2``, … and one
 untainted control plane ``kovc-sim-control-plane`` (labels ``node-role.kubernetes.io/control-plane: ""``
-and ``kube-ovn/role: master``, as Kube-OVN's kind flow leaves it). Workers carry
-``kubevirt.io/schedulable: "true"`` (virt-handler's label); every node carries ``kovc.io/simulated: "true"``
+and ``kube-ovn/role: master``, as Kube-OVN's kind flow leaves it). Workers carry ``kovc.io/vm-node:
+"true"`` as kovc's kind install labels them, and ``kubevirt.io/schedulable: "true"`` (virt-handler's label)
+goes on the nodes virt-handler runs on: those matching the KubeVirt CR's
+``spec.workloads.nodePlacement.nodeSelector`` (:func:`virt_handler_selector`; the presented CR sets it to
+``kovc.io/vm-node: "true"``, as the kind install does), or *every* node - the untainted control plane
+included - when it has none (``config.extra["kubevirt_workload_placement"] = False``, what a plain install
+does: virt-handler's DaemonSet has no node selector of its own); every node carries ``kovc.io/simulated: "true"``
 and ``kubernetes.io/hostname``, ``status.nodeInfo.kubeletVersion = config.kubernetes_version`` and a
 ``Ready`` condition.
 
@@ -58,6 +63,8 @@ import re
 import time
 from typing import Any
 
+from ...names import VM_NODE_LABEL
+from .. import api
 from .. import resources as r
 from ..store import ApiError, WatchEvent, now_rfc3339
 from ..view import (
@@ -105,18 +112,37 @@ def node_names(workers: int) -> list[str]:
     return [CONTROL_PLANE, *worker_names(workers)]
 
 
+#: ``config.extra`` keys set by ``kovc sim attach``: where its kubelet API (pods/log) listens. Nodes then
+#: report that address (InternalIP only, so kube-apiserver dials it) and port (``daemonEndpoints``).
+KUBELET_ADDRESS = "kubelet_address"
+KUBELET_PORT = "kubelet_port"
+
+
 def node_address(world: World, node: str) -> str:
+    served = world.config.extra.get(KUBELET_ADDRESS)
+    if served:
+        return str(served)
     names = node_names(world.config.workers)
     index = names.index(node) if node in names else len(names)
     return f"172.18.0.{index + 2}"
 
 
-def seed_nodes(world: World) -> None:
+def virt_handler_selector(config: Any) -> dict[str, str] | None:
+    """The KubeVirt CR's ``spec.workloads.nodePlacement.nodeSelector`` the simulated install sets (None:
+    no workload placement, virt-handler on every node)."""
+    if config.extra.get("kubevirt_workload_placement", True) is False:
+        return None
+    return {VM_NODE_LABEL: "true"}
+
+
+async def seed_nodes(world: World) -> None:
     """Create the nodes (idempotent)."""
-    store, config = world.store, world.config
+    client, config = world.client, world.config
     ua = f"kubelet/{config.kubernetes_version}"
     for node in node_names(max(config.workers, 0)):
-        if store.get(r.NODES, "", node) is not None:
+        existing = client.get(r.NODES, "", node)
+        if existing is not None:
+            await _clear_startup_taints(world, existing)
             continue
         worker = node != CONTROL_PLANE
         labels = {
@@ -129,7 +155,7 @@ def seed_nodes(world: World) -> None:
             "type": "kind",
         }
         if worker:
-            labels[SCHEDULABLE_LABEL] = "true"
+            labels[VM_NODE_LABEL] = "true"
         else:
             labels.update(
                 {
@@ -138,79 +164,110 @@ def seed_nodes(world: World) -> None:
                     "node.kubernetes.io/exclude-from-external-load-balancers": "",
                 }
             )
+        selector = virt_handler_selector(config)
+        if selector is None or all(labels.get(k) == v for k, v in selector.items()):
+            labels[SCHEDULABLE_LABEL] = "true"
         digest = hashlib.sha256(node.encode()).hexdigest()
         now = now_rfc3339()
-        store.create(
-            r.NODES,
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": node,
-                    "labels": labels,
-                    "annotations": {
-                        "node.alpha.kubernetes.io/ttl": "0",
-                        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-                    },
-                },
-                "spec": {"providerID": f"kind://docker/kind/{node}"},
-                "status": {
-                    "addresses": [
-                        {"type": "InternalIP", "address": node_address(world, node)},
-                        {"type": "Hostname", "address": node},
-                    ],
-                    "capacity": dict(NODE_RESOURCES),
-                    "allocatable": dict(NODE_RESOURCES),
-                    "conditions": [
-                        {
-                            "type": t,
-                            "status": "False",
-                            "reason": reason,
-                            "message": msg,
-                            "lastHeartbeatTime": now,
-                            "lastTransitionTime": now,
-                        }
-                        for t, reason, msg in (
-                            (
-                                "MemoryPressure",
-                                "KubeletHasSufficientMemory",
-                                "kubelet has sufficient memory available",
-                            ),
-                            ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                            (
-                                "PIDPressure",
-                                "KubeletHasSufficientPID",
-                                "kubelet has sufficient PID available",
-                            ),
-                        )
-                    ]
-                    + [
-                        {
-                            "type": "Ready",
-                            "status": "True",
-                            "reason": "KubeletReady",
-                            "message": "kubelet is posting ready status",
-                            "lastHeartbeatTime": now,
-                            "lastTransitionTime": now,
-                        }
-                    ],
-                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                    "nodeInfo": {
-                        "architecture": "amd64",
-                        "bootID": digest[:32],
-                        "machineID": digest[32:64],
-                        "systemUUID": digest[:36],
-                        "containerRuntimeVersion": "containerd://2.1.3",
-                        "kernelVersion": "6.8.0-1017-azure",
-                        "kubeProxyVersion": config.kubernetes_version,
-                        "kubeletVersion": config.kubernetes_version,
-                        "operatingSystem": "linux",
-                        "osImage": "Debian GNU/Linux 12 (bookworm)",
-                    },
+        node_obj: JSON = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": node,
+                "labels": labels,
+                "annotations": {
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
                 },
             },
-            user_agent=ua,
-        )
+            "spec": {"providerID": f"kind://docker/kind/{node}"},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": node_address(world, node)}]
+                + ([] if config.extra.get(KUBELET_ADDRESS) else [{"type": "Hostname", "address": node}]),
+                "capacity": dict(NODE_RESOURCES),
+                "allocatable": dict(NODE_RESOURCES),
+                "conditions": [
+                    {
+                        "type": t,
+                        "status": "False",
+                        "reason": reason,
+                        "message": msg,
+                        "lastHeartbeatTime": now,
+                        "lastTransitionTime": now,
+                    }
+                    for t, reason, msg in (
+                        (
+                            "MemoryPressure",
+                            "KubeletHasSufficientMemory",
+                            "kubelet has sufficient memory available",
+                        ),
+                        ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                        (
+                            "PIDPressure",
+                            "KubeletHasSufficientPID",
+                            "kubelet has sufficient PID available",
+                        ),
+                    )
+                ]
+                + [
+                    {
+                        "type": "Ready",
+                        "status": "True",
+                        "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status",
+                        "lastHeartbeatTime": now,
+                        "lastTransitionTime": now,
+                    }
+                ],
+                "daemonEndpoints": {
+                    "kubeletEndpoint": {"Port": int(config.extra.get(KUBELET_PORT) or 10250)}
+                },
+                "nodeInfo": {
+                    "architecture": "amd64",
+                    "bootID": digest[:32],
+                    "machineID": digest[32:64],
+                    "systemUUID": digest[:36],
+                    "containerRuntimeVersion": "containerd://2.1.3",
+                    "kernelVersion": "6.8.0-1017-azure",
+                    "kubeProxyVersion": config.kubernetes_version,
+                    "kubeletVersion": config.kubernetes_version,
+                    "operatingSystem": "linux",
+                    "osImage": "Debian GNU/Linux 12 (bookworm)",
+                },
+            },
+        }
+        created = await client.as_agent(ua).create(r.NODES, node_obj)
+        if created.get("status") != node_obj["status"]:  # a kube-apiserver drops status on create
+            created["status"] = node_obj["status"]
+            created = (
+                await api.replace(client.as_agent(ua), r.NODES, created, subresource="status") or created
+            )
+        await _clear_startup_taints(world, created)
+
+
+#: Taints kube-apiserver's ``TaintNodesByCondition`` admission puts on a new node until the node lifecycle
+#: controller sees it Ready.
+STARTUP_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+async def _clear_startup_taints(world: World, node: JSON) -> None:
+    """A simulated node is Ready from the start: drop the startup taints a real apiserver adds on create
+    (what kube-controller-manager's node lifecycle controller does once the kubelet reports Ready)."""
+    if labels_of(node).get(SIMULATED_LABEL) != "true":
+        return
+    if not any(t.get("key") in STARTUP_TAINTS for t in (node.get("spec") or {}).get("taints") or []):
+        return
+
+    def untaint(obj: JSON) -> None:
+        spec = obj.setdefault("spec", {})
+        taints = [t for t in spec.get("taints") or [] if t.get("key") not in STARTUP_TAINTS]
+        if taints:
+            spec["taints"] = taints
+        else:
+            spec.pop("taints", None)
+
+    ua = "kube-controller-manager/node-lifecycle-controller"
+    await api.mutate(world.client.as_agent(ua), r.NODES, "", node["metadata"]["name"], untaint)
 
 
 # ----------------------------------------------------------------------------- matching helpers
@@ -284,6 +341,7 @@ def _term_namespaces(term: JSON, pod: JSON) -> list[str] | None:
 # ----------------------------------------------------------------------------- scheduler
 class Scheduler(Reconciler):
     name = "default-scheduler"
+    watches = (r.PODS, r.NODES)
 
     def on_event(self, ev: WatchEvent) -> None:
         if ev.rt.key == r.PODS.key:
@@ -299,7 +357,7 @@ class Scheduler(Reconciler):
             self._retry_pending()
 
     def _retry_pending(self) -> None:
-        for pod in self.store.iter_raw(r.PODS):
+        for pod in self.client.iter_raw(r.PODS):
             if not (pod.get("spec") or {}).get("nodeName") and not is_deleting(pod):
                 self.queue.add(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
@@ -307,15 +365,15 @@ class Scheduler(Reconciler):
         self._retry_pending()
 
     async def handle(self, key: Key) -> None:
-        pod = self.store.get(r.PODS, key[1], key[2])
+        pod = self.client.get(r.PODS, key[1], key[2])
         if pod is None or is_deleting(pod) or (pod.get("spec") or {}).get("nodeName"):
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return
-        nodes = self.store.list(r.NODES)[0]
+        nodes = self.client.list(r.NODES)
         pods = [
             p
-            for p in self.store.iter_raw(r.PODS)
+            for p in self.client.iter_raw(r.PODS)
             if (p.get("spec") or {}).get("nodeName")
             and _pod_is_live(p)
             and p["metadata"]["uid"] != pod["metadata"]["uid"]
@@ -352,10 +410,15 @@ class Scheduler(Reconciler):
                     )
                     obj.setdefault("status", {})["phase"] = "Pending"
 
-                self.store.mutate(
-                    r.PODS, key[1], key[2], unschedulable, user_agent=SCHEDULER_UA, subresource="status"
+                await api.mutate(
+                    self.client.as_agent(SCHEDULER_UA),
+                    r.PODS,
+                    key[1],
+                    key[2],
+                    unschedulable,
+                    subresource="status",
                 )
-            self.world.record_event(
+            await self.world.record_event(
                 pod,
                 "Warning",
                 "FailedScheduling",
@@ -371,25 +434,22 @@ class Scheduler(Reconciler):
         chosen = min(feasible, key=lambda n: (load[n["metadata"]["name"]], n["metadata"]["name"]))
         node_name = chosen["metadata"]["name"]
 
-        def bind(obj: JSON) -> None:  # pods/binding: spec.nodeName ...
-            obj.setdefault("spec", {})["nodeName"] = node_name
-
-        def scheduled(obj: JSON) -> None:  # ... and the PodScheduled condition the binding sets
-            _set_pod_condition(
-                obj,
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": now_rfc3339(),
-                },
+        binding: JSON = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": key[2], "namespace": key[1], "uid": pod["metadata"]["uid"]},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
+        }
+        try:
+            # pods/binding sets spec.nodeName and the PodScheduled=True condition in one write.
+            await self.client.as_agent(SCHEDULER_UA).create(
+                r.PODS, binding, namespace=key[1], subresource=api.BINDING
             )
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
-
-        if self.store.mutate(r.PODS, key[1], key[2], bind, user_agent=SCHEDULER_UA) is None:
-            return
-        self.store.mutate(r.PODS, key[1], key[2], scheduled, user_agent=SCHEDULER_UA, subresource="status")
-        self.world.record_event(
+        except ApiError as exc:
+            if exc.code in (404, 409):
+                return  # gone, replaced, or bound meanwhile
+            raise
+        await self.world.record_event(
             pod,
             "Normal",
             "Scheduled",
@@ -492,6 +552,7 @@ class Kubelet(Reconciler):
     """All kubelets (one queue; the node is ``spec.nodeName``)."""
 
     name = "kubelet"
+    watches = (r.PODS, r.NODES, r.SUBNETS)
 
     def __init__(self, world: World) -> None:
         super().__init__(world)
@@ -513,13 +574,16 @@ class Kubelet(Reconciler):
             self.queue.add(("pod", m["namespace"], m["name"]))
 
     def resync(self) -> None:
-        for pod in self.store.iter_raw(r.PODS):
+        for pod in self.client.iter_raw(r.PODS):
             if (pod.get("spec") or {}).get("nodeName"):
                 self.queue.add(("pod", pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
     async def handle(self, key: Key) -> None:
-        pod = self.store.get(r.PODS, key[1], key[2])
-        if pod is None or is_deleting(pod):
+        pod = self.client.get(r.PODS, key[1], key[2])
+        if pod is None:
+            return
+        if is_deleting(pod):
+            await self._confirm_deletion(pod)
             return
         node = str((pod.get("spec") or {}).get("nodeName", ""))
         if not node:
@@ -531,7 +595,7 @@ class Kubelet(Reconciler):
             self._maybe_start_probe(pod)
             code = finishes(pod) if PROBE_LABEL not in labels_of(pod) and not _is_launcher(pod) else None
             if code is not None:
-                complete_pod(self.world, pod, code)
+                await complete_pod(self.world, pod, code)
             return
         spec = pod.get("spec") or {}
         if spec.get("hostNetwork"):
@@ -545,7 +609,7 @@ class Kubelet(Reconciler):
                     raise Requeue(delay=max(40 * self.world.step, 0.05))
                 if annotations_of(pod).get(kubeovn.ALLOCATED) != "true":
                     sandbox = hashlib.sha256(uid.encode()).hexdigest()
-                    self.world.record_event(
+                    await self.world.record_event(
                         pod,
                         "Warning",
                         "FailedCreatePodSandBox",
@@ -558,11 +622,34 @@ class Kubelet(Reconciler):
                         host=node,
                     )
                 return
-            kubeovn.cni_add(self.world, pod, node)
+            await kubeovn.cni_add(self.world, pod, node)
             ip = kubeovn.pod_ip(pod)
-        self._start(pod, node, ip)
+        await self._start(pod, node, ip)
 
-    def _start(self, pod: JSON, node: str, ip: str) -> None:
+    def manages(self, node: str) -> bool:
+        """Whether ``node`` is one of the simulated cluster's (kwok ``need()``): only their pods are ours."""
+        obj = self.client.get(r.NODES, "", node) if node else None
+        return obj is not None and labels_of(obj).get(SIMULATED_LABEL) == "true"
+
+    async def _confirm_deletion(self, pod: JSON) -> None:
+        """A terminating pod on a node this kubelet runs: its containers are stopped, so delete it with grace
+        0, as the kubelet does once a pod's containers have exited (kwok ``pod-delete`` stage). The store of
+        ``--backend sim`` deletes pods at once; a real apiserver keeps them Terminating until this."""
+        meta = pod["metadata"]
+        if meta.get("deletionGracePeriodSeconds") == 0:
+            return  # already confirmed (what remains are finalizers, not ours)
+        if not self.manages(str((pod.get("spec") or {}).get("nodeName") or "")):
+            return
+        await api.delete_quietly(
+            self.client.as_agent(self.ua),
+            r.PODS,
+            meta["namespace"],
+            meta["name"],
+            uid=meta.get("uid"),
+            grace_seconds=0,
+        )
+
+    async def _start(self, pod: JSON, node: str, ip: str) -> None:
         host_ip = node_address(self.world, node)
         now = now_rfc3339()
 
@@ -605,17 +692,17 @@ class Kubelet(Reconciler):
                 for c in (obj.get("spec") or {}).get("containers") or []
             ]
 
-        updated = self.store.mutate(
+        updated = await api.mutate(
+            self.client.as_agent(self.ua),
             r.PODS,
             pod["metadata"]["namespace"],
             pod["metadata"]["name"],
             run,
-            user_agent=self.ua,
             subresource="status",
         )
         if updated is None:
             return
-        self.world.record_event(
+        await self.world.record_event(
             updated,
             "Normal",
             "Started",
@@ -641,7 +728,7 @@ class Kubelet(Reconciler):
         ns, name, uid = key
         world = self.world
         try:
-            pod = self.store.get(r.PODS, ns, name)
+            pod = self.client.get(r.PODS, ns, name)
             if pod is None:
                 return
             ann = annotations_of(pod)
@@ -654,12 +741,12 @@ class Kubelet(Reconciler):
             lines = world.pod_logs.setdefault((ns, name), [])
             if not target:
                 lines.append(f"{now_rfc3339_nano()} error: annotation {PROBE_TARGET} is missing")
-                complete_pod(world, pod, 2)
+                await complete_pod(world, pod, 2)
                 return
             seq = replies = 0
             while not count or seq < count:
                 await asyncio.sleep(interval_ms / 1000)
-                current = self.store.get(r.PODS, ns, name)
+                current = self.client.get(r.PODS, ns, name)
                 if current is None or current["metadata"]["uid"] != uid or is_deleting(current):
                     return
                 seq += 1
@@ -667,9 +754,9 @@ class Kubelet(Reconciler):
                 replies += ok
                 lines.append(f"{now_rfc3339_nano()} {'reply' if ok else 'no reply'} from {target} seq={seq}")
             lines.append(f"--- {target} probe statistics: {seq} transmitted, {replies} received")
-            current = self.store.get(r.PODS, ns, name)
+            current = self.client.get(r.PODS, ns, name)
             if current is not None and current["metadata"]["uid"] == uid:
-                complete_pod(world, current, 0 if replies else 1)
+                await complete_pod(world, current, 0 if replies else 1)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -700,7 +787,7 @@ def _qos_class(pod: JSON) -> str:
 
 
 def subnet_vpc(world: World, subnet: str) -> str:
-    obj = world.store.get(r.SUBNETS, "", subnet)
+    obj = world.client.get(r.SUBNETS, "", subnet)
     return str(((obj or {}).get("spec") or {}).get("vpc") or kubeovn.DEFAULT_VPC)
 
 
@@ -711,7 +798,7 @@ def reachable(world: World, probe: JSON, target: str) -> bool:
         return False
     probe_subnet = annotations_of(probe).get(kubeovn.LOGICAL_SWITCH, kubeovn.DEFAULT_SUBNET)
     vpc = subnet_vpc(world, probe_subnet)
-    for pod in world.store.iter_raw(r.PODS):
+    for pod in world.client.iter_raw(r.PODS):
         if pod["metadata"]["uid"] == probe["metadata"]["uid"] or is_deleting(pod):
             continue
         if (pod.get("status") or {}).get("phase") != "Running":
@@ -726,7 +813,7 @@ def reachable(world: World, probe: JSON, target: str) -> bool:
     return False
 
 
-def complete_pod(world: World, pod: JSON, exit_code: int, reason: str = "") -> None:
+async def complete_pod(world: World, pod: JSON, exit_code: int, reason: str = "") -> None:
     """The kubelet records that every container of ``pod`` exited (``Succeeded`` iff ``exit_code == 0``)."""
     ua = f"kubelet/{world.config.kubernetes_version}"
     now = now_rfc3339()
@@ -770,12 +857,12 @@ def complete_pod(world: World, pod: JSON, exit_code: int, reason: str = "") -> N
         status["containerStatuses"] = statuses
 
     with contextlib.suppress(ApiError):
-        world.store.mutate(
+        await api.mutate(
+            world.client.as_agent(ua),
             r.PODS,
             pod["metadata"]["namespace"],
             pod["metadata"]["name"],
             finish,
-            user_agent=ua,
             subresource="status",
         )
 
