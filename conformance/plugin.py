@@ -659,6 +659,10 @@ def cluster_upgrade(request: pytest.FixtureRequest, cluster_info: ClusterInfo, k
 
     def perform() -> Any:
         backend = make_backend(state.options.backend, state.options)
+        if not hasattr(backend, "upgrade"):
+            # UNFINISHED: backends without an upgrade method (envtest, so far) cannot run an upgrade run.
+            raise AssertionError(f"backend {state.options.backend} cannot perform an upgrade yet "
+                                 "(implemented: sim, kind, existing via kovc upgrade prepare/verify)")
         try:
             return backend.upgrade(cluster_info, state.options.kube_ovn_version_or_default, kube,
                                    settings.timeout(600.0, minimum=10.0))
