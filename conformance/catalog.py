@@ -5,6 +5,10 @@ short title, a statement in RFC 2119 words, and the upstream issues/PRs behind i
 the IDs they decide with ``@pytest.mark.conformance("allow.restart", ...)``; certification results
 are reported per ID, never per pytest node ID.
 
+The ``upgrade.*`` family belongs to upgrade runs only (``kovc run --upgrade-from X``, ``kovc upgrade
+prepare|verify``): an upgrade run selects the preconditions and every ``upgrade.*`` requirement, a
+normal run never selects them (nor counts them as MUSTs it did not run).
+
 Profiles select IDs: ``quick`` (PR gating: the preconditions, ``allow.restart``, ``deny.other-vm``),
 ``baseline`` (every MUST; SHOULDs are reported ``not-run``) and ``extended`` (everything). The
 preconditions ``env.*`` are always selected: when one fails, the run is invalid.
@@ -199,6 +203,39 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "During a live migration, a probe on a node that is neither source nor target pinging every "
         "<= 200 ms SHOULD see no gap longer than --max-migration-loss (default 3 s).",
         _refs(4773, 5343, 6239)),
+    # ---- upgrade gating: only in an upgrade run (--upgrade-from X; `kovc upgrade prepare|verify`) ----
+    Requirement(
+        "upgrade.ips-kept", "MUST", "VMs created before the upgrade keep their IP CRs",
+        "VMs created on the release upgraded from (running, stopped, and one mid-restart when the upgrade "
+        "starts) MUST keep their IP CRs across the upgrade: same name, uid, ipAddress, macAddress and "
+        "podName. An IP CR the old release left behind for a stopped-then-deleted VM is reported.",
+        _refs(5367, 5390, 5569)),
+    Requirement(
+        "upgrade.restart-after", "MUST", "Restarts after the upgrade keep the static IPs",
+        "After the upgrade, restart, stop/start and launcher-pod deletion of the VMs created before it "
+        "MUST be admitted and keep their IPs.",
+        _refs(4803, 4807, 5569)),
+    Requirement(
+        "upgrade.migrate-after", "MUST", "Live migration after the upgrade keeps the static IP",
+        "Live migration of a VM created before the upgrade MUST keep its IP after the upgrade (skipped "
+        "with the reason without two schedulable nodes).",
+        (*_refs(1462, 1468, 4191), "kubevirt/kubevirt#4910")),
+    Requirement(
+        "upgrade.collisions-denied-after", "MUST", "Collisions are denied after the upgrade",
+        "After the upgrade, a new VM or pod claiming the IP of a VM created before it MUST be rejected at "
+        "admission.",
+        _refs(4803, 5569)),
+    Requirement(
+        "upgrade.no-duplicate-ips", "MUST", "No duplicate addresses at any point of the upgrade",
+        "At no point, sampled through the upgrade, MUST two workloads hold one IP (allocated pods in one "
+        "subnet; pods of the same VMI count as one).",
+        _refs(2026, 2344, 2486, 2916)),
+    Requirement(
+        "upgrade.window-admissions", "SHOULD", "No collision admitted while the webhook is replaced",
+        "Collisions attempted while the webhook is being replaced (failurePolicy: Ignore) SHOULD NOT be "
+        "admitted; every admitted one is reported with its timestamp, and the window's measured length is "
+        "in the evidence.",
+        _refs(1468)),
 )
 
 _BY_ID: dict[str, Requirement] = {r.id: r for r in REQUIREMENTS}
@@ -245,8 +282,34 @@ def families() -> list[str]:
     return out
 
 
+#: The family only an upgrade run selects.
+UPGRADE_FAMILY = "upgrade"
+
+
+def is_upgrade(requirement_id: str) -> bool:
+    return requirement_id.split(".", 1)[0] == UPGRADE_FAMILY
+
+
+def upgrade_ids(profile: str = "extended") -> list[str]:
+    """What an upgrade run selects: the preconditions and the ``upgrade.*`` requirements of the
+    profile (``quick``/``baseline``: the MUSTs, ``upgrade.window-admissions`` reported not-run;
+    ``extended``: all)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    return [r.id for r in REQUIREMENTS if r.precondition or (
+        r.family == UPGRADE_FAMILY and (profile == "extended" or r.level == "MUST"))]
+
+
+def run_musts(*, upgrade: bool) -> list[str]:
+    """The MUSTs a certification of this kind of run needs: every non-upgrade MUST for a normal run,
+    the preconditions and the ``upgrade.*`` MUSTs for an upgrade run."""
+    chosen = upgrade_ids() if upgrade else [r.id for r in REQUIREMENTS if r.family != UPGRADE_FAMILY]
+    return [i for i in chosen if _BY_ID[i].level == "MUST"]
+
+
 def profile_ids(profile: str) -> list[str]:
-    """The IDs a profile selects, in catalog order (the preconditions are always part of it)."""
+    """The IDs a profile selects, in catalog order (the preconditions are always part of it; the
+    ``upgrade.*`` family never: see :func:`upgrade_ids`)."""
     if profile == "quick":
         chosen = {r.id for r in REQUIREMENTS if r.precondition} | set(_QUICK)
     elif profile == "baseline":
@@ -255,13 +318,21 @@ def profile_ids(profile: str) -> list[str]:
         chosen = set(_BY_ID)
     else:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
-    return [r.id for r in REQUIREMENTS if r.id in chosen]
+    return [r.id for r in REQUIREMENTS if r.id in chosen and r.family != UPGRADE_FAMILY]
 
 
-def selection(profile: str, requirements: list[str] | None = None) -> list[str]:
+def selection(profile: str, requirements: list[str] | None = None, *, upgrade: bool = False) -> list[str]:
     """The IDs a run selects: the explicitly requested ``requirements`` (validated) when given, else
-    the profile's; the preconditions always. Catalog order."""
+    the profile's (for an upgrade run: :func:`upgrade_ids`); the preconditions always. Catalog order.
+    Only an upgrade run selects ``upgrade.*``."""
+    if upgrade:
+        if requirements:
+            allowed = set(upgrade_ids())
+            chosen = {get(i).id for i in requirements} & allowed | {r.id for r in REQUIREMENTS if r.precondition}
+            return [r.id for r in REQUIREMENTS if r.id in chosen]
+        return upgrade_ids(profile)
     if requirements:
-        chosen = {get(i).id for i in requirements} | {r.id for r in REQUIREMENTS if r.precondition}
+        chosen = {get(i).id for i in requirements if not is_upgrade(i)} | {
+            r.id for r in REQUIREMENTS if r.precondition}
         return [r.id for r in REQUIREMENTS if r.id in chosen]
     return profile_ids(profile)

@@ -37,6 +37,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
      "run the simulated controllers against a kube-apiserver and serve their webhooks and aggregated API"),
     (("report", "verify"), "conformance.report.verify", "check that a report bundle is certifiable"),
     (("report", "show"), "conformance.report.show", "re-render a report's Markdown summary"),
+    (("upgrade", "prepare"), "conformance.commands.upgrade", "create and record VMs before upgrading Kube-OVN"),
+    (("upgrade", "verify"), "conformance.commands.upgrade", "check the recorded VMs after the upgrade"),
     (("assets", "build"), "conformance.commands.assets",
      "build kube-apiserver, etcd and Kube-OVN's webhook from Go modules"),
     (("assets", "list"), "conformance.commands.assets", "list the built assets with versions and sha256"),

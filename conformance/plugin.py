@@ -272,7 +272,12 @@ class _RunState:
         self.shared_dir: Path | None = Path(handed["shared_dir"]) if handed.get("shared_dir") else None
         self.profile: str = getattr(opt, "profile", None) or catalog.DEFAULT_PROFILE
         self.requested: list[str] = list(getattr(opt, "requirements", None) or [])
-        self.selected: list[str] = catalog.selection(self.profile, self.requested)
+        #: An upgrade run (``--upgrade-from``, or the verify phase of ``kovc upgrade``) is its own kind of
+        #: run: it selects the preconditions and the upgrade.* family, nothing else.
+        self.upgrade_from: str | None = getattr(opt, "upgrade_from", None)
+        self.upgrade_phase: str = getattr(opt, "upgrade_phase", None) or "all"
+        self.is_upgrade = bool(self.upgrade_from) or self.upgrade_phase != "all"
+        self.selected: list[str] = catalog.selection(self.profile, self.requested, upgrade=self.is_upgrade)
         try:
             self.options = BackendOptions.from_namespace(opt, run_id=self.run_id, report_dir=self.report_dir)
         except ValueError as err:  # VersionError, SimOptionError: bad input
@@ -305,7 +310,11 @@ class _RunState:
 
     # ---- selection -------------------------------------------------------------------------------
 
-    def not_selected_reason(self) -> str:
+    def not_selected_reason(self, req_id: str = "") -> str:
+        if catalog.is_upgrade(req_id) and not self.is_upgrade:
+            return "upgrade run only (kovc run --upgrade-from X, kovc upgrade prepare|verify)"
+        if self.is_upgrade and not catalog.is_upgrade(req_id):
+            return "not part of an upgrade run"
         if self.requested:
             return "not selected by --requirement"
         return f"not selected by profile {self.profile}"
@@ -626,6 +635,41 @@ def kube(request: pytest.FixtureRequest, cluster_info: ClusterInfo) -> Iterator[
         beat_client.close()
         state.kube = None
         client.close()
+
+
+@pytest.fixture(scope="session")
+def upgrade_run(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """An upgrade run's parameters for the upgrade.* scenarios: ``from``, ``to``, ``phase`` (all|verify),
+    ``run_id``, ``method``."""
+    state = _state(request.config)
+    block = upgrade_block(state) or {}
+    return {**block, "run_id": state.run_id, "phase": state.upgrade_phase}
+
+
+@pytest.fixture(scope="session")
+def cluster_upgrade(request: pytest.FixtureRequest, cluster_info: ClusterInfo, kube: Any,
+                    settings: Settings) -> Callable[[], Any]:
+    """``perform()`` upgrades Kube-OVN on the cluster under test to the run's target release, through
+    the backend that provisioned it (``Backend.upgrade``), and returns its ``UpgradeOutcome`` once the
+    rollout is complete. Scenarios never see the backend."""
+    from .cluster.base import BackendError
+    from .cluster.select import make_backend
+
+    state = _state(request.config)
+
+    def perform() -> Any:
+        backend = make_backend(state.options.backend, state.options)
+        if not hasattr(backend, "upgrade"):
+            # UNFINISHED: backends without an upgrade method (envtest, so far) cannot run an upgrade run.
+            raise AssertionError(f"backend {state.options.backend} cannot perform an upgrade yet "
+                                 "(implemented: sim, kind, existing via kovc upgrade prepare/verify)")
+        try:
+            return backend.upgrade(cluster_info, state.options.kube_ovn_version_or_default, kube,
+                                   settings.timeout(600.0, minimum=10.0))
+        except BackendError as err:
+            raise AssertionError(f"the upgrade to {state.options.kube_ovn_version_or_default} failed: {err}") from None
+
+    return perform
 
 
 @pytest.fixture(scope="session")
@@ -1161,7 +1205,7 @@ def build_result(state: _RunState, info: ClusterInfo | None, warnings: list[str]
     selected = set(state.selected)
     records = list(state.tests.values())
     requirements = [decide(r.id, records if r.id in selected else [], selected=r.id in selected,
-                           reason_not_selected=state.not_selected_reason(), interrupted=state.interrupted)
+                           reason_not_selected=state.not_selected_reason(r.id), interrupted=state.interrupted)
                     for r in catalog.all_requirements()]
     versions = asdict(info.versions) if info is not None else asdict(Versions())
     backend = info.backend if info is not None else state.options.backend
@@ -1174,11 +1218,36 @@ def build_result(state: _RunState, info: ClusterInfo | None, warnings: list[str]
         suite_version=__version__, run_id=state.run_id, started=state.started, finished=_now(),
         backend=backend, simulated=simulated, profile=state.profile, versions=versions,
         requirements=requirements, sim_model=sim_model, warnings=list(dict.fromkeys(warnings)),
-        leaked_ips=leaked, selected=list(state.selected),
+        leaked_ips=leaked, selected=list(state.selected), upgrade=upgrade_block(state),
         kubevirt_use_emulation=info.extra.get("kubevirt_use_emulation") if info is not None else None,
         vm_wait_factor=vm_wait_factor(simulated, info.extra.get("kubevirt_use_emulation")) if info else 1.0,
         components=list(info.extra.get("components") or []) if info is not None else [],
     )
+
+
+def upgrade_block(state: _RunState) -> dict[str, Any] | None:
+    """What the report states about an upgrade run: X, Y, the method, the phase (None otherwise)."""
+    if not state.is_upgrade:
+        return None
+    from . import versions
+
+    source = state.upgrade_from or ""
+    target = state.options.kube_ovn_version_or_default
+    method = ""
+    if state.options.backend == "sim":
+        method = ("in-place rollout of the simulated cluster (kube-ovn-controller and kube-ovn-webhook "
+                  "Deployment images set to the target; sim/upgrade.py)")
+    elif state.options.backend == "existing":
+        method = "performed by the operator between `kovc upgrade prepare` and `kovc upgrade verify`"
+    elif source:
+        with contextlib.suppress(versions.VersionError):
+            method = versions.upgrade_method(source, target)
+    skipped: list[str] = []
+    if source:
+        with contextlib.suppress(versions.VersionError):
+            skipped = versions.skipped_minors(source, target)
+    return {"from": source or None, "to": target, "method": method, "phase": state.upgrade_phase,
+            "skipped_minors": skipped, "forced": bool(state.options.force)}
 
 
 def write_report(result: RunResult, report_dir: Path, info: ClusterInfo | None) -> Path:

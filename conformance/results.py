@@ -8,6 +8,7 @@ renders it as report.json, report.md, junit.xml and Allure results; ``kovc run``
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -80,6 +81,9 @@ class RunResult:
     leaked_ips: list[dict[str, Any]] = field(default_factory=list)
     #: The requirement IDs the chosen profile/selection runs.
     selected: list[str] = field(default_factory=list)
+    #: An upgrade run (its own kind of run: the preconditions and upgrade.* only): {"from", "to",
+    #: "method", "phase", "skipped_minors", "forced"}; None for a normal run.
+    upgrade: dict[str, Any] | None = None
     #: The KubeVirt CR's ``useEmulation`` as detected (None: unknown), and the factor the run applied to
     #: its VM waits because of it (``settings.vm_wait_factor``).
     kubevirt_use_emulation: bool | None = None
@@ -97,16 +101,25 @@ class RunResult:
         try:
             from . import catalog
 
+            if self.upgrade is not None:
+                return catalog.upgrade_ids(self.profile)
             return list(catalog.profile_ids(self.profile))
         except (ImportError, KeyError, ValueError):
             return None
+
+    def of_this_run(self, req_id: str) -> bool:
+        """Whether ``req_id`` belongs to this kind of run: ``upgrade.*`` only to an upgrade run, every
+        other family (the preconditions aside) only to a normal run. The others are reported
+        ``not-run`` and counted nowhere."""
+        family = req_id.split(".", 1)[0]
+        return family == "env" or (family == "upgrade") == (self.upgrade is not None)
 
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for level in ("MUST", "SHOULD"):
             counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0, "not_run": 0}
             for req in self.requirements:
-                if req.level == level:
+                if req.level == level and (req.outcome != "not-run" or self.of_this_run(req.id)):
                     counts[req.outcome.replace("-", "_")] += 1
             out[level] = counts
         return out
@@ -155,6 +168,13 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
             return "invalid"
     if any(r.outcome in ("failed", "error") for r in requirements if r.id in chosen):
         return "non-conformant"
+    if profile is None:
+        # Every MUST of the catalog for this kind of run: an upgrade run (it selected upgrade.*)
+        # counts the preconditions and the upgrade MUSTs, a normal run every other MUST.
+        with contextlib.suppress(ImportError):
+            from . import catalog
+
+            profile = catalog.run_musts(upgrade=any(i.startswith("upgrade.") for i in chosen))
     in_profile = set(profile) if profile is not None else None
     for req in requirements:
         if in_profile is not None and req.id not in in_profile:

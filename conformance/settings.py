@@ -191,6 +191,14 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--run-id",), "run_id", "run id (label kovc.io/run on every object the run creates)",
            type=_run_id, metavar="ID"),
     Option(("--plan",), "plan", "print what the backend would do, touch nothing", action="store_true"),
+    Option(("--upgrade-from",), "upgrade_from",
+           "upgrade run: install (or simulate) this Kube-OVN release, create VMs, upgrade to "
+           "--kube-ovn-version, check the upgrade.* requirements", type=_kube_ovn_version, metavar="vX.Y.Z"),
+    Option(("--force",), "force", "run an upgrade pair the suite refuses (a downgrade)", action="store_true"),
+    Option(("--upgrade-phase",), "upgrade_phase",
+           "upgrade run phase: all (default: VMs, upgrade, after-checks) or verify (the after-checks of a run "
+           "`kovc upgrade prepare` recorded: needs --run-id; what `kovc upgrade verify` runs)", default="all",
+           choices=("all", "verify")),
     Option(("--manifests-dir",), "manifests_dir", "install Kube-OVN/KubeVirt from local manifest copies",
            metavar="DIR"),
     Option(("--assets",), "assets",

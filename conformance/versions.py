@@ -257,3 +257,43 @@ def check_kubernetes_version(version: str) -> str:
                            f"v{oldest[0]}.{oldest[1]}.0 to v{newest[0]}.{newest[1]}."
                            f"{KUBERNETES_LATEST_PATCH[newest]}")
     return version
+
+
+# --- upgrade pairs (issue 13: ``kovc run --upgrade-from X [--kube-ovn-version Y]``) ---------------
+
+
+def check_upgrade(from_version: str, to_version: str) -> tuple[KubeOvnRelease, KubeOvnRelease]:
+    """Both releases when ``from_version`` -> ``to_version`` is an upgrade the suite supports;
+    :class:`VersionError` (one line) otherwise. Both must be releases the suite models. Refused: a
+    downgrade and a "same version" pair (nothing to upgrade). Minor skips are allowed: upstream's
+    upgrade instructions (``charts/README.md`` "upgrade to this version: helm upgrade ...";
+    re-running the target's ``dist/images/install.sh``) state no one-minor-at-a-time rule, and the
+    suite's must-show pair v1.13.0 -> v1.16.2 skips minors; the report notes a skip."""
+    src = kube_ovn_release(from_version)
+    dst = kube_ovn_release(to_version)
+    if parse(from_version) == parse(to_version):
+        raise VersionError(f"--upgrade-from {from_version} is the target release {to_version}: nothing to upgrade "
+                           "(choose another --kube-ovn-version)")
+    if parse(from_version) > parse(to_version):
+        raise VersionError(f"upgrade {from_version} -> {to_version} is a downgrade, which Kube-OVN does not "
+                           "support (use --force to run it anyway)")
+    return src, dst
+
+
+def skipped_minors(from_version: str, to_version: str) -> list[str]:
+    """The minor lines an upgrade skips (``v1.13.0 -> v1.16.2``: v1.14, v1.15)."""
+    a, b = parse(from_version), parse(to_version)
+    return [f"v{a[0]}.{m}" for m in range(a[1] + 1, b[1])] if a[0] == b[0] else []
+
+
+def upgrade_method(from_version: str, to_version: str) -> str:
+    """How a real cluster installed with ``from_version`` by the kind backend is upgraded to
+    ``to_version``, as upstream documents it: a chart-v2 install (``install_method``: v1.16.0+, as each
+    release's CI installs it) is upgraded with ``helm upgrade kubeovn charts/kube-ovn-v2`` of the target
+    tag; an ``install.sh`` install by running the target tag's ``dist/images/install.sh`` again, which applies
+    the new manifests over the old ones (rolling the Deployments/DaemonSets)."""
+    src = kube_ovn_release(from_version)
+    kube_ovn_release(to_version)
+    if src.install_method == "chart-v2":
+        return f"helm upgrade kubeovn charts/kube-ovn-v2 (of {to_version})"
+    return f"dist/images/install.sh of {to_version} re-run over the {from_version} install"

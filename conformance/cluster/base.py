@@ -71,3 +71,10 @@ class Backend(Protocol):
     def teardown(self, info: ClusterInfo) -> None:
         """Release what ``provision`` created (nothing for ``existing``)."""
         ...
+
+    def upgrade(self, info: ClusterInfo, target: str, kube: Any, timeout: float) -> Any:
+        """Upgrade Kube-OVN on the provisioned cluster to ``target`` the way this backend's install
+        is upgraded, and return once the rollout is complete (``cluster.upgrade.UpgradeOutcome``);
+        :class:`BackendError` (one line) when it cannot (``existing``: the operator upgrades between
+        ``kovc upgrade prepare`` and ``verify``)."""
+        ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import detect
 from .base import BackendError, ClusterInfo
@@ -94,6 +94,11 @@ class ExistingBackend:
                  f"({info.webhook_configuration}), KubeVirt {info.versions.kubevirt}, keep-vm-ip "
                  f"{info.keep_vm_ip}{', simulated' if info.simulated else ''}")
         return info
+
+    def upgrade(self, info: ClusterInfo, target: str, kube: Any, timeout: float) -> Any:
+        """The suite never upgrades a cluster it does not own: the operator does, between the phases."""
+        raise BackendError("existing cluster: the operator performs the upgrade; run `kovc upgrade prepare`, "
+                           "upgrade Kube-OVN, then `kovc upgrade verify --run-id <id>`")
 
     def teardown(self, info: ClusterInfo) -> None:
         """Nothing: the backend created nothing."""

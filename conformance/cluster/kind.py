@@ -160,7 +160,9 @@ class KindBackend:
 
     def versions(self) -> RunVersions:
         try:
-            return RunVersions.resolve(self.options.kube_ovn_version, self.options.kubevirt_version,
+            # An upgrade run installs the source release first (``upgrade`` moves it on).
+            return RunVersions.resolve(getattr(self.options, "upgrade_from", None) or self.options.kube_ovn_version,
+                                       self.options.kubevirt_version,
                                        self.options.k8s_version, self.options.kind_image)
         except versions.VersionError as err:
             raise BackendError(str(err)) from None
@@ -262,7 +264,58 @@ class KindBackend:
         lines += [f"  {m.filename}  {m.url}" for m in run_manifests(v)]
         lines.append(f"kind config (clusters/{KIND_CONFIG}, rendered):")
         lines += [f"  {line}" for line in render_kind_config(v.kind_image).splitlines()]
+        if getattr(self.options, "upgrade_from", None):
+            target = self.options.kube_ovn_version or versions.KUBE_OVN_VERSION
+            lines.append(f"upgrade (after the VMs are created on {v.kube_ovn}):")
+            lines += [f"  {i}. {text}" for i, text in enumerate(self.upgrade_steps(v.kube_ovn, target), 1)]
         return lines
+
+    # -- upgrade ---------------------------------------------------------------------------------
+
+    def upgrade_steps(self, source: str, target: str) -> list[str]:
+        """How ``upgrade`` moves the cluster from ``source`` to ``target`` (``versions.upgrade_method``)."""
+        by_chart = versions.kube_ovn_release(source).install_method == "chart-v2"
+        kube_ovn = (f"helm upgrade --install kubeovn charts/kube-ovn-v2 (of {target}) --wait --values "
+                    f"clusters/kube-ovn-values-v2.yaml --set global.images.kubeovn.tag={target}"
+                    if by_chart else
+                    f"dist/images/install.sh of {target} run again over the {source} install (upstream's "
+                    "upgrade path for script installs; a chart would not adopt the script's objects)")
+        return [f"kube-ovn: {kube_ovn}; rollout kube-ovn-controller",
+                f"webhook: kubectl apply -f yamls/webhook.yaml of {target} (image docker.io/kubeovn/kube-ovn:"
+                f"{target}); rollout status deployment/kube-ovn-webhook",
+                f"wait: kube-ovn-controller and kube-ovn-webhook run {target} and are Available"]
+
+    def upgrade(self, info: ClusterInfo, target: str, kube: Any, timeout: float) -> Any:
+        """Upgrade the installed release to ``target`` with the method the source was installed by:
+        chart v2 -> ``helm upgrade`` of the target's chart; ``install.sh`` -> the target's install.sh,
+        then the target's ``yamls/webhook.yaml``; then wait for both rollouts."""
+        import dataclasses
+        import time
+
+        from .upgrade import UpgradeOutcome, wait_rollout
+
+        source_v = self.versions()
+        target_v = dataclasses.replace(source_v, kube_ovn=target)
+        workdir = Path(str(info.extra.get("workdir") or ".")).resolve()
+        out = UpgradeOutcome(source=source_v.kube_ovn, target=target,
+                             method=versions.upgrade_method(source_v.kube_ovn, target), started=time.time(),
+                             steps=self.upgrade_steps(source_v.kube_ovn, target))
+        installer = Installer(target_v, kubeconfig=Path(info.kubeconfig), workdir=workdir,
+                              sources=Sources(target_v, workdir, self.manifests_dir),
+                              kubectl=str(info.extra.get("kubectl_bin") or self.kubectl_bin or "kubectl"),
+                              helm=shutil.which("helm") or "helm", log=self.log)
+        # The install method of the source decides (a script install is upgraded by the target's script).
+        installer.release = dataclasses.replace(
+            installer.release, install_method=versions.kube_ovn_release(source_v.kube_ovn).install_method)
+        try:
+            self.log(f"upgrading Kube-OVN {source_v.kube_ovn} -> {target} ({out.method})")
+            installer.install_kube_ovn()
+            installer.install_webhook()
+        finally:
+            installer.close()
+        wait_rollout(kube, target, timeout)
+        out.finished = time.time()
+        return out
 
     # -- provision -------------------------------------------------------------------------------
 

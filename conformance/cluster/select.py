@@ -49,6 +49,9 @@ class BackendOptions:
     run_id: str = ""
     report_dir: Path = field(default_factory=lambda: Path("kovc-report"))
     timeout_scale: float | None = None
+    #: Upgrade run: the release installed first (the target is ``kube_ovn_version``).
+    upgrade_from: str | None = None
+    force: bool = False
     #: The simulated cluster's settings (``--sim-*`` options and the versions above).
     sim: SimConfig = field(default_factory=SimConfig)
     #: The process whose end ends a simulated cluster (the run's controller: ``kovc run`` itself, or
@@ -58,6 +61,11 @@ class BackendOptions:
     @property
     def kube_ovn_version_or_default(self) -> str:
         return self.kube_ovn_version or versions.KUBE_OVN_VERSION
+
+    @property
+    def install_version(self) -> str:
+        """The Kube-OVN release installed at provisioning: the upgrade's source in an upgrade run."""
+        return self.upgrade_from or self.kube_ovn_version_or_default
 
     @property
     def kubevirt_version_or_default(self) -> str:
@@ -93,6 +101,8 @@ class BackendOptions:
             run_id=run_id or opt("run_id", ""),
             report_dir=Path(report_dir or opt("report_dir") or _settings.default_report_dir()),
             timeout_scale=opt("timeout_scale"),
+            upgrade_from=opt("upgrade_from"),
+            force=bool(opt("force", False)),
             sim=sim_config_from_namespace(ns),
         )
 
@@ -103,8 +113,12 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
     from ..sim.config import SUITE_STEP_DELAY
     from ..sim.serve import sim_config_from_args
 
+    upgrade_from = getattr(ns, "upgrade_from", None)
+    if upgrade_from:
+        check_upgrade_pair(upgrade_from, getattr(ns, "kube_ovn_version", None), bool(getattr(ns, "force", False)))
     cfg = sim_config_from_args(argparse.Namespace(
-        kube_ovn_version=getattr(ns, "kube_ovn_version", None),
+        # An upgrade run's simulated cluster starts on the source release (sim/upgrade.py moves it on).
+        kube_ovn_version=upgrade_from or getattr(ns, "kube_ovn_version", None),
         kubevirt_version=getattr(ns, "kubevirt_version", None),
         sim_webhook_policy=getattr(ns, "sim_webhook_policy", None),
         sim_webhook=getattr(ns, "sim_webhook", None),
@@ -115,6 +129,18 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
     if getattr(ns, "sim_step_delay", None) is None:
         cfg.step_delay = SUITE_STEP_DELAY
     return cfg
+
+
+def check_upgrade_pair(upgrade_from: str, target: str | None, force: bool) -> None:
+    """Refuse an unsupported upgrade pair (``versions.check_upgrade``: VersionError, one line) unless
+    ``force``; a pair with an unknown release is refused even with ``force``."""
+    try:
+        versions.check_upgrade(upgrade_from, target or versions.KUBE_OVN_VERSION)
+    except versions.VersionError:
+        if not force:
+            raise
+        versions.kube_ovn_release(upgrade_from)
+        versions.kube_ovn_release(target or versions.KUBE_OVN_VERSION)
 
 
 def make_backend(name: str, options: BackendOptions) -> Backend:

@@ -118,8 +118,22 @@ class SimBackend:
             f"Kubernetes {self.config.kubernetes_version}) on 127.0.0.1: "
             + " ".join(self.command(Path("<workdir>"))),
             f"write its audit log to {self.config.audit_log}",
+            *([f"upgrade (after the VMs are created on {self.config.kube_ovn_version}): set the kube-ovn-controller "
+               f"and kube-ovn-webhook Deployment images to kube-ovn:{self.options.kube_ovn_version_or_default}; "
+               "the simulated cluster rolls them out in place (controller restarted on the new release, state "
+               f"kept; webhook unavailable for {self.config.upgrade_window:g} s, failurePolicy Ignore); wait "
+               "until both are Available"] if self.options.upgrade_from else []),
             "stop it at the end of the run",
         ]
+
+    def upgrade(self, info: ClusterInfo, target: str, kube: Any, timeout: float) -> Any:
+        """In place, as a rollout would: the Deployments' images are set to ``target`` through the API
+        and the simulated cluster replaces its controller and webhook (``sim/upgrade.py``)."""
+        from .upgrade import in_place
+
+        method = ("in-place rollout: kube-ovn-controller and kube-ovn-webhook Deployment images set to "
+                  f"kube-ovn:{target} (sim/upgrade.py)")
+        return in_place(kube, self.config.kube_ovn_version, target, timeout, method)
 
     # ---- provisioning -----------------------------------------------------------------------------
 

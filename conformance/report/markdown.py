@@ -26,7 +26,7 @@ NOT_A_CERTIFICATION = "not a certification"
 
 def musts_not_run(run: RunResult) -> list[str]:
     """The MUSTs of the report that did not run (outside the profile, or the run stopped first)."""
-    return [r.id for r in run.requirements if r.level == "MUST" and r.outcome == "not-run"]
+    return [r.id for r in run.requirements if r.level == "MUST" and r.outcome == "not-run" and run.of_this_run(r.id)]
 
 
 def verdict_line(run: RunResult) -> str:
@@ -90,7 +90,7 @@ def _short(run: RunResult) -> str:
     skipped = _ids(run, "skipped")
     if skipped:
         lines.append("skipped: " + ", ".join(r.id for r in skipped))
-    not_run_must = [r.id for r in _ids(run, "not-run") if r.level == "MUST"]
+    not_run_must = musts_not_run(run)
     if not_run_must:
         shown = ", ".join(not_run_must[:_SHORT_MAX])
         if len(not_run_must) > _SHORT_MAX:
@@ -162,6 +162,13 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
     ]
     if run.sim_model:
         lines.append(f"| Simulated model | {_cell(run.sim_model)} |")
+    if run.upgrade is not None:
+        up = run.upgrade
+        lines += [f"| Upgrade | {_cell(str(up.get('from') or '(prepared run)'))} → {_cell(str(up.get('to')))} "
+                  f"(phase {_cell(str(up.get('phase')))}{', forced' if up.get('forced') else ''}) |",
+                  f"| Upgrade method | {_cell(str(up.get('method') or '(unknown)'))} |"]
+        if up.get("skipped_minors"):
+            lines.append(f"| Minors skipped | {_cell(', '.join(up['skipped_minors']))} |")
     lines += [
         f"| Started | {_cell(run.started)} |",
         f"| Finished | {_cell(run.finished)} |",
@@ -178,6 +185,10 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
     extra = sorted(k for k in run.versions if k not in dict(_VERSION_LABELS))
     for key in extra:
         lines.append(f"| {_cell(key)} | {_cell(run.versions[key]) or '(unknown)'} |")
+    if run.upgrade is not None:
+        when = ("after the operator's upgrade" if run.upgrade.get("phase") == "verify"
+                else f"at provisioning, before the upgrade to {run.upgrade.get('to')}")
+        lines += ["", f"Note: upgrade run — the versions above were detected {when}."]
     controller, webhook = run.versions.get("kube_ovn_controller"), run.versions.get("kube_ovn_webhook")
     if controller and webhook and controller != webhook:
         lines += ["", f"Note: kube-ovn-controller {controller} and kube-ovn-webhook {webhook} differ "
@@ -207,6 +218,16 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
             notes.append(f"{len(req.warnings)} warning(s)")
         lines.append(f"| `{req.id}` | {req.level} | {_OUTCOME_MARK.get(req.outcome, req.outcome)} | "
                      f"{_cell(req.title)} | {_cell('; '.join(notes))} |")
+    if run.upgrade is not None:
+        lines += ["", "## Upgrade evidence", "",
+                  "An upgrade run is its own kind of run: it selects the preconditions and the upgrade.* "
+                  "requirements only; the other families are not counted.", ""]
+        for req in run.requirements:
+            if req.family != "upgrade" or req.outcome == "not-run":
+                continue
+            lines.append(f"- `{req.id}` ({req.level}) — {req.outcome}")
+            lines += [f"  - {_cell(c.name)}: {c.outcome}" + (f" — {_cell(c.message)}" if c.message else "")
+                      for c in req.cases]
     failures = _ids(run, "failed", "error")
     if failures:
         lines += ["", "## Failures", ""]

@@ -45,10 +45,21 @@ def _catalog_musts() -> tuple[str, ...]:
         from .. import catalog
     except ImportError:
         return _CONTRACT_MUSTS
-    return tuple(r.id for r in catalog.all_requirements() if r.level == "MUST")
+    return tuple(catalog.run_musts(upgrade=False))
 
 
+def _upgrade_musts() -> tuple[str, ...]:
+    try:
+        from .. import catalog
+    except ImportError:
+        return ()
+    return tuple(catalog.run_musts(upgrade=True))
+
+
+#: The MUSTs of a normal run (the upgrade.* family belongs to upgrade runs only).
 CATALOG_MUSTS: tuple[str, ...] = _catalog_musts()
+#: The MUSTs an upgrade run (``report.json`` ``upgrade`` set) must have run and passed.
+UPGRADE_MUSTS: tuple[str, ...] = _upgrade_musts()
 #: Versions a certification must name.
 REQUIRED_VERSIONS: tuple[str, ...] = ("kubernetes", "kube_ovn_controller", "kubevirt")
 SIMULATED_REASON = "simulated cluster: not a certification"
@@ -178,8 +189,9 @@ def _check_verdict(run: RunResult, out: Verification) -> None:
     passed, no requirement failed or errored."""
     reqs = run.requirements
     by_id = {r.id: r for r in reqs}
-    absent = [i for i in CATALOG_MUSTS if i not in by_id]
-    downgraded = [i for i in CATALOG_MUSTS if i in by_id and by_id[i].level != "MUST"]
+    required = UPGRADE_MUSTS if run.upgrade is not None else CATALOG_MUSTS
+    absent = [i for i in required if i not in by_id]
+    downgraded = [i for i in required if i in by_id and by_id[i].level != "MUST"]
     if absent or downgraded:
         parts = []
         if absent:
@@ -187,15 +199,19 @@ def _check_verdict(run: RunResult, out: Verification) -> None:
         if downgraded:
             parts.append(f"reported as SHOULD: {_names(downgraded)}")
         out.reasons.append("MUST requirements of the catalog not covered: " + "; ".join(parts))
-    musts = [by_id[i] for i in CATALOG_MUSTS if i in by_id]
+    musts = [by_id[i] for i in required if i in by_id]
     not_run = [r.id for r in musts if r.outcome == "not-run"]
     if not_run:
         # Every one named: this is the list a vendor has to run before the bundle can certify.
-        out.reasons.append(f"{len(not_run)} of {len(CATALOG_MUSTS)} catalog MUSTs did not run (profile "
+        out.reasons.append(f"{len(not_run)} of {len(required)} catalog MUSTs did not run (profile "
                            f"{run.profile}; a certification needs every MUST run and passed: profile "
                            f"baseline or extended): {', '.join(not_run)}")
+    # Requirements of the other kind of run (upgrade.* in a normal run, the rest in an upgrade run)
+    # are reported not-run and never count.
+    kind = set(required)
     recomputed = [RequirementResult(id=r.id, level=_catalog_level(r), title=r.title,  # type: ignore[arg-type]
-                                    outcome=r.outcome) for r in reqs]
+                                    outcome=r.outcome) for r in reqs
+                  if r.id in kind or r.outcome != "not-run"]
     certification = verdict(recomputed, [r.id for r in recomputed], None)
     if certification == "conformant":
         return
@@ -426,8 +442,11 @@ def run(args: argparse.Namespace) -> int:
     if result.certifiable:
         assert result.run is not None
         versions = result.run.versions
+        up = result.run.upgrade
+        kube_ovn = (f"upgrade {up.get('from') or '(prepared)'} -> {up.get('to')}" if up is not None
+                    else str(versions.get("kube_ovn_controller")))
         print(f"certifiable: {report_dir} (verdict {result.run.verdict}; Kube-OVN "
-              f"{versions.get('kube_ovn_controller')}, KubeVirt {versions.get('kubevirt')}, Kubernetes "
+              f"{kube_ovn}, KubeVirt {versions.get('kubevirt')}, Kubernetes "
               f"{versions.get('kubernetes')})")
         return 0
     return 1

@@ -49,6 +49,9 @@ class SimConfig:
     event_ttl: float = 3600.0
     #: Modelled packet-loss window of a live migration's switch-over, seconds.
     migration_gap: float = 0.4
+    #: Seconds between the old webhook pod's end and the new one serving during an in-place
+    #: upgrade (``sim/upgrade.py``; failurePolicy Ignore admits every pod meanwhile).
+    upgrade_window: float = 1.0
     #: Wall seconds between kube-ovn-controller's periodic LSP garbage collections (``markAndCleanLSP``);
     #: 0 disables it, as ``--gc-interval=0`` does. Default: 360 modelled seconds on the sim's clock.
     gc_interval: float = KUBE_OVN_GC_INTERVAL * SIM_CLOCK_SCALE

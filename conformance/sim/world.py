@@ -32,7 +32,7 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
-from . import api, subresources
+from . import api, subresources, upgrade
 from . import resources as r
 from .config import SimConfig
 from .controllers import kubeovn, kubevirt, presented, scheduler
@@ -74,6 +74,8 @@ def build_world(client: api.Client, config: SimConfig) -> World:
         kubevirt.CloneController(world, kv),
         scheduler.Scheduler(world),
         scheduler.Kubelet(world),
+        # In-place upgrades: a changed kube-ovn image on the controller/webhook Deployment (sim/upgrade.py).
+        upgrade.Rollout(world, ovn),
     ]
     for subnet_name, cidr, gateway in (
         ("ovn-default", "10.16.0.0/16", "10.16.0.1"),
@@ -178,7 +180,9 @@ def install(store: Store, config: SimConfig) -> None:
     world = build_world(StoreClient(store, "kovc-sim"), config)
     attach_world(store, world)
     run_now(seed(world))
-    store.validators.extend(admission(world))
+    kube_ovn = kube_ovn_admission(world)
+    store.validators.extend([*kube_ovn, *kubevirt.make_validators(world)])
+    upgrade.serve_locally(world, store.validators, kube_ovn)
 
 
 async def run_world(world: World) -> None:

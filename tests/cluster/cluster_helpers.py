@@ -107,6 +107,8 @@ threading.Thread(target=kubevirt_loop, daemon=True).start()
 
 def reconcile(d):
     meta, status = d.metadata, d.status
+    if meta.namespace == "kube-system" and meta.name in ("kube-ovn-controller", "kube-ovn-webhook"):
+        return  # rolled out by the simulated cluster itself (conformance/sim/upgrade.py)
     if status is not None and status.observed_generation is not None \
             and status.observed_generation >= (meta.generation or 1):
         return
@@ -229,6 +231,14 @@ record("helm")
 if os.environ.get("KOVC_STANDIN_HELM_FAIL"):
     print("Error: INSTALLATION FAILED: context deadline exceeded (stand-in)", file=sys.stderr)
     sys.exit(1)
+# What the chart does to the running cluster that the suite can observe: kube-ovn-controller runs the
+# chart's image tag (a real chart upgrade rolls the Deployment; the simulated cluster then swaps its model).
+tag = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("global.images.kubeovn.tag=")), None)
+kubeconfig = opt("--kubeconfig")
+if tag and kubeconfig:
+    subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "-n", "kube-system", "set", "image",
+                    "deployment/kube-ovn-controller", f"kube-ovn-controller=docker.io/kubeovn/kube-ovn:{tag}"],
+                   capture_output=True, text=True)
 print("Release \"kubeovn\" has been upgraded. Happy Helming! (stand-in)")
 '''
 

@@ -3,6 +3,7 @@ as a subprocess (``python -m conformance``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import subprocess
 import sys
@@ -267,7 +268,32 @@ def test_catalog_musts_match_the_contract(runs: dict[str, Callable[..., object]]
 
     catalog = pytest.importorskip("conformance.catalog", reason="conformance.catalog is not written yet")
     assert verify.CATALOG_MUSTS == verify._CONTRACT_MUSTS
-    assert tuple(r.id for r in catalog.all_requirements() if r.level == "MUST") == verify._CONTRACT_MUSTS
+    assert tuple(catalog.run_musts(upgrade=False)) == verify._CONTRACT_MUSTS
     run = runs["real-passing"]()
     assert [(r.id, r.level) for r in run.requirements] == [  # type: ignore[attr-defined]
-        (r.id, r.level) for r in catalog.all_requirements()]
+        (r.id, r.level) for r in catalog.all_requirements() if not catalog.is_upgrade(r.id)]
+
+
+def test_upgrade_run_certifies_on_its_own_musts(runs: dict[str, Callable[..., object]]) -> None:
+    """Issue 13: an upgrade run is its own kind of run. Its bundle needs the preconditions and every
+    upgrade.* MUST passed - not the normal catalog's MUSTs - and a normal run never needs upgrade.*."""
+    from conformance import catalog
+    from conformance.report import verify
+    from conformance.results import RequirementResult
+
+    run = runs["real-passing"]()
+    normal = verify.Verification(Path("."), run=run)  # type: ignore[arg-type]
+    verify._check_verdict(run, normal)  # type: ignore[arg-type]
+    assert normal.reasons == []
+    reqs = [RequirementResult(id=r.id, level=r.level, title=r.title,
+                              outcome="passed" if catalog.is_upgrade(r.id) or r.precondition else "not-run")
+            for r in catalog.all_requirements()]
+    up = dataclasses.replace(run, requirements=reqs, upgrade={"from": "v1.14.2", "to": "v1.16.2"})  # type: ignore[type-var]
+    out = verify.Verification(Path("."), run=up)
+    verify._check_verdict(up, out)
+    assert out.reasons == []
+    assert up.verdict == "conformant"
+    reqs[-2].outcome = "not-run"  # upgrade.no-duplicate-ips
+    out = verify.Verification(Path("."), run=up)
+    verify._check_verdict(up, out)
+    assert any("upgrade.no-duplicate-ips" in r for r in out.reasons), out.reasons

@@ -45,10 +45,19 @@ SPEC = [
     ("state.concurrent-claims", "SHOULD"),
     ("net.migration-downtime", "SHOULD"),
 ]
+#: Issue 13: the upgrade family, exactly as the issue names it (upgrade runs only).
+UPGRADE_SPEC = [
+    ("upgrade.ips-kept", "MUST"),
+    ("upgrade.restart-after", "MUST"),
+    ("upgrade.migrate-after", "MUST"),
+    ("upgrade.collisions-denied-after", "MUST"),
+    ("upgrade.no-duplicate-ips", "MUST"),
+    ("upgrade.window-admissions", "SHOULD"),
+]
 
 
 def test_ids_and_levels_exactly_as_the_spec() -> None:
-    assert [(r.id, r.level) for r in catalog.all_requirements()] == SPEC
+    assert [(r.id, r.level) for r in catalog.all_requirements()] == SPEC + UPGRADE_SPEC
 
 
 def test_every_requirement_is_complete() -> None:
@@ -62,7 +71,23 @@ def test_every_requirement_is_complete() -> None:
 
 
 def test_families_in_order() -> None:
-    assert catalog.families() == ["env", "allow", "deny", "state", "net"]
+    assert catalog.families() == ["env", "allow", "deny", "state", "net", "upgrade"]
+
+
+def test_upgrade_family_only_in_upgrade_runs() -> None:
+    env = ["env.webhook-live", "env.keep-vm-ip"]
+    must = [i for i, level in UPGRADE_SPEC if level == "MUST"]
+    assert catalog.selection("baseline", upgrade=True) == env + must
+    assert catalog.selection("extended", upgrade=True) == env + [i for i, _ in UPGRADE_SPEC]
+    # A normal run never selects them, not even by name; an upgrade run selects nothing else.
+    assert not any(i.startswith("upgrade.") for i in catalog.selection("extended"))
+    assert catalog.selection("baseline", ["upgrade.ips-kept"]) == env
+    assert catalog.selection("baseline", ["allow.restart", "upgrade.ips-kept"], upgrade=True) == [
+        *env, "upgrade.ips-kept"]
+    assert catalog.run_musts(upgrade=True) == env + must
+    assert not any(i.startswith("upgrade.") for i in catalog.run_musts(upgrade=False))
+    stmt = catalog.get("upgrade.window-admissions").statement
+    assert "timestamp" in stmt and "window" in stmt
 
 
 def test_profiles() -> None:
@@ -163,7 +188,7 @@ def test_kovc_list_json_shape() -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert isinstance(data, list)
-    assert [d["id"] for d in data] == [i for i, _ in SPEC]
+    assert [d["id"] for d in data] == [i for i, _ in SPEC + UPGRADE_SPEC]
     for entry in data:
         assert set(entry) == {"id", "level", "title", "statement", "references", "scenarios"}
         assert entry["level"] in ("MUST", "SHOULD")
@@ -177,7 +202,7 @@ def test_kovc_list_text() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == len(SPEC)
+    assert len(lines) == len(SPEC + UPGRADE_SPEC)
     assert lines[0].startswith("env.webhook-live ")
 
 

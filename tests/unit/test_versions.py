@@ -110,6 +110,24 @@ def test_representative_releases_cover_every_policy() -> None:
     }
 
 
+def test_upgrade_pairs() -> None:
+    """Issue 13: downgrades and no-op pairs are refused with one line; minor skips are allowed (upstream
+    states no one-minor-at-a-time rule) and reported; the method follows the source's install."""
+    src, dst = versions.check_upgrade("v1.13.0", "v1.16.2")
+    assert (src.version, dst.version) == ("v1.13.0", "v1.16.2")
+    assert versions.skipped_minors("v1.13.0", "v1.16.2") == ["v1.14", "v1.15"]
+    assert versions.skipped_minors("v1.14.2", "v1.14.5") == []
+    with pytest.raises(versions.VersionError, match=r"^upgrade v1\.16\.2 -> v1\.14\.2 is a downgrade"):
+        versions.check_upgrade("v1.16.2", "v1.14.2")
+    with pytest.raises(versions.VersionError, match="nothing to upgrade"):
+        versions.check_upgrade("v1.14.2", "v1.14.2")
+    with pytest.raises(versions.VersionError, match=r"unknown Kube-OVN version v1\.14\.99"):
+        versions.check_upgrade("v1.14.99", "v1.16.2")
+    assert versions.upgrade_method("v1.16.0", "v1.16.2").startswith("helm upgrade kubeovn charts/kube-ovn-v2")
+    assert versions.upgrade_method("v1.14.2", "v1.16.2").startswith("dist/images/install.sh of v1.16.2")
+    assert versions.upgrade_method("v1.13.15", "v1.16.2").startswith("dist/images/install.sh of v1.16.2")
+
+
 def test_install_method_follows_each_release_ci() -> None:
     """Issue 10 item 7: chart v2 exists from v1.14.0, but only v1.16.0+ CI installs it."""
     assert versions.kube_ovn_release("v1.14.0").has_chart_v2

@@ -28,7 +28,11 @@ class Run:
     report_dir: Path
 
     def outcomes(self) -> dict[str, str]:
-        return {r["id"]: r["outcome"] for r in self.report.get("requirements", [])}
+        """Outcome by requirement, for this kind of run: a normal run's report also lists the upgrade.*
+        family (not-run: upgrade runs only), which the per-release tables leave out."""
+        upgrade = self.report.get("upgrade") is not None
+        return {r["id"]: r["outcome"] for r in self.report.get("requirements", [])
+                if upgrade or not r["id"].startswith("upgrade.")}
 
     def requirement(self, rid: str) -> dict[str, Any]:
         return next(r for r in self.report["requirements"] if r["id"] == rid)
