@@ -251,7 +251,7 @@ def test_managed_process_becomes_ready_on_health_and_stops_with_sigterm(tmp_path
 
 
 def test_managed_process_that_exits_early_reports_its_last_log_lines(tmp_path: Path) -> None:
-    argv = _dummy(tmp_path, "import sys\nprint('line one')\n"
+    argv = _dummy(tmp_path, "import sys\nprint('line one', flush=True)\n"
                             "print('fatal: cannot bind', file=sys.stderr)\nsys.exit(3)\n")
     proc = ManagedProcess("broken", argv, log_path=tmp_path / "broken.log", health=lambda: False)
     with pytest.raises(ProcessError, match=r"broken exited with code 3 .*line one \| fatal: cannot bind"):
