@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..procs import log_tail, spawn_kovc
 from .base import BackendError, ClusterInfo, Versions
 from .select import BackendOptions
 from .sim import _stop, pid_alive
@@ -34,14 +35,6 @@ from .sim import _stop, pid_alive
 START_TIMEOUT = 300.0
 READY_FILE = "envtest-ready.json"
 LOG_DIR = "control-plane"
-
-
-def _tail(path: Path, lines: int = 4) -> str:
-    try:
-        rows = [r.strip() for r in path.read_text(errors="replace").splitlines() if r.strip()]
-    except OSError:
-        return ""
-    return " | ".join(rows[-lines:])
 
 
 def components_line(components: list[dict[str, Any]]) -> str:
@@ -113,16 +106,11 @@ class EnvtestBackend:
         with contextlib.suppress(FileNotFoundError):
             ready.unlink()
         log_path = workdir / "envtest-serve.log"
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         argv = self.command(workdir)
-        with open(log_path, "ab") as log:
-            try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env=env, cwd=str(workdir))
-            except OSError as err:
-                raise BackendError(f"envtest: cannot start {argv[0]}: {err}") from None
+        try:
+            proc = spawn_kovc(argv, workdir, log_path)
+        except OSError as err:
+            raise BackendError(f"envtest: cannot start {argv[0]}: {err}") from None
         try:
             data = self._wait_ready(proc, ready, log_path)
         except BaseException:
@@ -146,10 +134,10 @@ class EnvtestBackend:
                 code = None
             if code is not None:
                 lines = [r for r in log_path.read_text(errors="replace").splitlines() if r.startswith("kovc: ")]
-                message = lines[-1][len("kovc: "):] if lines else f"exited with code {code}: {_tail(log_path)}"
+                message = lines[-1][len("kovc: "):] if lines else f"exited with code {code}: {log_tail(log_path, 4)}"
                 raise BackendError(message if message.startswith("envtest") else f"envtest: {message}")
             if time.monotonic() > deadline:
-                raise BackendError(f"envtest: not ready after {START_TIMEOUT:.0f} s: {_tail(log_path)}")
+                raise BackendError(f"envtest: not ready after {START_TIMEOUT:.0f} s: {log_tail(log_path, 4)}")
 
     def _info(self, data: dict[str, Any], pid: int, log_path: Path) -> ClusterInfo:
         components: list[dict[str, Any]] = list(data.get("components") or [])

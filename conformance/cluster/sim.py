@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..procs import log_tail, spawn_kovc
 from ..settings import DEFAULT_WEBHOOK_NAME
 from .base import BackendError, ClusterInfo, Versions
 from .select import BackendOptions
@@ -31,15 +32,6 @@ START_TIMEOUT = 30.0
 #: Bound on a graceful stop before SIGKILL.
 STOP_TIMEOUT = 10.0
 AUDIT_LOG_NAME = "sim-audit.jsonl"
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    rows = [r.strip() for r in text.strip().splitlines() if r.strip()]
-    return " | ".join(rows[-lines:])
 
 
 def _image_tag(image: str) -> str:
@@ -145,16 +137,11 @@ class SimBackend:
         kubeconfig = workdir / "kubeconfig"
         with contextlib.suppress(FileNotFoundError):
             ready.unlink()
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         argv = self.command(workdir)
-        with open(log_path, "ab") as log:
-            try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env=env, cwd=str(workdir))
-            except OSError as err:
-                raise BackendError(f"simulated cluster: cannot start {argv[0]}: {err}") from None
+        try:
+            proc = spawn_kovc(argv, workdir, log_path)
+        except OSError as err:
+            raise BackendError(f"simulated cluster: cannot start {argv[0]}: {err}") from None
         try:
             data = self._wait_ready(proc, ready, log_path)
             info = ClusterInfo(
@@ -184,10 +171,10 @@ class SimBackend:
             except subprocess.TimeoutExpired:
                 code = None
             if code is not None:
-                tail = _tail(log_path) or "no output"
+                tail = log_tail(log_path) or "no output"
                 raise BackendError(f"simulated cluster exited with code {code} before it was ready: {tail}")
             if time.monotonic() > deadline:
-                tail = _tail(log_path) or "no output"
+                tail = log_tail(log_path) or "no output"
                 raise BackendError(f"simulated cluster not ready after {START_TIMEOUT:.0f} s "
                                    f"(no {ready.name}): {tail}")
 

@@ -21,6 +21,8 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from ..procs import log_tail
+
 #: Seconds between health probes.
 POLL_INTERVAL = 0.1
 
@@ -33,12 +35,7 @@ class ProcessError(Exception):
 
 def tail(path: Path, lines: int = 5) -> str:
     """The last non-empty ``lines`` of a log file, joined with `` | ``."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    rows = [r.strip() for r in text.strip().splitlines() if r.strip()]
-    return " | ".join(rows[-lines:])
+    return log_tail(path, lines)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
