@@ -5,7 +5,8 @@ Every request carries the user agent ``kovc/<version>``; every object the suite 
 label ``kovc.io/run=<run id>``. Transient failures (HTTP 500/502/503/504, 429 honouring
 ``Retry-After``, dropped connections, timeouts) are retried with tenacity; a create that is retried
 after a dropped connection and then meets ``409 AlreadyExists`` succeeds when the stored object
-carries this run's label (the first attempt did reach the server).
+carries the create's own one-time id (annotation ``kovc.io/create-id``: that earlier attempt did reach the
+server); any other 409 is a real conflict, even with an object of the same run.
 
 All objects are plain JSON dicts (as the API server sends them), whatever the kind: the same code
 then works for core kinds, KubeVirt and Kube-OVN custom resources. Errors are the kubernetes client's
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import logging
 import re
+import secrets
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -34,6 +36,10 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from . import CREATED_ANNOTATION, RUN_LABEL, USER_AGENT
+
+#: A one-time id on every object the suite creates: a retried create that meets 409 AlreadyExists knows
+#: by it whether the stored object is its own earlier attempt.
+CREATE_ID_ANNOTATION = "kovc.io/create-id"
 
 JSON = dict[str, Any]
 JSONList = list[JSON]
@@ -354,9 +360,15 @@ class Kube:
         """Create an object (labelled with the run id); ``dry_run`` sends ``dryRun=All``.
 
         A create retried after a transient failure that meets 409 AlreadyExists returns the stored
-        object when it carries this run's label (the earlier attempt reached the server)."""
+        object when it carries this create's one-time id (the earlier attempt reached the server); an
+        object of the same name stored by anything else - this run included - is a real conflict."""
         k = kind_of(kind)
         body = self._labelled(body, marked=not k.namespaced)
+        create_id = secrets.token_hex(8)
+        if not dry_run:
+            annotations = body["metadata"].setdefault("annotations", {}) or {}
+            annotations[CREATE_ID_ANNOTATION] = create_id
+            body["metadata"]["annotations"] = annotations
         body.setdefault("apiVersion", k.api_version)
         body.setdefault("kind", k.kind)
         name = body["metadata"].get("name")
@@ -373,8 +385,8 @@ class Kube:
                 except ApiException as exc:
                     if api_code(exc) == 409 and attempts > 1 and not dry_run:
                         stored = self.get(k, namespace, name)
-                        if stored is not None and (stored["metadata"].get("labels") or {}).get(
-                                RUN_LABEL) == self.run_id:
+                        if stored is not None and (stored["metadata"].get("annotations") or {}).get(
+                                CREATE_ID_ANNOTATION) == create_id:
                             log.info("create of %s %s/%s retried: already stored by this run",
                                      k.kind, namespace, name)
                             return stored
