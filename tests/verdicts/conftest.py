@@ -3,11 +3,14 @@ against one modelled webhook on its own simulated cluster, then reads its report
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,3 +63,35 @@ def kovc(tmp_path: Path) -> Callable[..., Run]:
     def _run(*args: str, timeout: float = 300) -> Run:
         return run_kovc(tmp_path, *args, timeout=timeout)
     return _run
+
+
+@dataclass
+class Served:
+    """A ``kovc sim serve`` started apart from the run (the cluster a ``--backend existing`` run uses)."""
+
+    kubeconfig: Path
+    audit: Path
+    proc: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def serve_sim(tmp_path: Path, *args: str) -> Iterator[Served]:
+    """``kovc sim serve`` with an audit log (plus ``args``), ready within 30 s, stopped with SIGINT after."""
+    ready = tmp_path / "ready.json"
+    kubeconfig, audit = tmp_path / "kubeconfig", tmp_path / "audit.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "conformance", "sim", "serve", "--kubeconfig", str(kubeconfig),
+                             "--audit-log", str(audit), "--ready-file", str(ready), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert proc.poll() is None, "kovc sim serve exited early"
+        assert time.monotonic() < deadline, "kovc sim serve did not become ready in 30 s"
+        time.sleep(0.05)
+    try:
+        yield Served(kubeconfig, audit, proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -14,11 +14,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .conftest import Served, serve_sim
 
 #: Every kind the suite may create, cluster-scoped ones included.
 KINDS = ("namespaces", "pods", "configmaps", "virtualmachines", "virtualmachineinstances",
@@ -26,32 +27,12 @@ KINDS = ("namespaces", "pods", "configmaps", "virtualmachines", "virtualmachinei
 CLUSTER_SCOPED_CREATES = {"subnets.kubeovn.io", "vpcs.kubeovn.io"}
 
 
-@dataclass
-class Served:
-    kubeconfig: Path
-    audit: Path
-    proc: subprocess.Popen[bytes]
-
 
 @pytest.fixture
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     version = getattr(request, "param", "v1.16.2")
-    ready = tmp_path / "ready.json"
-    kubeconfig, audit = tmp_path / "kubeconfig", tmp_path / "audit.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "conformance", "sim", "serve", "--kubeconfig", str(kubeconfig),
-                             "--audit-log", str(audit), "--ready-file", str(ready), "--kube-ovn-version", version],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        assert proc.poll() is None, "kovc sim serve exited early"
-        assert time.monotonic() < deadline, "kovc sim serve did not become ready in 30 s"
-        time.sleep(0.05)
-    yield Served(kubeconfig, audit, proc)
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_sim(tmp_path, "--kube-ovn-version", version) as served:
+        yield served
 
 
 def kovc_run(served: Served, tmp_path: Path, *args: str) -> subprocess.Popen[str]:

@@ -16,41 +16,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from conformance.kube import Kube
 
+from .conftest import Served, serve_sim
+
 KINDS = ("Namespace", "Pod", "VirtualMachine", "VirtualMachineInstanceMigration", "Subnet", "Vpc")
 
-
-@dataclass
-class Served:
-    kubeconfig: Path
-    audit: Path
-    proc: subprocess.Popen[bytes]
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    ready = tmp_path / "ready.json"
-    kubeconfig, audit = tmp_path / "kubeconfig", tmp_path / "audit.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "conformance", "sim", "serve", "--kubeconfig", str(kubeconfig),
-                             "--audit-log", str(audit), "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        assert proc.poll() is None, "kovc sim serve exited early"
-        assert time.monotonic() < deadline, "kovc sim serve did not become ready in 30 s"
-        time.sleep(0.05)
-    yield Served(kubeconfig, audit, proc)
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_sim(tmp_path) as served:
+        yield served
 
 
 def labelled(kubeconfig: Path) -> list[str]:
