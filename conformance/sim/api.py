@@ -24,7 +24,7 @@ import builtins
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Literal, Protocol
 
-from .store import JSON, ApiError, ResourceType, WatchEvent
+from .store import JSON, ApiError, IndexFn, ResourceType, WatchEvent
 
 Propagation = Literal["Background", "Foreground", "Orphan"]
 #: How many times :func:`mutate` tries an update that keeps answering 409 Conflict.
@@ -92,12 +92,19 @@ class Reader(Protocol):
         """The objects without copying: for read-only scans."""
 
     def by_owner(self, rt: ResourceType, owner_uid: str) -> builtins.list[JSON]:
-        """Objects of ``rt`` whose ownerReferences name ``owner_uid`` (read-only), without a scan where the
-        transport keeps an owner index."""
+        """Objects of ``rt`` whose ownerReferences name ``owner_uid`` (read-only, sorted), from an owner
+        index (every transport keeps its objects in an :class:`~conformance.sim.index.ObjectIndex`)."""
 
     def by_field(self, rt: ResourceType, path: str, value: str) -> builtins.list[JSON]:
         """Objects of ``rt`` whose field ``path`` (dotted, as a field selector; missing = "") equals
-        ``value`` (read-only), without a scan where the transport keeps a field index."""
+        ``value`` (read-only, sorted), from a field index built on first use."""
+
+    def by_index(self, rt: ResourceType, name: str, fn: IndexFn, value: str) -> builtins.list[JSON]:
+        """Objects of ``rt`` that index ``name`` (the keys ``fn(obj)`` gives; registered on first use, then
+        kept current on every change) files under ``value`` (read-only, sorted)."""
+
+    def count_index(self, rt: ResourceType, name: str, fn: IndexFn, value: str) -> int:
+        """How many objects :meth:`by_index` would give (no list built: O(1))."""
 
 
 class Writer(Protocol):

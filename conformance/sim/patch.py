@@ -11,8 +11,10 @@
   Custom resources have no strategic merge: the server answers 415 (see :func:`apply_patch`).
 - ``application/apply-patch+yaml`` (server-side apply) is approximated: the applied configuration
   is strategically merged (built-in kinds) or merge-patched (custom resources) into the live object;
-  field ownership (``managedFields``) and removal of fields a manager stopped applying are not
-  modelled.
+  field ownership is kept per ``Apply`` manager in ``metadata.managedFields`` and a change to a field
+  another manager applied is a 409 ``Conflict`` unless ``force=true`` (:func:`apply_ownership`); not
+  modelled: ``Update`` managers (ownership by plain writes), lists owned item by item, and removal of
+  fields a manager stopped applying.
 
 Errors are :class:`~conformance.sim.store.ApiError`: 400 for malformed patches, 422 when a JSON
 patch does not apply (a failed ``test`` included), as the real API server answers.
@@ -404,4 +406,100 @@ def apply_patch(target: JSON, content_type: str, patch: Any, rt: ResourceType) -
         return strategic_merge_patch(target, patch, rt)
     result = merge_patch(target, patch)  # server-side apply on a custom resource (approximation)
     assert isinstance(result, dict)
+    return result
+
+
+# --------------------------------------------------------------------------- server-side apply: field ownership
+FieldPath = tuple[str, ...]
+#: Fields no manager owns (identity and server-set metadata).
+_UNOWNED: frozenset[FieldPath] = frozenset({("apiVersion",), ("kind",), ("metadata", "name"),
+                                            ("metadata", "namespace"), ("metadata", "managedFields"),
+                                            ("metadata", "resourceVersion"), ("metadata", "uid"),
+                                            ("metadata", "creationTimestamp"), ("metadata", "generation")})
+
+
+def applied_fields(config: Any, prefix: FieldPath = ()) -> set[FieldPath]:
+    """The leaf fields an applied configuration sets (maps are walked; lists and scalars are leaves:
+    every list is owned as a whole, an approximation of associative lists)."""
+    out: set[FieldPath] = set()
+    if isinstance(config, dict) and (config or not prefix):
+        for key, value in config.items():
+            path = (*prefix, str(key))
+            if path in _UNOWNED or (len(path) == 1 and key == "status"):
+                continue
+            out |= applied_fields(value, path) if isinstance(value, dict) and value else {path}
+    elif prefix:
+        out.add(prefix)
+    return out
+
+
+def fields_v1(paths: set[FieldPath]) -> JSON:
+    """``fieldsV1`` (``{"f:data": {"f:k": {}}}``) of a set of leaf paths."""
+    root: JSON = {}
+    for path in sorted(paths):
+        node = root
+        for part in path:
+            node = node.setdefault(f"f:{part}", {})
+    return root
+
+
+def from_fields_v1(doc: Any, prefix: FieldPath = ()) -> set[FieldPath]:
+    out: set[FieldPath] = set()
+    if not isinstance(doc, dict) or not doc:
+        return {prefix} if prefix else out
+    for key, value in doc.items():
+        if key.startswith("f:"):
+            out |= from_fields_v1(value, (*prefix, key[2:]))
+        elif prefix:  # k:/v:/i: members of a list: the list as a whole
+            out.add(prefix)
+    return out
+
+
+def _value_at(obj: Any, path: FieldPath) -> Any:
+    cur = obj
+    for part in path:
+        if not isinstance(cur, dict) or part not in cur:
+            return _ABSENT
+        cur = cur[part]
+    return cur
+
+
+_ABSENT = object()
+
+
+def apply_ownership(live: JSON | None, result: JSON, config: JSON, manager: str, force: bool, rt: ResourceType,
+                    now: str) -> JSON:
+    """Server-side apply's field ownership (``structured-merge-diff``, simplified): the fields ``config``
+    sets that another manager owns and whose value the apply changes are conflicts (409 ``Conflict``,
+    one ``FieldManagerConflict`` cause each) unless ``force``, which takes them over; afterwards
+    ``manager``'s ``Apply`` entry in ``result``'s ``metadata.managedFields`` owns exactly what it applied.
+    Returns ``result``. Not modelled: ownership recorded for non-apply writes (``Update`` entries), and
+    removing a field its only owner stopped applying."""
+    mine = applied_fields(config)
+    entries = [e for e in ((live or {}).get("metadata") or {}).get("managedFields") or [] if isinstance(e, dict)]
+    conflicts: list[tuple[str, FieldPath]] = []
+    kept: list[JSON] = []
+    for entry in entries:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            continue
+        owned = from_fields_v1(entry.get("fieldsV1"))
+        clash = {p for p in owned & mine if _value_at(live, p) != _value_at(result, p)}
+        conflicts += [(str(entry.get("manager", "")), p) for p in sorted(clash)]
+        if force and clash:
+            owned -= clash
+            if not owned:
+                continue
+            entry = {**entry, "fieldsV1": fields_v1(owned)}
+        kept.append(entry)
+    if conflicts and not force:
+        causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"',
+                   "field": "." + ".".join(p)} for m, p in conflicts]
+        listed = "\n".join(f'- conflict with "{m}": .{".".join(p)}' for m, p in conflicts)
+        many = len(conflicts) != 1
+        raise ApiError(409, "Conflict", f"Apply failed with {len(conflicts)} conflict{'s' if many else ''}: "
+                       + (f"\n{listed}" if many else listed[2:]),
+                       details={"causes": causes})
+    kept.append({"manager": manager, "operation": "Apply", "apiVersion": rt.api_version, "time": now,
+                 "fieldsType": "FieldsV1", "fieldsV1": fields_v1(mine)})
+    result.setdefault("metadata", {})["managedFields"] = kept
     return result

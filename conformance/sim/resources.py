@@ -48,6 +48,11 @@ SUBNETS = ResourceType("kubeovn.io", "v1", "Subnet", "subnets", False, ("subnet"
                        singular="subnet")
 VPCS = ResourceType("kubeovn.io", "v1", "Vpc", "vpcs", False, ("vpc",), ("status",), singular="vpc")
 
+#: Multus's NetworkAttachmentDefinition (CRD ``network-attachment-definitions.k8s.cni.cncf.io``), served only
+#: when the simulated cluster has Multus (``SimConfig.multus``).
+NADS = ResourceType("k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition", "network-attachment-definitions", True,
+                    ("net-attach-def",), singular="network-attachment-definition")
+
 #: virt-api's aggregated subresource API: only PUT on ``virtualmachines/<name>/<action>``.
 SUBRESOURCE_GROUP = "subresources.kubevirt.io"
 VM_ACTIONS = ("start", "stop", "restart", "migrate")
@@ -58,6 +63,8 @@ ALL: tuple[ResourceType, ...] = (
 )
 
 
-def register_all(store: Store) -> None:
+def register_all(store: Store, *, multus: bool = True) -> None:
     for rt in ALL:
         store.register(rt)
+    if multus:
+        store.register(NADS)

@@ -3,7 +3,7 @@
     kovc sim serve --kubeconfig /tmp/sim.kubeconfig [--kube-ovn-version v1.13.14]
                    [--kubevirt-version V] [--k8s-version V] [--sim-webhook-policy P]
                    [--sim-webhook on|off] [--sim-faults RATE] [--sim-seed N]
-                   [--audit-log FILE] [--workers N] [--port N] [--ready-file F]
+                   [--audit-log FILE] [--record-requests FILE] [--workers N] [--port N] [--ready-file F]
 
 It serves TLS (a self-signed certificate, its CA in the kubeconfig) and requires the random bearer
 token it writes into the kubeconfig (mode 0600) on every request but ``/healthz``, ``/readyz`` and
@@ -36,6 +36,9 @@ from .. import versions
 from .config import DEFAULT_STEP_DELAY, SUITE_STEP_DELAY, SimConfig
 
 _DEFAULT_PREFIX = "--sim-"
+#: The environment variable ``--record-requests`` defaults to: set it around ``kovc run --backend sim``
+#: to record the suite's own requests (the run starts ``kovc sim serve`` with its environment).
+RECORD_ENV = "KOVC_SIM_RECORD_REQUESTS"
 
 
 class SimOptionError(ValueError):
@@ -88,6 +91,13 @@ SIM_OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "dest": "sim_step_delay", "default": None, "type": _step_delay, "metavar": "SECONDS",
         "help": "seconds each simulated controller step waits, modelled latency (default: "
                 f"{SUITE_STEP_DELAY:g} for suite runs, {DEFAULT_STEP_DELAY:g} for kovc sim serve)",
+    }),
+    ("--sim-without", {
+        "dest": "sim_without", "default": None, "action": "append", "choices": ["dual-stack", "multus"],
+        "metavar": "CAPABILITY",
+        "help": "leave a capability out of the simulated cluster (repeatable): dual-stack (no dual-stack "
+                "subnet) or multus (no NetworkAttachmentDefinition API); the requirements that need it are "
+                "then reported not applicable",
     }),
     ("--sim-seed", {
         "dest": "sim_seed", "default": None, "type": int, "metavar": "N",
@@ -185,9 +195,20 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
     seed = getattr(args, "sim_seed", None)
     if seed is not None:
         config.seed = int(seed)
+    raw = getattr(args, "sim_without", None) or []
+    without = {part.strip() for item in ([raw] if isinstance(raw, str) else raw)
+               for part in str(item).split(",") if part.strip()}
+    unknown = without - {"dual-stack", "multus"}
+    if unknown:
+        raise SimOptionError(f"invalid --sim-without {sorted(unknown)[0]!r}: expected dual-stack or multus")
+    config.dual_stack = "dual-stack" not in without
+    config.multus = "multus" not in without
     audit_log = getattr(args, "audit_log", None)
     if audit_log:
         config.audit_log = str(audit_log)
+    record = getattr(args, "record_requests", None)
+    if record:
+        config.record_requests = str(record)
     workers = getattr(args, "workers", None)
     if workers is not None:
         if int(workers) < 1:
@@ -210,6 +231,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", required=True, type=Path, metavar="PATH",
                         help="where to write the kubeconfig of the simulated cluster")
     parser.add_argument("--audit-log", metavar="FILE", help="append every mutating request as a JSON line")
+    parser.add_argument("--record-requests", metavar="FILE", default=os.environ.get(RECORD_ENV) or None,
+                        help="append every API request and its answer as a JSON line (default $"
+                             f"{RECORD_ENV}; what `tools/apidiff.py` replays against kube-apiserver)")
     parser.add_argument("--kube-ovn-version", metavar="V", default=versions.KUBE_OVN_VERSION,
                         help=f"the modelled Kube-OVN release (default: {versions.KUBE_OVN_VERSION})")
     parser.add_argument("--kubevirt-version", metavar="V", default=None,

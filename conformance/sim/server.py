@@ -17,7 +17,9 @@ unchanged. Every mutating request is in the audit log: successful writes are rec
 requests that failed before a write (denied, 404, 409, injected faults) are recorded here with
 their code (``0`` for a dropped connection).
 
-Server-side apply (``application/apply-patch+yaml``) is an approximation: see ``patch.py``.
+Server-side apply (``application/apply-patch+yaml``) is an approximation: see ``patch.py``. How far
+these answers agree with kube-apiserver's is measured by ``conformance/envtest/apidiff.py``; the known
+differences are in ``docs/sim-api-differences.md``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,18 @@ from .resources import (
     VMIS,
     VMS,
 )
-from .store import JSON, ApiError, ResourceType, Store, WatchEvent, _Subscriber, bind_pod, deepcopy_json, matches
+from .store import (
+    JSON,
+    ApiError,
+    ResourceType,
+    Store,
+    WatchEvent,
+    _Subscriber,
+    bind_pod,
+    deepcopy_json,
+    matches,
+    now_rfc3339,
+)
 
 log = logging.getLogger("conformance.sim.server")
 
@@ -65,8 +78,11 @@ MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_WATCH_TIMEOUT = 1800.0
 #: How often an idle watch with ``allowWatchBookmarks`` gets a BOOKMARK event, seconds.
 BOOKMARK_INTERVAL = 1.0
-#: Built-in kinds whose DELETE answers a ``Status`` (custom resources and pods answer the object).
-_STATUS_ON_DELETE_GROUPS = frozenset({"", "apps", "admissionregistration.k8s.io"})
+#: Kinds whose immediate DELETE answers the deleted object (their registries' ``ReturnDeletedObject``);
+#: every other kind, custom resources included, answers a ``Status`` (measured against kube-apiserver).
+_OBJECT_ON_DELETE = frozenset({PODS.key, SERVICES.key})
+#: The options kind kube-apiserver names in a 422 about a bad ``dryRun``, per method.
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions", "DELETE": "DeleteOptions"}
 
 
 class World(Protocol):
@@ -103,6 +119,15 @@ def status_response(err: ApiError) -> web.Response:
 
 def _not_found_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+class PageNotFound(ApiError):
+    """A path no handler is registered for (an unknown group or version, a namespaced path of a
+    cluster-scoped resource): kube-apiserver's mux answers a plain-text ``404 page not found``, not a
+    ``Status``."""
+
+    def __init__(self) -> None:
+        super().__init__(404, "NotFound", "404 page not found")
 
 
 def _method_not_allowed(method: str, path: str) -> ApiError:
@@ -446,10 +471,19 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
 
-def _dry_run(values: list[str]) -> bool:
-    for value in values:
-        if value != "All":
-            raise ApiError.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+def options_invalid(kind: str, field_name: str, detail: str, cause: str = "FieldValueNotSupported") -> ApiError:
+    """422 about a request option (``CreateOptions.meta.k8s.io "" is invalid: dryRun: …``)."""
+    return ApiError(422, "Invalid", f'{kind}.meta.k8s.io "" is invalid: {field_name}: {detail}',
+                    details={"group": "meta.k8s.io", "kind": kind,
+                             "causes": [{"reason": cause, "message": detail, "field": field_name}]})
+
+
+def _dry_run(values: list[str], method: str = "POST") -> bool:
+    bad = [v for v in values if v != "All"]
+    if bad:
+        listed = ", ".join(json.dumps(v) for v in values)
+        raise options_invalid(_OPTIONS_KIND.get(method, "CreateOptions"), "dryRun",
+                              f'Unsupported value: [{listed}]: supported values: "All"')
     return bool(values)
 
 
@@ -468,6 +502,8 @@ class ApiServer:
         self._openapi_types: frozenset[tuple[str, str]] = frozenset()
         self._watches: dict[int, _Subscriber] = {}
         self.requests = 0
+        #: Called with one JSON document per request answered (``SimConfig.record_requests``).
+        self.recorder: Callable[[JSON], None] | None = None
 
     # ------------------------------------------------------------------ app
     def app(self) -> web.Application:
@@ -487,11 +523,59 @@ class ApiServer:
     # ------------------------------------------------------------------ entry
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        response = await self._handle(request)
+        if self.recorder is not None:
+            await self._record(request, response)
+        return response
+
+    async def _record(self, request: web.Request, response: web.StreamResponse) -> None:
+        """One request and its answer for :attr:`recorder`: what a replay needs to send it again and
+        to map the answered object's uid/resourceVersion onto another server's."""
+        try:
+            raw = await request.read() if request.body_exists else b""
+        except Exception:
+            raw = b""
+        entry: JSON = {"method": request.method, "path": request.path, "query": request.query_string,
+                       "contentType": request.headers.get("Content-Type", ""),
+                       "accept": request.headers.get("Accept", ""),
+                       "userAgent": request.headers.get("User-Agent", ""), "code": response.status}
+        if raw:
+            try:
+                entry["body"] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                entry["bodyBase64"] = base64.b64encode(raw).decode()
+        answer = getattr(response, "body", None)
+        if isinstance(answer, bytes) and response.content_type == "application/json":
+            try:
+                doc = json.loads(answer)
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict):
+                found = doc.get("metadata")
+                meta: JSON = found if isinstance(found, dict) else {}
+                entry["kind"] = doc.get("kind", "")
+                if doc.get("kind") == "Status":
+                    entry["reason"] = doc.get("reason", "")
+                for key in ("uid", "resourceVersion", "name"):
+                    if meta.get(key):
+                        entry[key] = meta[key]
+        else:
+            entry["stream"] = True
+        self.recorder(entry)  # type: ignore[misc]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             root = request.path.strip("/").split("/", 1)[0]
             if self.token is not None and root not in validation.PUBLIC_ROOTS:
-                validation.check_token(request.headers.get("Authorization", ""), self.token)
+                authorization = request.headers.get("Authorization")
+                if authorization is not None:
+                    validation.check_token(authorization, self.token)
+                elif request.path not in validation.PUBLIC_INFO_PATHS:
+                    raise validation.anonymous_forbidden(request.method, request.path,
+                                                         _truthy(request.query.get("watch")))
             return await self._route(request)
+        except PageNotFound:
+            return web.Response(text="404 page not found\n", status=404, content_type="text/plain")
         except ApiError as err:
             return status_response(err)
         except web.HTTPRequestEntityTooLarge:
@@ -514,21 +598,25 @@ class ApiServer:
         if parts and parts[0] == "openapi":
             return self._openapi_response(parts)
         if not parts or parts[0] not in ("api", "apis"):
-            raise _not_found_path()
+            raise PageNotFound()
         if parts[0] == "api":
             if len(parts) == 1:
                 return json_response(self.api_versions(request))
             if parts[1] != "v1":
-                raise _not_found_path()
+                raise PageNotFound()
             if len(parts) == 2:
                 return json_response(self.resource_list("", "v1"))
             return await self._serve_resource(request, "", "v1", parts[2:])
         if len(parts) == 1:
             return json_response(self.api_groups())
         group = parts[1]
+        if group not in self._groups():
+            raise PageNotFound()
         if len(parts) == 2:
             return json_response(self.api_group(group))
         version = parts[2]
+        if version not in self._groups()[group]:
+            raise PageNotFound()
         if len(parts) == 3:
             return json_response(self.resource_list(group, version))
         if group == SUBRESOURCE_GROUP:
@@ -639,7 +727,7 @@ class ApiServer:
         if rt.version != version:
             raise _not_found_path()
         if namespace and not rt.namespaced:
-            raise _not_found_path()
+            raise PageNotFound()
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
         if sub and sub not in rt.subresources and not (sub == "finalize" and rt.key == NAMESPACES.key) \
@@ -727,8 +815,10 @@ class ApiServer:
             if t.sub == "finalize":
                 raise _method_not_allowed("GET", request.path)
             return self._render(request, rt, obj)
-        items, rv = store.list(rt, t.namespace or None, request.query.get("labelSelector", ""),
-                               request.query.get("fieldSelector", ""))
+        label_selector, field_selector = request.query.get("labelSelector", ""), request.query.get("fieldSelector", "")
+        validation.check_label_selector(label_selector)
+        validation.check_field_selector(rt, field_selector)
+        items, rv = store.list(rt, t.namespace or None, label_selector, field_selector)
         return self._render_list(request, rt, items, rv)
 
     def _render(self, request: web.Request, rt: ResourceType, obj: JSON, status: int = 200) -> web.Response:
@@ -800,7 +890,7 @@ class ApiServer:
     async def _mutate(self, request: web.Request, t: Target) -> web.StreamResponse:
         method = request.method
         ua = request.headers.get("User-Agent", "")
-        dry = _dry_run(request.query.getall("dryRun", []))
+        dry = _dry_run(request.query.getall("dryRun", []), method)
         path = request.path_qs
         store, rt = self.store, t.rt
         if method == "POST" and t.sub == "binding" and t.name:
@@ -833,7 +923,7 @@ class ApiServer:
             options = await self._body(request, required=False) or {}
             if not isinstance(options, dict):
                 raise ApiError.bad_request("DeleteOptions must be an object")
-            dry = dry or _dry_run(options.get("dryRun") or [])
+            dry = dry or _dry_run(options.get("dryRun") or [], "DELETE")
             if not t.name:
                 return self._delete_collection(request, t, options, ua, dry)
             return self._delete_one(t, options, request.query, ua, dry, path)
@@ -869,7 +959,15 @@ class ApiServer:
         ctype = request.content_type
         raw = await self._read(request)
         if ctype == patching.APPLY_PATCH:
+            if not request.query.get("fieldManager"):
+                raise options_invalid("PatchOptions", "fieldManager", "Required value: is required for apply patch",
+                                      "FieldValueRequired")
             body = validation.load_yaml(raw, ctype)
+            if not isinstance(body, dict) or not body.get("apiVersion") or not body.get("kind"):
+                api_version = str(body.get("apiVersion") or "") if isinstance(body, dict) else ""
+                kind = str(body.get("kind") or "") if isinstance(body, dict) else ""
+                group, _, version = api_version.rpartition("/")
+                raise ApiError.bad_request(f"invalid object type: {group}/{version}, Kind={kind}")
         else:
             body = patching.parse_body(ctype, raw) if ctype in patching.PATCH_TYPES else None
         existing = store.get(rt, t.namespace, t.name)
@@ -882,17 +980,26 @@ class ApiServer:
                 if rt.namespaced:
                     meta.setdefault("namespace", t.namespace)
                 validation.validate_metadata(rt, obj, creating=True)
+                obj["metadata"].pop("managedFields", None)
+                patching.apply_ownership(None, obj, body, request.query["fieldManager"], True, rt, now_rfc3339())
                 created = store.create(rt, obj, namespace=t.namespace, user_agent=ua, dry_run=dry, path=path)
                 return json_response(created, 201)
             if ctype in patching.PATCH_TYPES:
                 raise ApiError.not_found(rt, t.name)
         patched = patching.apply_patch(existing or {}, ctype, body, rt)
+        if ctype == patching.APPLY_PATCH and existing is not None:
+            patched.setdefault("metadata", {})["managedFields"] = (existing.get("metadata") or {}).get("managedFields")
+            patching.apply_ownership(existing, patched, body, request.query["fieldManager"],
+                                     _truthy(request.query.get("force")), rt, now_rfc3339())
         pmeta = patched.get("metadata")
         if not isinstance(pmeta, dict):
             raise ApiError.invalid(rt, t.name, "metadata: Required value")
-        if pmeta.get("name") != t.name or (rt.namespaced and pmeta.get("namespace") != t.namespace):
-            raise ApiError.invalid(rt, t.name, "metadata.name: Invalid value: the patch may not change the "
-                                               "name or namespace")
+        if pmeta.get("name") != t.name:
+            raise ApiError.bad_request(f"the name of the object ({pmeta.get('name')}) does not match the name on "
+                                       f"the URL ({t.name})")
+        if rt.namespaced and pmeta.get("namespace") != t.namespace:
+            raise ApiError.bad_request("the namespace of the provided object does not match the namespace sent "
+                                       "on the request")
         validation.validate_metadata(rt, patched, creating=False)
         updated = store.update(rt, patched, user_agent=ua, subresource="status" if t.sub == "status" else "",
                                verb="patch", path=path, dry_run=dry)
@@ -907,8 +1014,9 @@ class ApiServer:
                 orphan = _truthy(query.get("orphanDependents"))
             policy = "Orphan" if orphan else "Background"
         if policy not in ("Background", "Foreground", "Orphan"):
-            raise ApiError.bad_request(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
-                                       '"Foreground", "Background", "Orphan"')
+            raise options_invalid("DeleteOptions", "propagationPolicy",
+                                  f'Unsupported value: {json.dumps(policy)}: supported values: "Foreground", '
+                                  '"Background", "Orphan", "nil"')
         return policy  # type: ignore[no-any-return]
 
     def _delete_one(self, t: Target, options: JSON, query: Any, ua: str, dry: bool,
@@ -927,7 +1035,7 @@ class ApiServer:
                               path=path, preconditions_uid=preconditions.get("uid"))
         if dry or store.get(rt, t.namespace, t.name) is not None:
             return json_response(result, 200)
-        if rt.group in _STATUS_ON_DELETE_GROUPS and rt.key != PODS.key:
+        if rt.key not in _OBJECT_ON_DELETE:
             meta = result.get("metadata", {})
             return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                   "details": {"name": t.name, "group": rt.group, "kind": rt.plural,
@@ -1001,6 +1109,8 @@ class ApiServer:
         query = request.query
         label_selector = query.get("labelSelector", "")
         field_selector = query.get("fieldSelector", "")
+        validation.check_label_selector(label_selector)
+        validation.check_field_selector(rt, field_selector)
         if t.legacy_watch and t.name:
             by_name = f"metadata.name={t.name}"
             field_selector = f"{field_selector},{by_name}" if field_selector else by_name
@@ -1029,7 +1139,6 @@ class ApiServer:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         first_table = True
-        seen: set[tuple[str, str]] = set()
 
         async def send(etype: str, obj: JSON) -> None:
             nonlocal first_table
@@ -1039,27 +1148,24 @@ class ApiServer:
                 first_table = False
             await response.write(json.dumps({"type": etype, "object": obj}).encode() + b"\n")
 
-        # UNFINISHED: a watch resumed from a resourceVersion with a selector does not know which objects
-        # matched at that version, so an object that matched then and stops matching later gets no
-        # DELETED event (the initial-list form, without resourceVersion, is exact).
-        def translate(ev: WatchEvent, full: bool) -> tuple[str, JSON] | None:
+        def translate(ev: WatchEvent) -> tuple[str, JSON] | None:
+            """kube-apiserver's ``cacheWatcher.convertToWatchEvent``: whether the object matches the
+            selectors now and whether it matched before this event decide the type; an object that stops
+            matching is DELETED (its previous content with the event's resourceVersion), one that starts
+            matching is ADDED - exact for a resumed watch too, as every event carries the previous object."""
             obj = ev.object
-            meta = obj.get("metadata", {})
-            key = (meta.get("namespace", ""), meta.get("name", ""))
-            ok = matches(obj, label_selector, field_selector)
-            if ev.type == "DELETED":
-                if ok or key in seen:
-                    seen.discard(key)
-                    return "DELETED", obj
+            before = ev.prev if ev.prev is not None else (obj if ev.type == "DELETED" else None)
+            cur_ok = ev.type != "DELETED" and matches(obj, label_selector, field_selector)
+            old_ok = before is not None and matches(before, label_selector, field_selector)
+            if cur_ok:
+                return ("MODIFIED" if old_ok else "ADDED"), obj
+            if not old_ok:
                 return None
-            if ok:
-                etype = "ADDED" if ev.type == "ADDED" or (full and key not in seen) else "MODIFIED"
-                seen.add(key)
-                return etype, obj
-            if key in seen:
-                seen.discard(key)
+            if ev.type == "DELETED":
                 return "DELETED", obj
-            return None
+            assert before is not None
+            gone = {**before, "metadata": {**(before.get("metadata") or {}), "resourceVersion": str(ev.rv)}}
+            return "DELETED", gone
 
         def bookmark(rv: int, initial_end: bool = False) -> JSON:
             meta: JSON = {"resourceVersion": str(rv)}
@@ -1069,12 +1175,9 @@ class ApiServer:
 
         try:
             await response.prepare(request)
-            full = since is None
             if since is None:
                 items, last = store.list(rt, t.namespace or None, label_selector, field_selector)
                 for obj in items:
-                    meta = obj["metadata"]
-                    seen.add((meta.get("namespace", ""), meta.get("name", "")))
                     await send("ADDED", obj)
                 if initial_events and bookmarks:
                     await send("BOOKMARK", bookmark(last, initial_end=True))
@@ -1087,7 +1190,7 @@ class ApiServer:
                 last = since
                 for ev in backlog:
                     last = ev.rv
-                    out = translate(ev, full)
+                    out = translate(ev)
                     if out is not None:
                         await send(*out)
             while True:
@@ -1106,7 +1209,7 @@ class ApiServer:
                 if item.rv <= last:
                     continue
                 last = item.rv
-                out = translate(item, full)
+                out = translate(item)
                 if out is not None:
                     await send(*out)
         except (ConnectionResetError, ConnectionError):

@@ -3,7 +3,9 @@ server's HTTP layer (``server.py``): the bearer token, the body's size and media
 expansion, the JSON types of ``metadata`` and ``ValidateObjectMetaAccessor``. Answers are the real
 server's ``Status`` objects (reason and code):
 
-* no or another bearer token → 401 ``Unauthorized`` (``message: Unauthorized``), except the health checks;
+* another bearer token → 401 ``Unauthorized`` (``message: Unauthorized``); no credentials at all → the
+  request is ``system:anonymous``'s (``--anonymous-auth``): the health checks and ``/version`` are
+  answered, anything else is 403 ``Forbidden`` with RBAC's message;
 * a body over 3 MiB (``MaxRequestBodyBytes``) → 413 ``RequestEntityTooLarge`` ``Request entity too large:
   limit is 3145728``;
 * a write in another media type than JSON/YAML (protobuf for the few built-in kinds ``server.py``
@@ -59,6 +61,44 @@ def check_token(authorization: str, token: str) -> None:
     scheme, _, given = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise unauthorized()
+
+
+#: Non-resource paths kube-apiserver serves to anyone, unauthenticated callers too (the
+#: ``system:public-info-viewer`` ClusterRole bound to ``system:unauthenticated``).
+PUBLIC_INFO_PATHS = frozenset({"/version", "/version/"})
+ANONYMOUS = "system:anonymous"
+
+
+def anonymous_forbidden(method: str, path: str, watch: bool = False) -> ApiError:
+    """403 for a request without credentials: kube-apiserver (``--anonymous-auth``, on by default)
+    authenticates it as ``system:anonymous`` and RBAC denies it, with RBAC's wording."""
+    parts = [p for p in path.split("/") if p]
+    rest: list[str] = []
+    group = ""
+    if parts[:1] == ["api"] and len(parts) >= 2:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest:
+        verb = {"GET": "get", "HEAD": "get", "POST": "post", "PUT": "put", "PATCH": "patch",
+                "DELETE": "delete"}.get(method, method.lower())
+        return ApiError(403, "Forbidden", f'forbidden: User "{ANONYMOUS}" cannot {verb} path "{path}"', details={})
+    resource, name = rest[0], rest[1] if len(rest) > 1 else ""
+    verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, "")
+    if not verb:
+        if method == "DELETE":
+            verb = "delete" if name else "deletecollection"
+        else:
+            verb = "watch" if watch else "get" if name else "list"
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    what = f'{resource} "{name}"' if name else resource
+    where = f'resource "{resource}"' + (f' in API group "{group}"')
+    return ApiError(403, "Forbidden", f'{what} is forbidden: User "{ANONYMOUS}" cannot {verb} {where} {scope}',
+                    details={"name": name, "group": group, "kind": resource} if name else
+                    {"group": group, "kind": resource})
 
 
 def too_large(limit: int = MAX_BODY) -> ApiError:
@@ -163,7 +203,8 @@ class FieldError:
     detail: str = ""
 
     _WORDS = {"FieldValueRequired": "Required value", "FieldValueInvalid": "Invalid value",
-              "FieldValueForbidden": "Forbidden", "FieldValueTooLong": "Too long"}
+              "FieldValueForbidden": "Forbidden", "FieldValueTooLong": "Too long",
+              "FieldValueDuplicate": "Duplicate value", "FieldValueNotSupported": "Unsupported value"}
 
     def body(self) -> str:
         """``ErrorBody``: ``Invalid value: "X": <detail>``, ``Required value: <detail>``…"""
@@ -387,6 +428,10 @@ def validate_metadata(rt: ResourceType, obj: JSON, *, creating: bool) -> None:
     if creating and generate:
         errors.extend(FieldError("FieldValueInvalid", "metadata.generateName", generate, m)
                       for m in name_errors(rt, generate, prefix=True))
+        if not name:  # the server generates the name first, then validates both (as kube-apiserver)
+            candidate = generate[:58] + "xxxxx"
+            errors.extend(FieldError("FieldValueInvalid", "metadata.name", candidate, m)
+                          for m in name_errors(rt, candidate))
     if not name:
         if creating and not generate:
             errors.append(FieldError("FieldValueRequired", "metadata.name",
@@ -436,3 +481,63 @@ def validate_metadata(rt: ResourceType, obj: JSON, *, creating: bool) -> None:
                       for m in is_qualified_name(finalizer))
     if errors:
         raise invalid(rt, name or generate, errors)
+
+
+# ----------------------------------------------------------------------------- selectors
+#: Field selector labels kube-apiserver supports beyond ``metadata.name``/``metadata.namespace``, per
+#: resource (each registry's ``GetAttrs``/``SelectableFields``; custom resources: none, as the Kube-OVN
+#: and KubeVirt CRDs declare no ``selectableFields``).
+FIELD_LABELS: dict[tuple[str, str], frozenset[str]] = {
+    ("", "pods"): frozenset({"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                             "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs",
+                             "status.nominatedNodeName"}),
+    ("", "events"): frozenset({"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                               "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                               "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}),
+    ("", "namespaces"): frozenset({"status.phase"}),
+    ("", "nodes"): frozenset({"spec.unschedulable"}),
+    ("", "services"): frozenset({"spec.clusterIP", "spec.type"}),
+    ("apps", "replicasets"): frozenset({"status.replicas"}),
+}
+_SELECTOR_OPS = re.compile(r"^\s*(!?)\s*([^\s!=<>(),]+)\s*(?:(==|!=|=)\s*([^\s!=<>(),]*)"
+                           r"|\s+(in|notin)\s*\(([^()]*)\))?\s*$")
+
+
+def check_label_selector(selector: str) -> None:
+    """400 ``BadRequest`` for a label selector kube-apiserver cannot parse (``labels.Parse``): every
+    term is ``key``, ``!key``, ``key=v``, ``key==v``, ``key!=v``, ``key in (…)`` or ``key notin (…)``
+    with a qualified-name key and label values."""
+    from .store import _split_selector
+
+    for term in _split_selector(selector):
+        if not term.strip():
+            if selector.strip():
+                raise ApiError.bad_request(f"unable to parse requirement: found ',', expected: identifier "
+                                           f"(label selector {selector!r})")
+            continue
+        m = _SELECTOR_OPS.match(term)
+        if m is None:
+            bad = next((ch for ch in term.strip() if ch in "!=<>(),") , term.strip()[:1])
+            raise ApiError.bad_request(f"unable to parse requirement: found '{bad}', expected: identifier")
+        negate, key, op, value, set_op, values = m.groups()
+        if negate and (op or set_op):
+            raise ApiError.bad_request(f"unable to parse requirement: found '{op or set_op}', expected: "
+                                       "',' or 'end of string'")
+        problems = is_qualified_name(key)
+        vals = [value] if op else [v.strip() for v in (values or "").split(",")] if set_op else []
+        for v in vals:
+            problems += is_label_value(v or "")
+        if problems:
+            raise ApiError.bad_request(f"unable to parse requirement: {problems[0]}")
+
+
+def check_field_selector(rt: ResourceType, selector: str) -> None:
+    """400 ``BadRequest`` ``field label not supported: <f>`` for a field kube-apiserver does not select on."""
+    supported = FIELD_LABELS.get(rt.key, frozenset())
+    for term in selector.split(","):
+        term = term.strip()
+        if not term:
+            continue
+        key = re.split(r"!=|==|=", term, maxsplit=1)[0].strip()
+        if key not in ("metadata.name", "metadata.namespace") and key not in supported:
+            raise ApiError.bad_request(f"field label not supported: {key}")
