@@ -167,3 +167,41 @@ def test_no_assets_is_one_line_naming_kovc_assets_build(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "kovc assets build" in lines[0], proc.stderr
+
+
+def test_upgrade_in_place_on_the_real_control_plane(tmp_path: Path) -> None:
+    """``kovc run --backend envtest --upgrade-from v1.13.13 --kube-ovn-version v1.16.2``: the real webhook
+    v1.13.13 is stopped, nothing serves for a measured gap, v1.16.2's real webhook is started and registered;
+    v1.16.2 compares the VMI owner, so restarts of the VMs made on v1.13.13 are admitted: exit 0."""
+    _binaries()
+    source, target = "v1.13.13", "v1.16.2"
+    for tag in (source, target):
+        if not a.webhook_path(a.default_dir(), tag).is_file():
+            pytest.skip(f"kube-ovn-webhook {tag} not built (kovc assets build --kube-ovn-version {tag})")
+    report = tmp_path / "report"
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--backend", "envtest", "--upgrade-from", source,
+                           "--kube-ovn-version", target, "--report-dir", str(report)],
+                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          timeout=600)
+    wall = time.monotonic() - t0
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, f"expected exit 0, got {proc.returncode}: {tail}"
+    data = json.loads((report / "report.json").read_text())
+    outcomes = {r["id"]: r["outcome"] for r in data["requirements"]}
+    for rid in ("upgrade.ips-kept", "upgrade.restart-after", "upgrade.migrate-after",
+                "upgrade.collisions-denied-after", "upgrade.no-duplicate-ips"):
+        assert outcomes.get(rid) == "passed", f"{rid}: expected passed, saw {outcomes.get(rid)}: {tail}"
+    assert data["upgrade"]["from"] == source and data["upgrade"]["to"] == target, data["upgrade"]
+    assert "real control plane" in str(data["upgrade"]["method"]), data["upgrade"]
+    cases = [c["name"] for r in data["requirements"] if r["id"] == "upgrade.ips-kept" for c in r["cases"]]
+    method = next((c for c in cases if c.startswith(f"upgrade {source} -> {target}: ")), "")
+    assert "real webhook v1.13.13 stopped" in method and "yamls/webhook.yaml" in method, cases
+    swap = next((c for c in cases if c.startswith("rollout measured: webhook")), "")
+    assert "real kube-ovn-webhook v1.16.2" in swap and "nothing answered for" in swap, cases
+    gap = float(swap.rsplit("nothing answered for ", 1)[1].split(" s", 1)[0])
+    assert gap >= 1.0, f"expected the gap to last at least the modelled window (1 s), measured {gap} s"
+    assert any(c.startswith("rollout measured: kube-ovn-controller") for c in cases), cases
+    first = (report / "report.md").read_text().splitlines()[0]
+    assert "real Kube-OVN webhook v1.13.13 → v1.16.2" in first, first
+    print(f"envtest upgrade {source} -> {target}: exit 0 in {wall:.0f} s, webhook gap {gap} s")

@@ -328,3 +328,58 @@ def test_webhook_policy_override_keeps_the_default_webhook_tag() -> None:
         assert store.get(r.PODS, ns, "web") is None
 
     sim(scenario, webhook_policy="reference")
+
+
+def test_naming_the_releases_own_policy_is_no_override() -> None:
+    """``--kube-ovn-version v1.13.13 --sim-webhook-policy reverse-containment`` (what the real-vs-model
+    table runs) models v1.13.13 whole: its controller, its webhook image tag and its name say so."""
+    from conformance.sim.config import SimConfig
+
+    own = SimConfig(kube_ovn_version="v1.13.13", webhook_policy="reverse-containment")
+    assert not own.overrides_policy and own.model_name == "kube-ovn v1.13.13"
+    other = SimConfig(kube_ovn_version="v1.13.13", webhook_policy="owner-equality")
+    assert other.overrides_policy and other.model_name == "policy owner-equality (controller v1.13.13)"
+
+    async def scenario(store: Store) -> None:
+        hook = store.require(r.DEPLOYMENTS, "kube-system", "kube-ovn-webhook")
+        assert hook["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/kubeovn/kube-ovn:v1.13.13"
+
+    sim(scenario, kube_ovn_version="v1.13.13", webhook_policy="reverse-containment")
+
+
+def _clone_with_a_target_already_there(marked: bool) -> str:
+    """A clone whose target VM exists before the clone reaches CreatingTargetVM: with this clone's
+    restore mark (what the clone's own earlier pass wrote, when a lagging watch cache still shows the
+    old phase — seen on ``--backend envtest``) or without (another's VM). The phase it ends in."""
+    from conformance.sim.controllers.kubevirt import RESTORE_MARK_ANNOTATION, _restore_mark
+
+    result: list[str] = []
+
+    async def scenario(store: Store) -> None:
+        ns = make_namespace(store, "again" if marked else "taken")
+        clone = store.create(r.VM_CLONES, {
+            "apiVersion": "clone.kubevirt.io/v1beta1", "kind": "VirtualMachineClone",
+            "metadata": {"name": "c3", "namespace": ns},
+            "spec": {"source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "src"},
+                     "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": "copy"}}},
+            user_agent=UA)
+        target = vm_manifest("copy", ns, "10.16.0.97")
+        if marked:
+            target["metadata"].setdefault("annotations", {})[RESTORE_MARK_ANNOTATION] = _restore_mark(
+                clone["metadata"]["uid"])
+        store.create(r.VMS, target, user_agent=UA)
+        store.create(r.VMS, vm_manifest("src", ns, "10.16.0.98"), user_agent=UA)
+        done = await until(store, lambda s: (s.require(r.VM_CLONES, ns, "c3").get("status") or {}).get("phase")
+                           in ("Succeeded", "Failed") and s.require(r.VM_CLONES, ns, "c3"), "the clone ended")
+        result.append(done["status"]["phase"])
+
+    sim(scenario)
+    return result[0]
+
+
+def test_a_clone_recognises_the_target_it_created_itself() -> None:
+    assert _clone_with_a_target_already_there(marked=True) == "Succeeded"
+
+
+def test_a_clone_onto_another_vm_fails() -> None:
+    assert _clone_with_a_target_already_there(marked=False) == "Failed"

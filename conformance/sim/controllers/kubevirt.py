@@ -67,6 +67,7 @@ exclusive…`` / ``RunStrategy must be specified`` / ``missing virtual machine t
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from typing import Any
@@ -162,6 +163,26 @@ def pod_network_binding(vmi_or_template_spec: JSON) -> str:
     return "bridge"
 
 
+MULTUS_NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+
+
+def multus_networks_annotation(spec: JSON, namespace: str) -> str:
+    """KubeVirt's ``GenerateMultusCNIAnnotation`` (name scheme ``CreateHashedNetworkNameScheme``): the VMI's
+    non-default multus networks as the launcher pod's ``k8s.v1.cni.cncf.io/networks`` JSON list, each
+    ``{"interface", "name", "namespace"}``, the interface ``pod`` + the first 11 hex digits of the network
+    name's sha256; ``networkName`` ``<ns>/<nad>`` names another namespace. Empty when there is none."""
+    out = []
+    for net in spec.get("networks") or []:
+        multus = net.get("multus")
+        if not isinstance(multus, dict) or multus.get("default"):
+            continue
+        ref = str(multus.get("networkName") or "")
+        nad_ns, _, nad = ref.rpartition("/")
+        out.append({"name": nad, "namespace": nad_ns or namespace,
+                    "interface": "pod" + hashlib.sha256(str(net.get("name", "")).encode()).hexdigest()[:11]})
+    return json.dumps(out, separators=(",", ":")) if out else ""
+
+
 def pod_network_name(spec: JSON) -> str:
     for n in spec.get("networks") or []:
         if "pod" in n:
@@ -232,6 +253,9 @@ class KubeVirt:
                 "descheduler.alpha.kubernetes.io/request-evict-only": "",
             }
         )
+        multus = multus_networks_annotation(spec, m["namespace"])
+        if multus:
+            annotations[MULTUS_NETWORKS_ANNOTATION] = multus
         node_selector = {**(spec.get("nodeSelector") or {}), scheduler.SCHEDULABLE_LABEL: "true"}
         memory = str(
             ((((spec.get("domain") or {}).get("resources") or {}).get("requests") or {}).get("memory"))
@@ -1337,6 +1361,19 @@ def _filter_keys(values: dict[str, str], filters: list[str] | None) -> dict[str,
     return kept
 
 
+#: ``restore.kubevirt.io/lastRestoreUID`` (``kubevirt/kubevirt@v1.8.1:pkg/storage/snapshot/restore.go``
+#: L65, L1625-1638): the restore marks the VM it writes with ``<restore name>-<restore uid>``.
+RESTORE_MARK_ANNOTATION = "restore.kubevirt.io/lastRestoreUID"
+
+
+def _restore_mark(clone_uid: str) -> str:
+    """The mark of the clone's restore ``tmp-restore-<clone uid>`` (``generateRestoreName``, clone
+    ``util.go`` L63-65). The sim keeps no restore object, so its uid is derived from the clone's."""
+    restore_uid = hashlib.sha1(f"tmp-restore-{clone_uid}".encode()).hexdigest()
+    return f"tmp-restore-{clone_uid}-{restore_uid[:8]}-{restore_uid[8:12]}-{restore_uid[12:16]}-" \
+           f"{restore_uid[16:20]}-{restore_uid[20:32]}"
+
+
 class CloneController(_KubeVirtReconciler):
     name = "virt-controller-clone"
 
@@ -1375,14 +1412,14 @@ class CloneController(_KubeVirtReconciler):
                 },
             )
 
+        # Written at the resourceVersion this pass read, as upstream's ``updateStatus`` writes its
+        # cached copy: a pass that acted on a stale view gets 409 and runs again on fresh data instead
+        # of overwriting a newer phase (re-editing on conflict turned RestoreInProgress into Failed).
+        updated = deepcopy_json(clone)
+        edit(updated)
         return (
-            await api.mutate(
-                self.client.as_agent(self.kv.controller_ua),
-                r.VM_CLONES,
-                clone["metadata"]["namespace"],
-                clone["metadata"]["name"],
-                edit,
-                subresource="status",
+            await api.replace(
+                self.client.as_agent(self.kv.controller_ua), r.VM_CLONES, updated, subresource="status"
             )
             or clone
         )
@@ -1431,7 +1468,18 @@ class CloneController(_KubeVirtReconciler):
             await self._phase(clone, "CreatingTargetVM")
             raise Requeue(delay=self.world.step)
         if phase == "CreatingTargetVM":
+            restore_mark = _restore_mark(uid)
             existing = self.client.get(r.VMS, ns, target_name)
+            if existing is not None and (existing["metadata"].get("annotations") or {}).get(
+                RESTORE_MARK_ANNOTATION
+            ) == restore_mark:
+                # This clone's own target, created by an earlier pass whose phase write the (HTTP)
+                # watch cache has not shown yet: upstream's steps recognise their own earlier work
+                # (``createRestoreFromVm`` takes AlreadyExists as done; the restore marks the target).
+                await self._phase(
+                    clone, "RestoreInProgress", restoreName=f"tmp-restore-{uid}", targetName=target_name
+                )
+                raise Requeue(delay=self.world.step)
             if existing is not None:
                 await self._phase(clone, "Failed")
                 await self.kv.event(
@@ -1442,9 +1490,14 @@ class CloneController(_KubeVirtReconciler):
                     component="clone-controller",
                 )
                 return
-            await self.client.as_agent(self.kv.controller_ua).create(
-                r.VMS, self._target_vm(source, target_name, spec)
-            )
+            target = self._target_vm(source, target_name, spec)
+            target["metadata"]["annotations"][RESTORE_MARK_ANNOTATION] = restore_mark
+            try:
+                await self.client.as_agent(self.kv.controller_ua).create(r.VMS, target)
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+                raise Requeue(delay=self.world.step) from None  # next pass tells ours from another's
             await self._phase(
                 clone, "RestoreInProgress", restoreName=f"tmp-restore-{uid}", targetName=target_name
             )

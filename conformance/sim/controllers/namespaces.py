@@ -7,15 +7,25 @@ service-account controllers).
 - A deleted namespace is ``Terminating`` (the store sets ``deletionTimestamp`` and the phase because
   of the ``kubernetes`` finalizer); every namespaced object in it is deleted, and once none is left
   the finalizer is removed, which completes the deletion.
+- **Pods first** (``OrderedNamespaceDeletion``, KEP-5080: beta and on by default from Kubernetes 1.33,
+  GA and locked on from 1.34): the pods are deleted, and nothing else is deleted until every pod is
+  gone (``k8s.io/kubernetes@v1.35.4:pkg/controller/namespace/deletion/namespaced_resources_deleter.go``
+  ``deleteAllContent`` L531-563; the gate's history in ``pkg/features/kube_features.go`` L1592-1595).
+  With a modelled Kubernetes older than 1.33 everything is deleted in one pass, as the gate was off.
+  The order is visible to Kube-OVN: a VM's launcher pod deleted while its VM still exists keeps the
+  VM's IP CR (``isVMToDel`` false), which releases before v1.14.0 only by ``markAndCleanLSP``. The
+  real kube-controller-manager of ``--backend envtest`` does this; the sim did not, so its v1.13.x runs
+  left fewer IP CRs behind (docs/verdict-derivation.md, "Real webhook vs model").
 """
 
 from __future__ import annotations
 
 import logging
 
+from ... import versions
 from ..config import SimConfig
-from ..resources import NAMESPACES, SERVICEACCOUNTS
-from ..store import JSON, ApiError, Store
+from ..resources import NAMESPACES, PODS, SERVICEACCOUNTS
+from ..store import JSON, ApiError, ResourceType, Store
 from .gc import controller_user_agent, reconcile_loop
 
 log = logging.getLogger("conformance.sim.namespaces")
@@ -45,12 +55,32 @@ def _add_finalizer(store: Store, name: str, user_agent: str) -> None:
     store.mutate(NAMESPACES, "", name, edit, user_agent=user_agent)
 
 
-def _purge(store: Store, namespace: str, user_agent: str) -> int:
-    """Delete every namespaced object in ``namespace``; how many still exist (before this pass)."""
+#: The first Kubernetes minor whose namespace controller deletes pods first by default (KEP-5080).
+ORDERED_DELETION_FROM = (1, 33)
+
+
+def ordered_deletion(kubernetes_version: str) -> bool:
+    """Whether ``OrderedNamespaceDeletion`` is on by default in this Kubernetes release."""
+    major, minor, _patch = versions.parse(kubernetes_version)
+    return (major, minor) >= ORDERED_DELETION_FROM
+
+
+def _purge(store: Store, namespace: str, user_agent: str, ordered: bool = True) -> int:
+    """Delete every namespaced object in ``namespace`` - with ``ordered``, the pods alone while any
+    exists; how many still exist (before this pass)."""
+    types = [rt for rt in store.types.values() if rt.namespaced and rt.key != NAMESPACES.key]
+    if ordered:
+        pods = [rt for rt in types if rt.key == PODS.key]
+        remaining = _delete_all(store, namespace, pods, user_agent)
+        if remaining:
+            return remaining  # "pods still remain, delaying deletion of other resources"
+        types = [rt for rt in types if rt.key != PODS.key]
+    return _delete_all(store, namespace, types, user_agent)
+
+
+def _delete_all(store: Store, namespace: str, types: list[ResourceType], user_agent: str) -> int:
     remaining = 0
-    for rt in list(store.types.values()):
-        if not rt.namespaced or rt.key == NAMESPACES.key:
-            continue
+    for rt in types:
         for obj in store.in_namespace(rt, namespace):
             meta = obj.get("metadata", {})
             remaining += 1
@@ -65,8 +95,8 @@ def _purge(store: Store, namespace: str, user_agent: str) -> int:
     return remaining
 
 
-def sync_namespaces(store: Store, ns_agent: str, sa_agent: str) -> None:
-    """One pass over every namespace."""
+def sync_namespaces(store: Store, ns_agent: str, sa_agent: str, ordered: bool = True) -> None:
+    """One pass over every namespace (``ordered``: pods first, see the module docstring)."""
     for ns in store.iter_raw(NAMESPACES):
         meta = ns.get("metadata", {})
         name = meta.get("name", "")
@@ -75,7 +105,7 @@ def sync_namespaces(store: Store, ns_agent: str, sa_agent: str) -> None:
                 if (ns.get("status") or {}).get("phase") != "Terminating":
                     _set_phase(store, name, "Terminating", ns_agent)
                 finalizers = (ns.get("spec") or {}).get("finalizers") or []
-                if _purge(store, name, ns_agent) == 0 and FINALIZER in finalizers:
+                if _purge(store, name, ns_agent, ordered) == 0 and FINALIZER in finalizers:
                     _finalize(store, name, ns_agent)
                 continue
             if "finalizers" not in (ns.get("spec") or {}):
@@ -95,5 +125,6 @@ async def run(store: Store, config: SimConfig) -> None:
     """The namespace and service-account controllers, until cancelled."""
     ns_agent = controller_user_agent(config, "namespace-controller")
     sa_agent = controller_user_agent(config, "service-account-controller")
-    await reconcile_loop(store, lambda: sync_namespaces(store, ns_agent, sa_agent),
+    ordered = ordered_deletion(config.kubernetes_version)
+    await reconcile_loop(store, lambda: sync_namespaces(store, ns_agent, sa_agent, ordered),
                          name="namespace controller", delay=config.step_delay)
