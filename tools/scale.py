@@ -13,7 +13,13 @@ Prints, per phase, the wall time per VM (ms), and the server process's RSS and C
 first phase and after each one. The targets of issue #12: ms/VM of each phase at N=1000 <= 1.5 x the
 same at N=100; RSS after delete within 20 % of RSS before create.
 
+``--warmup W`` first takes W other VMs through the same three phases, so the "before" reading is of a
+server that has already imported and warmed what it loads on first use (lazy imports, caches); the cold
+reading is printed too. Server CPU per VM is printed per phase (less dependent on the machine's load
+than wall time on a shared machine).
+
 Usage: python tools/scale.py --vms N [--json] [--step-delay S] [--event-ttl S] [--settle S] [--cycles K]
+       [--warmup W]
 """
 
 from __future__ import annotations
@@ -135,6 +141,9 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=1, metavar="K",
                         help="repeat create/restart/delete K times (default 1); from the second cycle on, "
                              "RSS is also compared with the end of the first (what the sim keeps per cycle)")
+    parser.add_argument("--warmup", type=int, default=0, metavar="W",
+                        help="take W other VMs through create/restart/delete before the first reading "
+                             "(default 0: the reading is of a cold server)")
     parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
                         help="per-phase timeout (default: 60 s + 0.5 s per VM)")
     args = parser.parse_args()
@@ -151,16 +160,18 @@ def main() -> int:
             kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
             time.sleep(0.5)  # let the namespace's own controllers settle before the first reading
             rss, cpu = server_usage(proc.pid)
-            result["server"]["before"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
-            ips = {f"vm-{i:05d}": address(i) for i in range(n)}
+            result["server"]["cold"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
+            ips: dict[str, str] = {}
 
             def phase(name: str, act: Any, wait: Any) -> None:
+                _rss, cpu_before = server_usage(proc.pid)
                 start = time.monotonic()
                 act()
                 wait()
                 wall = time.monotonic() - start
                 rss, cpu = server_usage(proc.pid)
-                result["phases"][name] = {"wall_s": round(wall, 2), "ms_per_vm": round(wall * 1000 / n, 2)}
+                result["phases"][name] = {"wall_s": round(wall, 2), "ms_per_vm": round(wall * 1000 / len(ips), 2),
+                                          "cpu_ms_per_vm": round((cpu - cpu_before) * 1000 / len(ips), 2)}
                 result["server"][f"after_{name}"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
 
             def create() -> None:
@@ -195,12 +206,24 @@ def main() -> int:
                 follow(kube, IPS, None, lambda o: o is None, {f"{vm}.{NAMESPACE}" for vm in ips}, timeout,
                        "every IP CR gone")
 
-            for cycle in range(1, max(args.cycles, 1) + 1):
-                tag = "" if cycle == 1 else f"#{cycle}"
+            def cycle_through(tag: str) -> None:
                 phase(f"create{tag}", create, lambda: wait_running({}))
                 old = {o["metadata"]["name"]: o["metadata"]["uid"] for o in kube.list(VMIS, NAMESPACE)}
                 phase(f"restart{tag}", restart, lambda old=old: wait_running(old))  # type: ignore[misc]
                 phase(f"delete{tag}", delete, gone)
+
+            if args.warmup > 0:
+                ips.update({f"warm-{i:05d}": address(n + i) for i in range(args.warmup)})
+                cycle_through("-warmup")
+                time.sleep(1.5)  # the GC's idle resync (and its malloc_trim) after the warm-up
+                ips.clear()
+            rss, cpu = server_usage(proc.pid)
+            result["server"]["before"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
+            ips.update({f"vm-{i:05d}": address(i) for i in range(n)})
+
+            for cycle in range(1, max(args.cycles, 1) + 1):
+                tag = "" if cycle == 1 else f"#{cycle}"
+                cycle_through(tag)
                 if args.settle > 0:
                     time.sleep(args.settle)
                     rss, cpu = server_usage(proc.pid)
@@ -214,6 +237,8 @@ def main() -> int:
                 proc.kill()
     before = result["server"]["before"]["rss_mib"]
     result["rss_growth_after_delete"] = round(result["server"]["after_delete"]["rss_mib"] / before - 1, 3)
+    result["rss_growth_after_delete_vs_cold"] = round(
+        result["server"]["after_delete"]["rss_mib"] / result["server"]["cold"]["rss_mib"] - 1, 3)
     if "settled" in result["server"]:
         result["rss_growth_settled"] = round(result["server"]["settled"]["rss_mib"] / before - 1, 3)
     last_cycle = max(args.cycles, 1)
@@ -227,10 +252,14 @@ def main() -> int:
         return 0
     print(f"{n} VMs (server pid {proc.pid})")
     for name, ph in result["phases"].items():
-        print(f"  {name:8s} {ph['wall_s']:8.2f} s  {ph['ms_per_vm']:8.2f} ms/VM")
+        print(f"  {name:15s} {ph['wall_s']:8.2f} s  {ph['ms_per_vm']:8.2f} ms/VM  server CPU "
+              f"{ph['cpu_ms_per_vm']:6.2f} ms/VM")
     for when, usage in result["server"].items():
         print(f"  server {when:15s} RSS {usage['rss_mib']:7.1f} MiB  CPU {usage['cpu_s']:7.2f} s")
     print(f"  RSS after delete vs before create: {result['rss_growth_after_delete'] * 100:+.1f} %")
+    if args.warmup > 0:
+        print(f"  RSS after delete vs the cold server (before the warm-up): "
+              f"{result['rss_growth_after_delete_vs_cold'] * 100:+.1f} %")
     if "rss_growth_settled" in result:
         print(f"  RSS {args.settle:g} s later vs before create: {result['rss_growth_settled'] * 100:+.1f} %")
     if "rss_growth_cycle_after_first" in result:

@@ -306,7 +306,7 @@ class SimCluster:
         config = self.config
         store = Store(rng=random.Random(config.seed) if config.seed is not None else random.Random(),
                       event_ttl=config.event_ttl)
-        register_all(store)
+        register_all(store, multus=config.multus)
         world = self._load_world()
         self.world = world
         if world is not None:
@@ -324,6 +324,15 @@ class SimCluster:
         server = ApiServer(store, config, world=_as_world(world) if world is not None else None,
                            faults=self.faults, token=self.token)
         self.server = server
+        record_file: IO[str] | None = None
+        if config.record_requests:
+            record_file = Path(config.record_requests).open("a", encoding="utf-8")  # noqa: SIM115 (closed below)
+
+            def record(entry: dict[str, Any], out: IO[str] = record_file) -> None:
+                out.write(json.dumps(entry) + "\n")
+                out.flush()
+
+            server.recorder = record
         runner = web.AppRunner(server.app(), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await runner.setup()
         tasks: list[asyncio.Task[None]] = []
@@ -351,6 +360,8 @@ class SimCluster:
             await runner.cleanup()
             if audit_file is not None:
                 audit_file.close()
+            if record_file is not None:
+                record_file.close()
 
     def _controller_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

@@ -14,14 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import json
 import random
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from .index import IndexFn as IndexFn
+from .index import ObjectIndex
+from .index import ObjKey as ObjKey
+from .index import TypeKey as TypeKey
+from .index import field_value as field_value
 
 JSON = dict[str, Any]
 
@@ -71,9 +79,17 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+_NOW: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    """The current time as the API server writes timestamps (RFC 3339, seconds, UTC, ``Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as the API server writes timestamps (RFC 3339, seconds, UTC, ``Z``); formatted
+    once per second (every write stamps objects, Events and audit entries with it)."""
+    global _NOW
+    second = int(time.time())
+    if _NOW[0] != second:
+        _NOW = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _NOW[1]
 
 
 def copy_obj(obj: JSON) -> JSON:
@@ -186,6 +202,9 @@ class WatchEvent:
     rt: ResourceType
     object: JSON  # a snapshot; never mutate
     at: float = field(default_factory=time.monotonic, compare=False)
+    #: The object before this event (MODIFIED, DELETED): a watch with a selector tells from it whether the
+    #: object matched before, as kube-apiserver's watch cache does (``cacheWatcher.convertToWatchEvent``).
+    prev: JSON | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -275,16 +294,6 @@ def _split_selector(selector: str) -> list[str]:
     return parts
 
 
-def field_value(obj: JSON, path: str) -> str:
-    """The value of the dotted field ``path`` of ``obj`` as a field selector compares it (missing: "")."""
-    cur: Any = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return ""
-        cur = cur.get(part)
-    return "" if cur is None else str(cur)
-
-
 def _match_fields(obj: JSON, selector: str) -> bool:
     if not selector:
         return True
@@ -333,11 +342,6 @@ class _Subscriber:
     namespace: str
 
 
-TypeKey = tuple[str, str]
-ObjKey = tuple[str, str]  # (namespace, name)
-#: An index function: the keys an object is found under (``add_index``).
-IndexFn = Callable[[JSON], Iterable[str]]
-
 
 @dataclass
 class Store:
@@ -356,7 +360,6 @@ class Store:
     history_floor: int = DEFAULT_HISTORY_FLOOR
     rng: random.Random = field(default_factory=random.Random)
     types: dict[tuple[str, str], ResourceType] = field(default_factory=dict)
-    _objects: dict[tuple[str, str], dict[tuple[str, str], JSON]] = field(default_factory=dict)
     _rv: int = 1
     _history: deque[WatchEvent] = field(default_factory=deque)
     _subscribers: list[_Subscriber] = field(default_factory=list)
@@ -370,124 +373,70 @@ class Store:
     audit_sinks: list[Callable[[AuditEntry], None]] = field(default_factory=list)
     #: Records of when a condition became true in the sim, for the lag benchmark (name -> monotonic).
     marks: dict[str, float] = field(default_factory=dict)
-    # indexes (maintained by _put/_drop, the only places that change _objects)
-    _by_ns: dict[TypeKey, dict[str, set[str]]] = field(default_factory=dict)
-    _by_uid: dict[str, tuple[TypeKey, ObjKey]] = field(default_factory=dict)
-    _by_owner: dict[str, set[tuple[TypeKey, ObjKey]]] = field(default_factory=lambda: defaultdict(set))
-    _indexes: dict[tuple[TypeKey, str], tuple[IndexFn, dict[str, set[ObjKey]]]] = field(default_factory=dict)
+    #: Objects and their indexes (maintained by _put/_drop, the only places that change objects); the
+    #: same implementation backs the HTTP transport's watch cache.
+    _index: ObjectIndex = field(default_factory=ObjectIndex)
+    _objects: dict[TypeKey, dict[ObjKey, JSON]] = field(init=False, repr=False)
     _typed_subscribers: dict[TypeKey | None, list[_Subscriber]] = field(default_factory=dict)
     _expiry: deque[tuple[float, TypeKey, ObjKey, str]] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self.audit = deque(self.audit, maxlen=self.audit_size)
+        #: type -> key -> object: the index's own buckets (read here, written only through the index)
+        self._objects = self._index.objects
 
     # ----------------------------------------------------------------- registry
     def register(self, rt: ResourceType) -> None:
         self.types[rt.key] = rt
-        self._objects.setdefault(rt.key, {})
-        self._by_ns.setdefault(rt.key, {})
+        self._index.register(rt.key)
         if rt.key == ("", "events") and self.event_ttl > 0:
             self.ttl.setdefault(rt.key, self.event_ttl)
 
     # ----------------------------------------------------------------- indexes
     def _put(self, rt: ResourceType, key: ObjKey, obj: JSON) -> None:
         """Store ``obj`` under ``key`` (replacing what was there) and keep every index current."""
-        old = self._objects[rt.key].get(key)
-        if old is not None:
-            self._unindex(rt, key, old)
-        self._objects[rt.key][key] = obj
-        self._by_ns[rt.key].setdefault(key[0], set()).add(key[1])
-        meta = obj.get("metadata", {})
-        uid = meta.get("uid")
-        if uid:
-            self._by_uid[uid] = (rt.key, key)
-        for ref in meta.get("ownerReferences") or []:
-            self._by_owner[str(ref.get("uid", ""))].add((rt.key, key))
-        for (tkey, _name), (fn, index) in self._indexes.items():
-            if tkey == rt.key:
-                for value in fn(obj):
-                    index.setdefault(value, set()).add(key)
+        self._index.put(rt.key, key, obj)
         ttl = self.ttl.get(rt.key)
         if ttl:
-            self._expiry.append((time.monotonic() + ttl, rt.key, key, str(meta.get("resourceVersion", ""))))
-
-    def _unindex(self, rt: ResourceType, key: ObjKey, obj: JSON) -> None:
-        meta = obj.get("metadata", {})
-        uid = meta.get("uid")
-        if uid and self._by_uid.get(uid) == (rt.key, key):
-            del self._by_uid[uid]
-        for ref in meta.get("ownerReferences") or []:
-            owner = str(ref.get("uid", ""))
-            deps = self._by_owner.get(owner)
-            if deps is not None:
-                deps.discard((rt.key, key))
-                if not deps:
-                    del self._by_owner[owner]
-        for (tkey, _name), (fn, index) in self._indexes.items():
-            if tkey == rt.key:
-                for value in fn(obj):
-                    keys = index.get(value)
-                    if keys is not None:
-                        keys.discard(key)
-                        if not keys:
-                            del index[value]
+            rv = str(obj.get("metadata", {}).get("resourceVersion", ""))
+            self._expiry.append((time.monotonic() + ttl, rt.key, key, rv))
 
     def _drop(self, rt: ResourceType, key: ObjKey) -> None:
         """Remove the object stored under ``key`` and its index entries."""
-        obj = self._objects[rt.key].pop(key)
-        self._unindex(rt, key, obj)
-        names = self._by_ns[rt.key].get(key[0])
-        if names is not None:
-            names.discard(key[1])
-            if not names:
-                del self._by_ns[rt.key][key[0]]
+        self._index.drop(rt.key, key)
 
     def add_index(self, rt: ResourceType, name: str, fn: IndexFn) -> None:
         """Index objects of ``rt`` by the keys ``fn(obj)`` returns (idempotent per ``name``); read with
         :meth:`by_index`. ``fn`` must depend on the object only."""
-        if (rt.key, name) in self._indexes:
-            return
-        index: dict[str, set[ObjKey]] = {}
-        for key, obj in self._objects[rt.key].items():
-            for value in fn(obj):
-                index.setdefault(value, set()).add(key)
-        self._indexes[(rt.key, name)] = (fn, index)
+        self._index.add_index(rt.key, name, fn)
 
     def by_index(self, rt: ResourceType, name: str, value: str) -> list[JSON]:
         """Stored objects of ``rt`` that index ``name`` files under ``value`` (read-only, sorted by
         namespace/name). ``KeyError`` when no such index was added."""
-        _fn, index = self._indexes[(rt.key, name)]
-        objects = self._objects[rt.key]
-        return [objects[k] for k in sorted(index.get(value, ()))]
+        return self._index.by_index(rt.key, name, value)
+
+    def count_index(self, rt: ResourceType, name: str, value: str) -> int:
+        """How many stored objects of ``rt`` index ``name`` files under ``value``."""
+        return self._index.count(rt.key, name, value)
 
     def by_field(self, rt: ResourceType, path: str, value: str) -> list[JSON]:
         """Stored objects of ``rt`` whose field ``path`` (dotted, as a field selector; missing = "")
         equals ``value`` (read-only, sorted). The index is built on first use and kept current."""
-        name = f"field:{path}"
-        self.add_index(rt, name, lambda obj: (field_value(obj, path),))
-        return self.by_index(rt, name, value)
+        return self._index.by_field(rt.key, path, value)
 
     def by_uid(self, uid: str) -> tuple[ResourceType, JSON] | None:
         """The stored object with this uid and its type (read-only), or None."""
-        found = self._by_uid.get(uid)
-        if found is None:
-            return None
-        tkey, key = found
-        return self.types[tkey], self._objects[tkey][key]
+        found = self._index.by_uid(uid)
+        return None if found is None else (self.types[found[0]], found[1])
 
     def by_owner(self, owner_uid: str, rt: ResourceType | None = None) -> list[JSON]:
         """Stored objects (of ``rt``, or any type) whose ownerReferences name ``owner_uid`` (read-only,
         sorted by type, namespace and name)."""
-        out = []
-        for tkey, key in sorted(self._by_owner.get(owner_uid, ())):
-            if rt is None or tkey == rt.key:
-                out.append(self._objects[tkey][key])
-        return out
+        return [obj for _t, obj in self._index.by_owner(owner_uid, None if rt is None else rt.key)]
 
     def owners_typed(self, owner_uid: str) -> list[tuple[ResourceType, JSON]]:
         """Like :meth:`by_owner` (every type), with each dependent's type."""
-        return [(self.types[tkey], self._objects[tkey][key])
-                for tkey, key in sorted(self._by_owner.get(owner_uid, ()))]
+        return [(self.types[t], obj) for t, obj in self._index.by_owner(owner_uid)]
 
     def _trim_history(self, now: float) -> None:
         history = self._history
@@ -513,7 +462,7 @@ class Store:
             gone_obj = copy_obj(obj)
             gone_obj["metadata"]["resourceVersion"] = str(new_rv)
             self._drop(rt, key)
-            self._emit("DELETED", rt, gone_obj, new_rv)
+            self._emit("DELETED", rt, gone_obj, new_rv, obj)
             gone += 1
         return gone
 
@@ -560,7 +509,7 @@ class Store:
         objects = self._objects[rt.key]
         keys: Iterable[ObjKey]
         if namespace and rt.namespaced:
-            keys = ((namespace, n) for n in sorted(self._by_ns[rt.key].get(namespace, ())))
+            keys = ((namespace, n) for n in self._index.names_in(rt.key, namespace))
         else:
             keys = sorted(objects)
         name = _name_selected(field_selector)
@@ -578,8 +527,7 @@ class Store:
 
     def in_namespace(self, rt: ResourceType, namespace: str) -> _JSONList:
         """Stored objects of ``rt`` in ``namespace`` (read-only, by name; no scan of other namespaces)."""
-        objects = self._objects[rt.key]
-        return [objects[(namespace, n)] for n in sorted(self._by_ns[rt.key].get(namespace, ()))]
+        return self._index.in_namespace(rt.key, namespace)
 
     def iter_raw(self, rt: ResourceType) -> Iterable[JSON]:
         """Stored objects without copying: read-only use by controllers and the webhook view."""
@@ -605,10 +553,11 @@ class Store:
         self._rv += 1
         return self._rv
 
-    def _emit(self, etype: EventType, rt: ResourceType, obj: JSON, rv: int) -> None:
+    def _emit(self, etype: EventType, rt: ResourceType, obj: JSON, rv: int, prev: JSON | None = None) -> None:
         # The stored object is never changed in place (every write stores a new dict), so the watch
-        # event shares it instead of copying it; subscribers and history treat it as read-only.
-        event = WatchEvent(rv, etype, rt, obj)
+        # event shares it (and the previous one) instead of copying it; subscribers and history treat
+        # both as read-only.
+        event = WatchEvent(rv, etype, rt, obj, prev=prev)
         self._history.append(event)
         self._trim_history(event.at)
         ns = obj.get("metadata", {}).get("namespace", "")
@@ -617,6 +566,25 @@ class Store:
                 if sub.namespace and ns != sub.namespace:
                     continue
                 sub.queue.put_nowait(event)
+
+    def _allocate_cluster_ip(self, rt: ResourceType, obj: JSON) -> None:
+        """A new Service's ``clusterIP``/``clusterIPs`` from :data:`SERVICE_CIDR` (the first free address
+        after the ``kubernetes`` Service's), as kube-apiserver's allocator gives one; headless
+        (``None``), ExternalName and already-set addresses are left alone."""
+        spec = obj.get("spec")
+        if not isinstance(spec, dict) or spec.get("type") == "ExternalName" or spec.get("clusterIP"):
+            return
+        used = {str((o.get("spec") or {}).get("clusterIP")) for o in self._objects[rt.key].values()}
+        hosts = SERVICE_CIDR.hosts()
+        next(hosts)  # the `kubernetes` Service's
+        for host in hosts:
+            ip = str(host)
+            if ip not in used:
+                spec["clusterIP"] = ip
+                spec["clusterIPs"] = [ip]
+                return
+        raise ApiError(500, "InternalError", f"Internal error occurred: failed to allocate a serviceIP: range "
+                                             f"{SERVICE_CIDR} is full")
 
     def generate_name(self, base: str) -> str:
         return base[:MAX_GENERATE_BASE] + "".join(self.rng.choice(NAME_ALPHABET) for _ in range(5))
@@ -672,18 +640,24 @@ class Store:
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
                                details={"name": ns, "kind": "namespaces"})
             if ns_obj.get("metadata", {}).get("deletionTimestamp"):
-                raise ApiError(403, "Forbidden", f'{rt.plural} "{name}" is forbidden: unable to create new '
-                               f"content in namespace {ns} because it is being terminated")
+                why = f"unable to create new content in namespace {ns} because it is being terminated"
+                raise ApiError(403, "Forbidden", f'{rt.plural} "{name}" is forbidden: {why}',
+                               details={"name": name, "group": rt.group, "kind": rt.plural,
+                                        "causes": [{"reason": "NamespaceTerminating", "message": why,
+                                                    "field": "metadata.namespace"}]})
         if (ns, name) in self._objects[rt.key]:
             raise ApiError.already_exists(rt, name)
+        default_like_apiserver(rt, obj, creating=True)
+        if rt.key == ("", "services"):
+            self._allocate_cluster_ip(rt, obj)
+        validate_pod_spec(rt, obj)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         meta.setdefault("generation", 1)
         meta.pop("resourceVersion", None)
         meta.pop("deletionTimestamp", None)
         self._admit(AdmissionRequest("CREATE", rt, ns, name, deepcopy_json(obj), None, dry_run, user_agent))
-        if dry_run:
-            meta["resourceVersion"] = str(self._rv)
+        if dry_run:  # kube-apiserver answers a dry-run create without a resourceVersion
             self._audit("create", rt, ns, name, user_agent, path, 201, dry_run=True)
             return obj
         rv = self._next_rv()
@@ -722,11 +696,19 @@ class Store:
         if check_rv and sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
             raise ApiError.conflict(rt, name, "the object has been modified; please apply your changes "
                                               "to the latest version and try again")
+        if subresource not in ("status", _BINDING):
+            default_like_apiserver(rt, obj, creating=False, current=current)
         reject_like_apiserver(rt, obj, current, subresource=subresource, check_rv=check_rv)
         cur_meta = current["metadata"]
         if subresource == "status":
             # Stored objects are never changed in place: share every part but the metadata.
             new = {**current, "metadata": dict(current["metadata"])}
+            if rt.key == ("", "pods"):
+                # pods/status writes the request's metadata but the owner references and the deletion
+                # timestamp (``podStatusStrategy.PrepareForUpdate``; measured: a label dropped from a
+                # status update is dropped by kube-apiserver too)
+                new["metadata"] = {**{k: v for k, v in meta.items() if k not in _POD_STATUS_KEEPS},
+                                   **{k: v for k, v in cur_meta.items() if k in _POD_STATUS_KEEPS}}
             if "status" in obj:
                 new["status"] = obj["status"]
             else:
@@ -750,6 +732,8 @@ class Store:
                 new["metadata"]["generation"] = int(cur_meta.get("generation", 1)) + 1
         if not rt.namespaced:
             new["metadata"].pop("namespace", None)
+        if "resourceVersion" in cur_meta:  # compared below, then set anew
+            new["metadata"]["resourceVersion"] = cur_meta["resourceVersion"]
         if new == current:
             # A no-op write does not bump the resourceVersion (as the real API server).
             self._audit(verb, rt, ns, name, user_agent, path, 200, dry_run)
@@ -767,13 +751,13 @@ class Store:
             new["metadata"]["resourceVersion"] = str(rv)
             self._drop(rt, (ns, name))
             self._audit(verb, rt, ns, name, user_agent, path, 200)
-            self._emit("DELETED", rt, new, rv)
+            self._emit("DELETED", rt, new, rv, current)
             return copy_obj(new)
         rv = self._next_rv()
         new["metadata"]["resourceVersion"] = str(rv)
         self._put(rt, (ns, name), new)
         self._audit(verb, rt, ns, name, user_agent, path, 200)
-        self._emit("MODIFIED", rt, new, rv)
+        self._emit("MODIFIED", rt, new, rv, current)
         return copy_obj(new)
 
     def mutate(
@@ -840,7 +824,7 @@ class Store:
                 new["metadata"]["resourceVersion"] = str(rv)
                 self._put(rt, (ns, name), new)
                 self._audit("delete", rt, ns, name, user_agent, path, 200)
-                self._emit("MODIFIED", rt, new, rv)
+                self._emit("MODIFIED", rt, new, rv, current)
                 return copy_obj(new)
             self._audit("delete", rt, ns, name, user_agent, path, 200)
             return copy_obj(current)
@@ -851,7 +835,7 @@ class Store:
             gone["metadata"]["deletionTimestamp"] = now_rfc3339()
         self._drop(rt, (ns, name))
         self._audit("delete", rt, ns, name, user_agent, path, 200)
-        self._emit("DELETED", rt, gone, rv)
+        self._emit("DELETED", rt, gone, rv, current)
         return gone
 
     # ----------------------------------------------------------------- watch
@@ -931,32 +915,99 @@ BUILTIN_GROUPS = frozenset({
     "coordination.k8s.io", "events.k8s.io", "discovery.k8s.io", "scheduling.k8s.io", "node.k8s.io",
     "certificates.k8s.io", "flowcontrol.apiserver.k8s.io",
 })
+#: The metadata a ``pods/status`` write keeps from the stored pod (the rest comes from the request).
+_POD_STATUS_KEEPS = frozenset({"uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                               "ownerReferences", "generation", "namespace", "name", "resourceVersion"})
 #: Subresources that may set a pod's ``spec.nodeName`` (only pods/binding).
 _BINDING = "binding"
+
+
+_POD_IMMUTABLE_DETAIL = ("pod updates may not change fields other than `spec.containers[*].image`,"
+                         "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only "
+                         "additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be "
+                         "set to 1 if it was previously negative)")
+
+
+def _pod_spec_mutable_masked(spec: Any) -> Any:
+    """A pod spec without the fields an update may change (``ValidatePodUpdate``)."""
+    if not isinstance(spec, dict):
+        return spec
+    out = {k: deepcopy_json(v) for k, v in spec.items()
+           if k not in ("activeDeadlineSeconds", "terminationGracePeriodSeconds", "tolerations")}
+    for key in ("containers", "initContainers"):
+        for c in out.get(key) or []:
+            if isinstance(c, dict):
+                c.pop("image", None)
+    return out
 
 
 def reject_like_apiserver(rt: ResourceType, new: JSON, current: JSON, *, subresource: str,
                           check_rv: bool) -> None:
     """Refuse the updates kube-apiserver refuses, so a client of the in-process store cannot get away with
-    what would fail over HTTP: a custom resource updated without ``metadata.resourceVersion`` (422), and a
-    pod whose ``spec.nodeName`` is changed by an update (422: binding is ``POST pods/{name}/binding``).
+    what would fail over HTTP: a custom resource updated without ``metadata.resourceVersion`` (422), a
+    finalizer added to an object being deleted (422), and a pod update that changes more of its spec than
+    the images, ``activeDeadlineSeconds``, ``terminationGracePeriodSeconds`` and added tolerations (422;
+    ``spec.nodeName`` included: binding is ``POST pods/{name}/binding``).
 
     ``check_rv=False`` is the store's own unconditional write (``Store.mutate``: garbage collector,
     namespace controller - kube-controller-manager's jobs), which is not an API request."""
+    from .validation import FieldError, invalid
+
     name = str((new.get("metadata") or {}).get("name", ""))
     if check_rv and rt.group not in BUILTIN_GROUPS and not (new.get("metadata") or {}).get("resourceVersion"):
-        raise ApiError.invalid(rt, name, "metadata.resourceVersion: Invalid value: 0x0: must be specified "
-                                         "for an update")
+        raise invalid(rt, name, [FieldError("FieldValueInvalid", "metadata.resourceVersion", 0,
+                                            "must be specified for an update")])
+    if (current.get("metadata") or {}).get("deletionTimestamp") and subresource != "status":
+        old = set((current.get("metadata") or {}).get("finalizers") or [])
+        added = [f for f in (new.get("metadata") or {}).get("finalizers") or [] if f not in old]
+        if added:
+            listed = ", ".join(json.dumps(f) for f in added)
+            raise invalid(rt, name, [FieldError("FieldValueForbidden", "metadata.finalizers", detail=(
+                f"no new finalizers can be added if the object is being deleted, found new finalizers "
+                f"[]string{{{listed}}}"))])
     if rt.key == ("", "pods") and subresource not in ("status", _BINDING):
-        old_node = (current.get("spec") or {}).get("nodeName") or ""
-        new_node = (new.get("spec") or {}).get("nodeName") or ""
-        if old_node != new_node:
-            raise ApiError.invalid(rt, name, "spec: Forbidden: pod updates may not change fields other than "
-                                             "`spec.containers[*].image`,`spec.initContainers[*].image`,"
-                                             "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
-                                             "to existing tolerations),`spec.terminationGracePeriodSeconds` "
-                                             f"(spec.nodeName: {old_node!r} -> {new_node!r}; bind with "
-                                             "POST pods/{name}/binding)")
+        old_spec, new_spec = current.get("spec") or {}, new.get("spec") or {}
+        old_tol = [t for t in old_spec.get("tolerations") or []]
+        new_tol = new_spec.get("tolerations") or []
+        if _pod_spec_mutable_masked(old_spec) != _pod_spec_mutable_masked(new_spec) \
+                or any(t not in new_tol for t in old_tol):
+            detail = _POD_IMMUTABLE_DETAIL
+            old_node, new_node = old_spec.get("nodeName") or "", new_spec.get("nodeName") or ""
+            if old_node != new_node:  # kovc's hint (kube-apiserver's message ends with a diff of the specs)
+                detail += f" (spec.nodeName: {old_node!r} -> {new_node!r}; bind with POST pods/{{name}}/binding)"
+            raise invalid(rt, name, [FieldError("FieldValueForbidden", "spec", detail=detail)])
+
+
+def validate_pod_spec(rt: ResourceType, obj: JSON) -> None:
+    """The part of ``ValidatePodCreate`` a client meets first: containers are required, and each one
+    needs a name (a DNS-1123 label, unique) and an image (422 ``Invalid`` with every field error)."""
+    if rt.key != ("", "pods"):
+        return
+    from .validation import FieldError, invalid, is_dns1123_label
+
+    errors: list[FieldError] = []
+    spec = obj.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not containers:
+        errors.append(FieldError("FieldValueRequired", "spec.containers"))
+    seen: set[str] = set()
+    for key in ("initContainers", "containers"):
+        for i, c in enumerate((spec or {}).get(key) or [] if isinstance(spec, dict) else []):
+            where = f"spec.{key}[{i}]"
+            c = c if isinstance(c, dict) else {}
+            cname = c.get("name") or ""
+            if not cname:
+                errors.append(FieldError("FieldValueRequired", f"{where}.name"))
+            else:
+                errors.extend(FieldError("FieldValueInvalid", f"{where}.name", cname, m)
+                              for m in is_dns1123_label(str(cname)))
+                if cname in seen:
+                    errors.append(FieldError("FieldValueDuplicate", f"{where}.name", cname))
+                seen.add(str(cname))
+            if not c.get("image"):
+                errors.append(FieldError("FieldValueRequired", f"{where}.image"))
+    if errors:
+        raise invalid(rt, str((obj.get("metadata") or {}).get("name") or ""), errors)
 
 
 def bind_pod(store: Store, binding: JSON, *, namespace: str, name: str, user_agent: str, path: str = "",
@@ -996,3 +1047,112 @@ def bind_pod(store: Store, binding: JSON, *, namespace: str, name: str, user_age
 
 
 _POD_TYPE = ResourceType("", "v1", "Pod", "pods", True)
+
+
+# --------------------------------------------------------------------- what a real apiserver fills in
+#: The tolerations kube-apiserver's ``DefaultTolerationSeconds`` admission plugin adds to every pod.
+DEFAULT_TOLERATIONS = (
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+)
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+#: The Service address range of the simulated cluster (kubeadm's and kind's default ``--service-cluster-ip-range``).
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
+
+
+def _image_pull_policy(image: str) -> str:
+    """``SetDefaults_Container``: Always for ``:latest`` or an untagged image, else IfNotPresent."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else ""
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def pod_qos_class(spec: JSON) -> str:
+    """``qos.GetPodQOS``: BestEffort without requests/limits, Guaranteed when every container's cpu and
+    memory limits are set and equal its requests, Burstable otherwise."""
+    containers = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+                  if isinstance(c, dict)]
+    any_set = False
+    guaranteed = bool(containers)
+    for c in containers:
+        res = c.get("resources") or {}
+        limits, requests = res.get("limits") or {}, res.get("requests") or {}
+        if limits or requests:
+            any_set = True
+        for key in ("cpu", "memory"):
+            if key not in limits or str(requests.get(key, limits[key])) != str(limits[key]):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def default_like_apiserver(rt: ResourceType, obj: JSON, *, creating: bool, current: JSON | None = None) -> None:
+    """Fill in, in place, what kube-apiserver's defaulting (``SetDefaults_*``), create strategy and default
+    admission plugins fill in: a pod's spec defaults; its tolerations (``DefaultTolerationSeconds``, on
+    create and update); its priority (``Priority``: on update the stored one is kept); on create its
+    status (``Pending`` and the QoS class; whatever status the client sent is dropped, as
+    ``podStrategy.PrepareForCreate``); a namespace's ``kubernetes.io/metadata.name`` label; a Service's type,
+    session affinity, IP family, traffic policy and port protocol/targetPort (its address: ``Store.create``)."""
+    if rt.key == ("", "namespaces"):
+        name = (obj.get("metadata") or {}).get("name")
+        if name:
+            labels = obj.setdefault("metadata", {}).get("labels")
+            obj["metadata"]["labels"] = {**(labels if isinstance(labels, dict) else {}), NAMESPACE_NAME_LABEL: name}
+        return
+    if rt.key == ("", "services"):
+        sspec = obj.get("spec")
+        if isinstance(sspec, dict):
+            sspec.setdefault("type", "ClusterIP")
+            if sspec["type"] != "ExternalName":
+                sspec.setdefault("sessionAffinity", "None")
+                sspec.setdefault("ipFamilies", ["IPv4"])
+                sspec.setdefault("ipFamilyPolicy", "SingleStack")
+                sspec.setdefault("internalTrafficPolicy", "Cluster")
+            for port in sspec.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+                    if "port" in port:
+                        port.setdefault("targetPort", port["port"])
+        return
+    if rt.key != ("", "pods"):
+        return
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("enableServiceLinks", True)
+    for key in ("containers", "initContainers"):
+        for c in spec.get(key) or []:
+            if not isinstance(c, dict):
+                continue
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            if isinstance(c.get("image"), str) and c["image"]:
+                c.setdefault("imagePullPolicy", _image_pull_policy(c["image"]))
+            c.setdefault("resources", {})
+            for port in c.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+    if creating:
+        spec.setdefault("priority", 0)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    elif current is not None:
+        for key in ("priority", "preemptionPolicy"):
+            if key not in spec and key in (current.get("spec") or {}):
+                spec[key] = current["spec"][key]
+    given = spec.get("tolerations")
+    tolerations: list[Any] = given if isinstance(given, list) else []
+    for default in DEFAULT_TOLERATIONS:
+        if not any(isinstance(t, dict) and t.get("key") == default["key"]
+                   and t.get("effect") in ("", None, "NoExecute") for t in tolerations):
+            tolerations.append(dict(default))
+    spec["tolerations"] = tolerations
+    if creating:
+        obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(spec)}

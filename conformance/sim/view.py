@@ -284,6 +284,10 @@ class Reconciler:
         self.client = world.client
         self.config = world.config
         self.queue = WorkQueue()
+        #: Set while the component runs; cleared while it is down (a rollout restarting it): its queue
+        #: then keeps collecting keys and nothing is handled until it is set again.
+        self.up = asyncio.Event()
+        self.up.set()
 
     # subclasses ------------------------------------------------------------
     def on_event(self, ev: WatchEvent) -> None:
@@ -307,6 +311,8 @@ class Reconciler:
     async def run(self) -> None:
         while True:
             key = await self.queue.get()
+            if not self.up.is_set():
+                await self.up.wait()
             if self.world.step:
                 await asyncio.sleep(self.world.step)
             try:

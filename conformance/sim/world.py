@@ -111,11 +111,8 @@ def kube_ovn_admission(world: World) -> list[Validator]:
     raised: list[str] = []
 
     def list_ip_crs(pod: JSON) -> list[JSON]:
-        # Over the in-process store: the store's address index (cost follows the pod, not the IP CRs);
-        # over HTTP: the same selection from the watch cache's list.
-        if isinstance(client, StoreClient):
-            return candidate_ip_crs(client.store, pod)
-        return candidate_ip_crs(client.list(r.IPS), pod)
+        # The client's address index (the store's, or the HTTP watch cache's): cost follows the pod.
+        return candidate_ip_crs(client, pod)
 
     return [
         make_pod_validator(policy, ReaderView(client), list_ip_crs,
@@ -242,7 +239,7 @@ async def running(config: SimConfig | None = None) -> AsyncIterator[Store]:
 
     config = config or SimConfig()
     store = Store(event_ttl=config.event_ttl)
-    r.register_all(store)
+    r.register_all(store, multus=config.multus)
     install(store, config)
     tasks = [asyncio.create_task(run(store, config), name="kovc-sim-world")]
     for module_name in ("gc", "namespaces"):

@@ -80,14 +80,17 @@ def test_events_expire_after_their_ttl_with_a_deleted_watch_event() -> None:
 
 
 def test_an_event_written_again_lives_on() -> None:
-    s = store(event_ttl=0.08)
+    # Expiry is judged at explicit instants, not after sleeps, so machine load cannot move the result: ``now``
+    # lies after the first write's TTL and before the second write's.
+    s = store(event_ttl=100.0)
     s.create(r.EVENTS, {"metadata": {"name": "e1"}, "count": 1}, namespace="ns", user_agent=UA)
+    after_create = time.monotonic()
     time.sleep(0.05)
+    before_update = time.monotonic()
     s.mutate(r.EVENTS, "ns", "e1", lambda e: e.update(count=2), user_agent=UA)
-    time.sleep(0.05)
-    assert s.expire() == 0 and s.get(r.EVENTS, "ns", "e1") is not None
-    time.sleep(0.05)
-    assert s.expire() == 1
+    between = after_create + 100.0 + (before_update - after_create) / 2
+    assert s.expire(now=between) == 0 and s.get(r.EVENTS, "ns", "e1") is not None
+    assert s.expire(now=time.monotonic() + 100.0 + 1.0) == 1
 
 
 def test_audit_and_history_are_bounded() -> None:
@@ -150,3 +153,45 @@ def test_webhook_sees_the_ip_crs_that_hold_the_requested_address() -> None:
     assert [c["metadata"]["name"] for c in candidate_ip_crs(s, pod)] == ["ip0", "ip2"]
     s.delete(r.IPS, "", "ip0", user_agent=UA)
     assert [c["metadata"]["name"] for c in candidate_ip_crs(s, pod)] == ["ip2"]
+
+
+def test_the_http_watch_cache_keeps_the_same_indexes_as_the_store() -> None:
+    """The HTTP transport reads from a WatchCache built on the store's ObjectIndex: by_owner, by_field
+    and the webhook's address index follow every delivered event (no scan), and answer what a scan of
+    the cached objects answers."""
+    from conformance.sim.transport.cache import WatchCache
+    from conformance.sim.transport.http import HttpClient, Sessions
+
+    cache = WatchCache(Sessions(None), [r.PODS, r.IPS])  # type: ignore[arg-type]  # no request is made
+    client = HttpClient(Sessions(None), cache)  # type: ignore[arg-type]
+    owner_uid = "vmi-uid"
+
+    def pod(name: str, node: str, owned: bool, rv: int) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": str(rv)}
+        if owned:
+            meta["ownerReferences"] = [{"kind": "VirtualMachineInstance", "name": "vm", "uid": owner_uid}]
+        return {"metadata": meta, "spec": {"nodeName": node} if node else {}}
+
+    cache._deliver("ADDED", r.PODS, pod("a", "", True, 2))
+    cache._deliver("ADDED", r.PODS, pod("b", "node-1", True, 3))
+    cache._deliver("ADDED", r.PODS, pod("c", "", False, 4))
+    assert [p["metadata"]["name"] for p in client.by_owner(r.PODS, owner_uid)] == ["a", "b"]
+    assert [p["metadata"]["name"] for p in client.by_field(r.PODS, "spec.nodeName", "")] == ["a", "c"]
+    cache._deliver("MODIFIED", r.PODS, pod("a", "node-1", False, 5))
+    cache._deliver("DELETED", r.PODS, pod("b", "node-1", True, 6))
+    assert client.by_owner(r.PODS, owner_uid) == []
+    assert [p["metadata"]["name"] for p in client.by_field(r.PODS, "spec.nodeName", "")] == ["c"]
+    assert [p["metadata"]["name"] for p in client.by_field(r.PODS, "spec.nodeName", "node-1")] == ["a"]
+    for name, rv in (("a", 7), ("c", 8)):
+        cache._deliver("MODIFIED", r.PODS, pod(name, "", False, rv))
+    scan = sorted(p["metadata"]["name"] for p in cache.iter_raw(r.PODS) if not p["spec"].get("nodeName"))
+    assert [p["metadata"]["name"] for p in client.by_field(r.PODS, "spec.nodeName", "")] == scan == ["a", "c"]
+
+    for i, address in enumerate(["10.16.0.5", "10.16.0.6", "10.16.0.7,fd00::A"]):
+        cache._deliver("ADDED", r.IPS, {"metadata": {"name": f"ip{i}", "resourceVersion": str(10 + i)},
+                                        "spec": {"ipAddress": address}})
+    claim = {"metadata": {"name": "p", "namespace": "ns", "annotations": {"ovn.kubernetes.io/ip_address": "10.16.0.5"}}}
+    assert [c["metadata"]["name"] for c in candidate_ip_crs(client, claim)] == ["ip0", "ip2"]
+    cache._deliver("DELETED", r.IPS, {"metadata": {"name": "ip0", "resourceVersion": "20"},
+                                      "spec": {"ipAddress": "10.16.0.5"}})
+    assert [c["metadata"]["name"] for c in candidate_ip_crs(client, claim)] == ["ip2"]

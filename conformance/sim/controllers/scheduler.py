@@ -332,6 +332,27 @@ def _pod_is_live(pod: JSON) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not is_deleting(pod)
 
 
+#: Scheduler indexes of pods (kept current by the store or the watch cache on every change, so a
+#: scheduling decision costs the pods of the nodes it considers, not a pass over every pod):
+#: live pods by the node they are bound to, and live bound pods that carry a required anti-affinity.
+BOUND_INDEX = "scheduler:bound-node"
+ANTI_INDEX = "scheduler:required-anti-affinity"
+
+
+def _bound_node(pod: JSON) -> tuple[str, ...]:
+    node = (pod.get("spec") or {}).get("nodeName")
+    return (str(node),) if node and _pod_is_live(pod) else ()
+
+
+def _required_anti(pod: JSON) -> list[JSON]:
+    anti = ((pod.get("spec") or {}).get("affinity") or {}).get("podAntiAffinity") or {}
+    return list(anti.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+
+
+def _bound_with_anti(pod: JSON) -> tuple[str, ...]:
+    return ("yes",) if _bound_node(pod) and _required_anti(pod) else ()
+
+
 def _term_namespaces(term: JSON, pod: JSON) -> list[str] | None:
     if term.get("namespaceSelector") is not None:
         return None  # any namespace (selectors over namespaces are not evaluated)
@@ -371,17 +392,22 @@ class Scheduler(Reconciler):
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return
         nodes = self.client.list(r.NODES)
-        pods = [
-            p
-            for p in self.client.iter_raw(r.PODS)
-            if (p.get("spec") or {}).get("nodeName")
-            and _pod_is_live(p)
-            and p["metadata"]["uid"] != pod["metadata"]["uid"]
-        ]
+        uid = pod["metadata"]["uid"]
+        # From the indexes, never a pass over every pod: the live pods bound to each node are counted for
+        # the load; listed only when the pod's own (anti-)affinity terms need them; the bound pods with a
+        # required anti-affinity (the only ones that can refuse a newcomer) are listed. The pod itself is
+        # unbound, so it is in neither index.
+        names = [n["metadata"]["name"] for n in nodes]
+        own = (pod.get("spec") or {}).get("affinity") or {}
+        pods: list[JSON] = []
+        if own.get("podAffinity") or own.get("podAntiAffinity"):
+            pods = [p for name in names for p in self.client.by_index(r.PODS, BOUND_INDEX, _bound_node, name)]
+        anti_pods = [p for p in self.client.by_index(r.PODS, ANTI_INDEX, _bound_with_anti, "yes")
+                     if p["metadata"]["uid"] != uid]
         feasible: list[JSON] = []
         reasons: dict[str, int] = {}
         for node in nodes:
-            why = self._unfit(pod, node, pods, nodes)
+            why = self._unfit(pod, node, pods, anti_pods, nodes)
             if why is None:
                 feasible.append(node)
             else:
@@ -427,10 +453,7 @@ class Scheduler(Reconciler):
                 user_agent=SCHEDULER_UA,
             )
             raise Requeue(delay=max(50 * self.world.step, 0.05))
-        load = {n["metadata"]["name"]: 0 for n in nodes}
-        for p in pods:
-            node_name = str(p["spec"]["nodeName"])
-            load[node_name] = load.get(node_name, 0) + 1
+        load = {name: self.client.count_index(r.PODS, BOUND_INDEX, _bound_node, name) for name in names}
         chosen = min(feasible, key=lambda n: (load[n["metadata"]["name"]], n["metadata"]["name"]))
         node_name = chosen["metadata"]["name"]
 
@@ -458,7 +481,11 @@ class Scheduler(Reconciler):
             user_agent=SCHEDULER_UA,
         )
 
-    def _unfit(self, pod: JSON, node: JSON, pods: list[JSON], nodes: list[JSON]) -> str | None:
+    def _unfit(self, pod: JSON, node: JSON, pods: list[JSON], anti_pods: list[JSON], nodes: list[JSON]
+               ) -> str | None:
+        """Why ``node`` cannot take ``pod`` (None: it can). ``pods``: the live pods bound to ``nodes``;
+        ``anti_pods``: those of them with a required pod anti-affinity (the only ones that can refuse a
+        newcomer)."""
         spec = pod.get("spec") or {}
         labels = labels_of(node)
         if (node.get("spec") or {}).get("unschedulable"):
@@ -501,9 +528,8 @@ class Scheduler(Reconciler):
         ) or []:
             if not any(term_hits(term, pod, p) and co_located(term, p) for p in pods):
                 return "node(s) didn't match pod affinity rules"
-        for p in pods:
-            anti = ((p.get("spec") or {}).get("affinity") or {}).get("podAntiAffinity") or {}
-            for term in anti.get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+        for p in anti_pods:
+            for term in _required_anti(p):
                 if term_hits(term, p, pod) and co_located(term, p):
                     return "node(s) didn't satisfy existing pods anti-affinity rules"
         return None
@@ -661,7 +687,8 @@ class Kubelet(Reconciler):
                     "hostIP": host_ip,
                     "hostIPs": [{"ip": host_ip}],
                     "podIP": ip,
-                    "podIPs": [{"ip": ip}],
+                    # every family of the pod's address (a dual-stack subnet: v4 then v6)
+                    "podIPs": [{"ip": a} for a in kubeovn.pod_ips(obj)] or [{"ip": ip}],
                     "startTime": status.get("startTime") or now,
                     "qosClass": _qos_class(obj),
                 }

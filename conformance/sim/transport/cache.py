@@ -7,7 +7,9 @@ vanished meanwhile are delivered as ``DELETED`` with their last known state - th
 releases an address on a pod's deletion, so a deletion missed during a gap must still arrive.
 
 The cache is updated before an event is handed to subscribers, so a handler's reads see at least what its
-event says.
+event says. It keeps its objects in the same :class:`~conformance.sim.index.ObjectIndex` as the in-process
+store (owner uids, field values, namespaces, caller-registered indexes), so ``by_owner``/``by_field`` and the
+webhook's address lookup cost what they touch over HTTP too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from ..api import Subscription
+from ..index import IndexFn, ObjectIndex
 from ..store import JSON, ApiError, EventType, ResourceType, WatchEvent, copy_obj, deepcopy_json, matches
 from .rest import resource_path, status_error
 
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("conformance.sim.transport.cache")
 #: ``list`` is shadowed by ``WatchCache.list`` inside the class body (for type checkers).
 _Names = list[str]
+_Objects = list[JSON]
 
 #: ``timeoutSeconds`` of each watch request (the server ends it; the loop resumes from the last rv).
 WATCH_TIMEOUT = 300
@@ -63,7 +67,9 @@ class WatchCache:
     def __init__(self, sessions: Sessions, kinds: Iterable[ResourceType]) -> None:
         self.sessions = sessions
         self.kinds: list[ResourceType] = []
-        self._objects: dict[tuple[str, str], dict[tuple[str, str], JSON]] = {}
+        self._index = ObjectIndex()
+        #: type -> key -> object: the index's buckets (written only through the index, by ``_deliver``)
+        self._objects = self._index.objects
         self._synced: dict[tuple[str, str], asyncio.Event] = {}
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -84,7 +90,7 @@ class WatchCache:
         if self._tasks:
             raise RuntimeError("WatchCache.add_kind after start()")
         self.kinds.append(rt)
-        self._objects[rt.key] = {}
+        self._index.register(rt.key)
         self._synced[rt.key] = asyncio.Event()
 
     # reads ----------------------------------------------------------------------------------------
@@ -111,6 +117,29 @@ class WatchCache:
     def iter_raw(self, rt: ResourceType) -> Iterable[JSON]:
         return list(self._bucket(rt).values())
 
+    def by_owner(self, rt: ResourceType, owner_uid: str) -> _Objects:
+        """Cached objects of ``rt`` whose ownerReferences name ``owner_uid`` (read-only, sorted)."""
+        self._bucket(rt)
+        return [obj for _t, obj in self._index.by_owner(owner_uid, rt.key)]
+
+    def by_field(self, rt: ResourceType, path: str, value: str) -> _Objects:
+        """Cached objects of ``rt`` whose field ``path`` equals ``value`` (read-only, sorted; indexed)."""
+        self._bucket(rt)
+        return self._index.by_field(rt.key, path, value)
+
+    def add_index(self, rt: ResourceType, name: str, fn: IndexFn) -> None:
+        """As :meth:`Store.add_index <conformance.sim.store.Store.add_index>`, over the cached objects."""
+        self._bucket(rt)
+        self._index.add_index(rt.key, name, fn)
+
+    def count_index(self, rt: ResourceType, name: str, value: str) -> int:
+        """How many cached objects of ``rt`` index ``name`` files under ``value``."""
+        return self._index.count(rt.key, name, value)
+
+    def by_index(self, rt: ResourceType, name: str, value: str) -> _Objects:
+        """As :meth:`Store.by_index <conformance.sim.store.Store.by_index>` (read-only, sorted)."""
+        return self._index.by_index(rt.key, name, value)
+
     # subscribers ------------------------------------------------------------------------------------
     def subscribe(self, kinds: Collection[ResourceType] | None = None) -> Subscription:
         sub = Subscription(kinds, self._subs.remove)
@@ -118,12 +147,11 @@ class WatchCache:
         return sub
 
     def _deliver(self, etype: EventType, rt: ResourceType, obj: JSON) -> None:
-        bucket = self._objects[rt.key]
         key = _key(rt, obj)
         if etype == "DELETED":
-            bucket.pop(key, None)
+            self._index.drop(rt.key, key)
         else:
-            bucket[key] = obj
+            self._index.put(rt.key, key, obj)
         event = WatchEvent(_rv(obj), etype, rt, obj)
         for sub in list(self._subs):
             sub.put(event)

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from ..api import BINDING, Client, Propagation, Subscription
-from ..store import JSON, ApiError, ResourceType, field_value
+from ..store import JSON, ApiError, IndexFn, ResourceType
 from .cache import WatchCache
 from .rest import resource_path, status_error
 
@@ -167,14 +167,20 @@ class HttpClient:
     def iter_raw(self, rt: ResourceType) -> Iterable[JSON]:
         return self.cache.iter_raw(rt)
 
-    # UNFINISHED: the watch cache keeps no owner or field index yet, so over HTTP these two are a pass over
-    # the cached kind (the in-process store indexes them: issue 12's per-change cost holds there only).
+    # Indexed in the watch cache (the store's own ObjectIndex): per change, not per world, as in-process.
     def by_owner(self, rt: ResourceType, owner_uid: str) -> builtins.list[JSON]:
-        return [o for o in self.cache.iter_raw(rt)
-                if any(ref.get("uid") == owner_uid for ref in o.get("metadata", {}).get("ownerReferences") or [])]
+        return self.cache.by_owner(rt, owner_uid)
 
     def by_field(self, rt: ResourceType, path: str, value: str) -> builtins.list[JSON]:
-        return [o for o in self.cache.iter_raw(rt) if field_value(o, path) == value]
+        return self.cache.by_field(rt, path, value)
+
+    def by_index(self, rt: ResourceType, name: str, fn: IndexFn, value: str) -> builtins.list[JSON]:
+        self.cache.add_index(rt, name, fn)
+        return self.cache.by_index(rt, name, value)
+
+    def count_index(self, rt: ResourceType, name: str, fn: IndexFn, value: str) -> int:
+        self.cache.add_index(rt, name, fn)
+        return self.cache.count_index(rt, name, value)
 
     # Writer -----------------------------------------------------------------------------------------
     async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None,

@@ -13,7 +13,7 @@ import builtins
 from collections.abc import Collection, Iterable, Sequence
 
 from ..api import BINDING, Client, Propagation, Subscription
-from ..store import JSON, ApiError, ResourceType, Store, bind_pod
+from ..store import JSON, ApiError, IndexFn, ResourceType, Store, bind_pod
 
 
 class StoreClient:
@@ -42,6 +42,14 @@ class StoreClient:
 
     def by_field(self, rt: ResourceType, path: str, value: str) -> builtins.list[JSON]:
         return self.store.by_field(rt, path, value)
+
+    def by_index(self, rt: ResourceType, name: str, fn: IndexFn, value: str) -> builtins.list[JSON]:
+        self.store.add_index(rt, name, fn)
+        return self.store.by_index(rt, name, value)
+
+    def count_index(self, rt: ResourceType, name: str, fn: IndexFn, value: str) -> int:
+        self.store.add_index(rt, name, fn)
+        return self.store.count_index(rt, name, value)
 
     # Writer -----------------------------------------------------------------------------------------
     async def create(self, rt: ResourceType, obj: JSON, *, namespace: str = "", subresource: str = "",
