@@ -42,7 +42,9 @@ def components_line(components: list[dict[str, Any]]) -> str:
     controllers simulated — not a certification"."""
     real = [c for c in components if c.get("real")]
     names = {"kube-apiserver": "kube-apiserver", "kube-ovn-webhook": "Kube-OVN webhook"}
-    parts = [f"real {names[c['name']]} {c.get('version', '')}".rstrip() for c in real if c["name"] in names]
+    parts = [(f"real {names[c['name']]} {c.get('version', '')}".rstrip()
+              + (f" → {c['upgraded_to'].get('version')}" if c.get("upgraded_to") else "")) for c in real
+             if c["name"] in names]
     simulated = [c["name"] for c in components if not c.get("real")]
     sim_words = []
     if any(n.startswith("kubevirt") for n in simulated):
@@ -71,8 +73,10 @@ class EnvtestBackend:
         argv = [sys.executable, "-m", "conformance.envtest.serve",
                 "--ready-file", str(workdir / READY_FILE),
                 "--log-dir", str(Path(o.report_dir) / LOG_DIR),
-                "--kube-ovn-version", o.kube_ovn_version_or_default,
+                "--kube-ovn-version", o.install_version,
                 "--kubevirt-version", o.kubevirt_version_or_default]
+        if o.upgrade_from:
+            argv += ["--upgrade-to", o.kube_ovn_version_or_default]
         if o.assets:
             argv += ["--assets", str(o.assets)]
         if o.k8s_version:
@@ -91,14 +95,55 @@ class EnvtestBackend:
             + " ".join(self.command(Path("<workdir>"))),
             "  etcd, kube-apiserver (RBAC, admission chain, front-proxy, audit log) and kube-controller-manager "
             "(garbage collector + namespace controller) from `kovc assets build`",
-            f"  Kube-OVN {o.kube_ovn_version_or_default}'s CRDs from its Go module, KubeVirt "
+            f"  Kube-OVN {o.install_version}'s CRDs from its Go module, KubeVirt "
             f"{o.kubevirt_version_or_default}'s CRDs from virt-operator's generator, manifests/rbac.yaml",
-            f"  Kube-OVN's real webhook {o.kube_ovn_version_or_default} when built (else the modelled one), "
+            f"  Kube-OVN's real webhook {o.install_version} when built (else the modelled one), "
             "registered as the tag's yamls/webhook.yaml does; a canary pod must be denied first",
             "  the simulated controllers (kovc sim attach) as API clients; KubeVirt's subresource API as an "
             "aggregated APIService",
+            *([f"upgrade (after the VMs are created on {o.install_version}): apply "
+               f"{o.kube_ovn_version_or_default}'s CRDs, set the kube-ovn-controller and kube-ovn-webhook Deployment "
+               f"images to kube-ovn:{o.kube_ovn_version_or_default} (as the operator: the admin account); the "
+               f"simulated rollout restarts the simulated controller on {o.kube_ovn_version_or_default} (down "
+               f"{o.sim.controller_downtime:g} s, state kept in the apiserver) and replaces the webhook in place: "
+               f"{o.install_version}'s stopped, nothing serving for at least {o.sim.upgrade_window:g} s "
+               f"(failurePolicy Ignore), {o.kube_ovn_version_or_default}'s started and registered as its "
+               "yamls/webhook.yaml registers it; wait until both Deployments are Available"]
+              if o.upgrade_from else []),
             "run the suite as system:serviceaccount:kovc-system:kovc; stop everything at the end",
         ]
+
+    def upgrade(self, info: ClusterInfo, target: str, kube: Any, timeout: float) -> Any:
+        """In place, as a rollout would, on the running control plane: the target's CRDs are applied
+        (the supervisor, ``envtest/webhook_control.py``), the Deployments' images set as the operator
+        (admin kubeconfig), and the simulated rollout (``sim/upgrade.py``, in ``kovc sim attach``)
+        restarts the controller and swaps the webhook through the supervisor."""
+        from ..envtest.webhook_control import ControlError, call
+        from ..kube import Kube
+        from .upgrade import in_place
+
+        control = str(info.extra.get("webhook_control") or "")
+        if not control:
+            raise BackendError(f"envtest: this control plane was not started for an upgrade (no --upgrade-to "
+                               f"{target}): run with --upgrade-from")
+        source = info.versions.kube_ovn_webhook or self.options.install_version
+        try:
+            crds = call(control, {"op": "crds", "version": target})
+        except ControlError as err:
+            raise BackendError(f"envtest upgrade to {target}: {err}") from None
+        real = any(c.get("name") == "kube-ovn-webhook" and c.get("real") for c in info.extra.get("components") or [])
+        method = (f"in-place rollout on the real control plane: {crds}; kube-ovn-controller and kube-ovn-webhook "
+                  f"Deployment images set to kube-ovn:{target}; simulated controller restarted on {target}; "
+                  f"{'real' if real else 'modelled'} webhook {source} stopped, {target}'s started and registered as "
+                  f"its yamls/webhook.yaml registers it (sim/upgrade.py + envtest/webhook_control.py)")
+        admin = Kube(str(info.extra.get("admin_kubeconfig") or info.kubeconfig), None,
+                     run_id=self.options.run_id or "envtest")
+        try:
+            outcome = in_place(kube, source, target, timeout, method, admin=admin)
+        finally:
+            admin.close()
+        outcome.steps.insert(0, crds)
+        return outcome
 
     def provision(self, workdir: Path) -> ClusterInfo:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +198,8 @@ class EnvtestBackend:
             warnings=[str(n) for n in data.get("notes") or []],
             extra={"pid": pid, "log": str(log_path), "components": components, "timings": data.get("timings"),
                    "admin_kubeconfig": data.get("admin_kubeconfig"), "audit_log": data.get("audit_log"),
-                   "canary_denial": data.get("canary_denial"), "server": data.get("server")},
+                   "canary_denial": data.get("canary_denial"), "server": data.get("server"),
+                   "webhook_control": data.get("webhook_control"), "upgrade_to": data.get("upgrade_to")},
         )
         return info
 

@@ -7,6 +7,7 @@ fixture, never by importing a backend."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,6 +29,9 @@ class UpgradeOutcome:
     started: float
     finished: float = 0.0
     steps: list[str] = field(default_factory=list)
+    #: What the rollout measured, per component (the Deployments' ``kovc.io/rollout`` annotation, written
+    #: by the simulated rollout of sim/envtest: the webhook's gap, the controller's downtime).
+    measured: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,10 +100,33 @@ def wait_rollout(kube: Any, target: str, timeout: float) -> None:
         raise BackendError(f"upgrade to {target}: {exc}") from None
 
 
-def in_place(kube: Any, source: str, target: str, timeout: float, method: str) -> UpgradeOutcome:
-    """Set the images and wait for the rollout (the sim backend's upgrade; the tail of the others)."""
+def measured(kube: Any) -> list[dict[str, Any]]:
+    """The rollout's own measurements on the two Deployments (annotation ``kovc.io/rollout``; none on a
+    real cluster)."""
+    from ..kube import DEPLOYMENTS
+    from ..sim.upgrade import ROLLOUT_ANNOTATION
+
+    out = []
+    for name in COMPONENTS:
+        dep = kube.get(DEPLOYMENTS, SYSTEM_NS, name) or {}
+        text = ((dep.get("metadata") or {}).get("annotations") or {}).get(ROLLOUT_ANNOTATION)
+        if text:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                out.append(data)
+    return out
+
+
+def in_place(kube: Any, source: str, target: str, timeout: float, method: str,
+             admin: Any | None = None) -> UpgradeOutcome:
+    """Set the images (as ``admin`` when given: the operator's account, not the suite's) and wait for
+    the rollout (the sim and envtest backends' upgrade; the tail of the others)."""
     out = UpgradeOutcome(source=source, target=target, method=method, started=time.time())
-    out.steps = set_images(kube, target)
+    out.steps = set_images(admin if admin is not None else kube, target)
     wait_rollout(kube, target, timeout)
     out.finished = time.time()
+    out.measured = measured(kube)
     return out

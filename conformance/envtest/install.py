@@ -42,6 +42,11 @@ SUBRESOURCE_VERSIONS = ("v1", "v1alpha3")
 AGGREGATED_SERVICE = "virt-api"
 
 
+#: libyaml's safe loader when PyYAML has it: KubeVirt's generated CRDs are 4 MB of YAML, 15 s to parse in
+#: pure Python on these cores, 2.7 s with libyaml (measured).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class InstallError(Exception):
     """An install step failed; ``str()`` is one line naming the object and what was seen."""
 
@@ -50,7 +55,7 @@ def load_documents(text: str, source: str) -> list[JSON]:
     if "{{" in text:
         raise InstallError(f"{source} is a Helm template ({{{{ … }}}}), not plain YAML")
     try:
-        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+        docs = [d for d in yaml.load_all(text, Loader=_YAML_LOADER) if isinstance(d, dict)]
     except yaml.YAMLError as err:
         raise InstallError(f"{source}: not valid YAML ({str(err).splitlines()[0]})") from None
     return docs
@@ -188,6 +193,18 @@ def install_crds(client: ApiClient, crds: Iterable[JSON], timeout: float = 60.0)
                 if time.monotonic() > deadline:
                     raise InstallError(f"{spec['names']['plural']}.{spec['group']} not discoverable at {path} "
                                        f"after {timeout:.0f} s")
+                time.sleep(0.1)
+            # Discoverable is not yet listable: until its watch cache is filled the apiserver answers 429
+            # "storage is (re)initializing" (measured on v1.35.4 right after Established).
+            listing = f"{path}/{spec['names']['plural']}"
+            while True:
+                try:
+                    client.request("GET", listing, query={"limit": "1"})
+                    break
+                except ApiError as err:
+                    if err.code != 429 or time.monotonic() > deadline:
+                        raise InstallError(f"{spec['names']['plural']}.{spec['group']}: listing {listing} "
+                                           f"answered {err.code} after {timeout:.0f} s: {err}") from None
                 time.sleep(0.1)
     return names
 

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-file", metavar="FILE", help="write the ready document (JSON) here")
     parser.add_argument("--watch-pid", type=int, default=0, metavar="PID",
                         help="stop when this process is gone (the run that started it)")
+    parser.add_argument("--upgrade-to", default=None, metavar="vX.Y.Z",
+                        help="an upgrade run's target release: its webhook, CRDs and registration are made ready "
+                             "for the in-place rollout (webhook_control.py), which the simulated rollout drives")
     parser.add_argument("--rbac", metavar="FILE", default=str(REPO_MANIFESTS / "rbac.yaml"),
                         help="the suite's least-privilege account (default manifests/rbac.yaml)")
 
@@ -82,6 +85,15 @@ class Supervisor:
         self.attach: Any = None
         self.ready: dict[str, Any] = {}
         self.canary_denial = ""
+        self.mode = ""
+        #: An upgrade run's target: its module dir, registration and (real) webhook binary; the
+        #: control server the rollout calls; the successor webhook between ``start`` and ``serve``.
+        self.upgrade: dict[str, Any] = {}
+        self.control: Any = None
+        self.successor: Any = None
+        #: Where the modelled webhook is served (model mode) and the CA of its certificate.
+        self.model_url = ""
+        self.model_ca = b""
 
     def _log(self, line: str) -> None:
         print(f"kovc envtest: {line}", file=sys.stderr, flush=True)
@@ -151,9 +163,17 @@ class Supervisor:
             self.notes.append(f"Kube-OVN's webhook {tag} is not built ({webhook_binary}): the modelled webhook "
                               "is registered instead")
             mode = "model"
+        if args.upgrade_to:
+            mode = self._prepare_upgrade(root, args.upgrade_to, mode)
+        self.mode = mode
         registration = inst.webhook_registration(module_dir)
         if mode == "real":
             self._start_real_webhook(webhook_binary, tag, registration)
+        if args.upgrade_to:
+            from .webhook_control import ControlServer
+
+            self.control = ControlServer(plane.dir / "webhook-control.sock", self._control)
+            self.control.start()
 
         # -- the simulated controllers -------------------------------------------------------------------
         if not args.no_attach:
@@ -169,9 +189,76 @@ class Supervisor:
             "kube_ovn_version": tag, "kubevirt_version": args.kubevirt_version, "webhook": mode,
             "components": self.components, "timings": {k: round(v, 2) for k, v in self.timings.items()},
             "notes": self.notes, "endpoints": vars(plane.endpoints), "canary_denial": self.canary_denial,
+            "upgrade_to": args.upgrade_to, "webhook_control": str(self.control.path) if self.control else None,
         }
         self._log(f"ready in {self.timings['total']:.1f} s: {json.dumps(self.ready['timings'])}")
         return self.ready
+
+    def _prepare_upgrade(self, root: Path, target: str, mode: str) -> str:
+        """Everything an upgrade to ``target`` needs, checked before the run starts (an unbuilt webhook
+        or an unfetchable module is one line now, not a failure mid-rollout); the webhook mode of the run
+        (real only when both releases' webhooks are built)."""
+        from . import assets as a
+        from . import install as inst
+
+        _versions.kube_ovn_release(target)  # VersionError: an unknown release
+        module_dir = _kube_ovn_module(root, target)
+        binary = a.webhook_path(root, target)
+        self.upgrade = {"version": target, "module_dir": module_dir, "binary": binary,
+                        "registration": inst.webhook_registration(module_dir)}
+        if mode == "real" and not binary.is_file():
+            if self.args.webhook == "real":
+                raise a.AssetError(f"kube-ovn-webhook {target} (the upgrade's target) is not built in {root}: run "
+                                   f"`kovc assets build --kube-ovn-version {target}`")
+            self.notes.append(f"Kube-OVN's webhook {target} (the upgrade's target) is not built ({binary}): the "
+                              f"modelled webhooks of {self.args.kube_ovn_version} and {target} are used instead")
+            return "model"
+        return mode
+
+    def _control(self, request: dict[str, Any]) -> str:
+        """One step of the webhook's in-place upgrade (``webhook_control.py``), asked by the rollout."""
+        from . import assets as a
+        from . import install as inst
+
+        op = str(request.get("op") or "")
+        target = str(self.upgrade.get("version") or "")
+        if op in ("crds", "start", "serve") and str(request.get("version") or "") != target:
+            raise ValueError(f"{op} {request.get('version')}: this control plane was prepared for the upgrade to "
+                             f"{target} only")
+        client = self.plane.admin_client()
+        if op == "crds":
+            crds, crd_file = inst.kube_ovn_crds(self.upgrade["module_dir"])
+            inst.install_crds(client, crds)
+            return f"Kube-OVN {target}'s {len(crds)} CRDs ({crd_file}) applied"
+        if op == "stop":
+            hook = self.webhook
+            if self.mode != "real" or hook is None:
+                return "modelled webhook: kovc sim attach stops serving it"
+            pid = hook.process.pid if hook.process is not None else None
+            hook.stop_process()
+            return f"real kube-ovn-webhook {hook.version} (pid {pid}) stopped"
+        if op == "start":
+            if self.mode != "real":
+                return f"modelled webhook {target}: kovc sim attach serves it"
+            binary: Path = self.upgrade["binary"]
+            self.successor = new = self.webhook.successor(binary, target)
+            seconds = new.start()
+            info = a.read_info(binary, a.WEBHOOK, target)
+            return (f"real kube-ovn-webhook {target} (sha256 {info.sha256[:12]}…) ready on {new.url} after "
+                    f"{seconds:.2f} s")
+        if op == "serve":
+            if self.mode == "real":
+                if self.successor is None:
+                    raise ValueError(f"serve {target}: its webhook was not started")
+                url, ca = self.successor.url, self.successor.ca.cert_pem
+                self.webhook, self.successor = self.successor, None
+            else:
+                url, ca = self.model_url, self.model_ca
+            registration = self.upgrade["registration"]
+            inst.apply_all(client, [inst.with_url(registration, url, ca)])
+            hooks = ", ".join(str(h.get("name")) for h in registration.get("webhooks") or [])
+            return f"registered as {target}'s yamls/webhook.yaml registers it ({hooks}) at {url}"
+        raise ValueError(f"unknown webhook control step {op!r}")
 
     def _start_real_webhook(self, binary: Path, tag: str, registration: dict[str, Any]) -> None:
         from . import assets as a
@@ -187,9 +274,14 @@ class Supervisor:
         inst.apply_all(client, [inst.with_url(registration, hook.url, hook.ca.cert_pem)])
         self._canary(client)
         info = a.read_info(binary, a.WEBHOOK, tag)
-        self.components.append({"name": "kube-ovn-webhook", "real": True, "program": str(binary),
-                                "version": info.version, "sha256": info.sha256,
-                                "canary_denial": self.canary_denial})
+        component: dict[str, Any] = {"name": "kube-ovn-webhook", "real": True, "program": str(binary),
+                                     "version": info.version, "sha256": info.sha256,
+                                     "canary_denial": self.canary_denial}
+        if self.upgrade:
+            target = a.read_info(self.upgrade["binary"], a.WEBHOOK, self.upgrade["version"])
+            component["upgraded_to"] = {"version": target.version, "program": str(self.upgrade["binary"]),
+                                        "sha256": target.sha256}
+        self.components.append(component)
 
     def _canary(self, client: Any) -> None:
         from . import install as inst
@@ -219,7 +311,7 @@ class Supervisor:
         crt, key = serving_ca.serving("kovc-sim", names).write(plane.pki / "sim", "serving")
         (plane.pki / "sim" / "ca.crt").write_bytes(serving_ca.cert_pem)
         kubeconfig = plane.kubeconfig_for("kovc-sim-controllers", ["system:masters"], name="sim-controllers")
-        webhook_port, aggregated_port = suggest_port(), suggest_port()
+        webhook_port, aggregated_port, kube_ovn_port = suggest_port(), suggest_port(), suggest_port()
         argv = [sys.executable, "-m", "conformance", "sim", "attach", "--kubeconfig", str(kubeconfig),
                 "--kube-ovn-version", self.args.kube_ovn_version, "--serving-cert", str(crt),
                 "--serving-key", str(key), "--requestheader-ca", str(plane.pki / "front-proxy-ca.crt"),
@@ -227,6 +319,12 @@ class Supervisor:
                 "--webhook-port", str(webhook_port), "--aggregated-port", str(aggregated_port)]
         if mode != "model":
             argv.append("--no-webhook")
+        else:
+            # Kube-OVN's modelled webhook on a server of its own, which an upgrade's rollout stops and restarts.
+            argv += ["--kube-ovn-webhook-port", str(kube_ovn_port)]
+            self.model_url, self.model_ca = f"https://127.0.0.1:{kube_ovn_port}", serving_ca.cert_pem
+        if self.control is not None:
+            argv += ["--webhook-control", str(self.control.path)]
         if self.args.sim_webhook_policy:
             argv += ["--sim-webhook-policy", self.args.sim_webhook_policy]
         log = self.log_dir / "sim-attach.log"
@@ -251,12 +349,12 @@ class Supervisor:
         ]
         client = plane.admin_client()
         if mode == "model":
-            inst.apply_all(client, [inst.with_url(registration, f"https://127.0.0.1:{webhook_port}",
-                                                  serving_ca.cert_pem)])
+            inst.apply_all(client, [inst.with_url(registration, self.model_url, serving_ca.cert_pem)])
             self._canary(client)
-            self.components.append({"name": "kube-ovn-webhook", "real": False,
-                                    "model": self.args.sim_webhook_policy
-                                    or f"kovc model of {self.args.kube_ovn_version}",
+            model = self.args.sim_webhook_policy or f"kovc model of {self.args.kube_ovn_version}"
+            if self.upgrade and not self.args.sim_webhook_policy:
+                model += f", upgraded in place to the model of {self.upgrade['version']}"
+            self.components.append({"name": "kube-ovn-webhook", "real": False, "model": model,
                                     "canary_denial": self.canary_denial})
         from . import assets as a
 
@@ -280,6 +378,10 @@ class Supervisor:
             raise inst.InstallError(f"{err} (sim attach log: {tail(log)})") from None
 
     def down(self) -> None:
+        if self.control is not None:
+            self.control.stop()
+        if self.successor is not None:
+            self.successor.release()
         if self.webhook is not None:
             self.webhook.release()
         if self.plane is not None:
@@ -337,7 +439,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         ready = sup.up()
-    except (AssetError, ProcessError, InstallError, WebhookBusy, RuntimeError, OSError) as err:
+    except (AssetError, ProcessError, InstallError, WebhookBusy, RuntimeError, OSError,
+            _versions.VersionError) as err:
         sup.down()
         print(f"kovc: envtest: {err}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
@@ -351,7 +454,9 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"kubeconfig": ready["kubeconfig"], "server": ready["server"]}), flush=True)
     try:
         while not stop.wait(0.5):
-            dead = [p.name for p in (sup.plane.processes if sup.plane else []) if not p.running()]
+            # A program not launched yet (an upgrade's successor webhook being started) is not dead.
+            dead = [p.name for p in (sup.plane.processes if sup.plane else [])
+                    if p.proc is not None and not p.running()]
             if dead:
                 print(f"kovc: envtest: {', '.join(dead)} exited; stopping", file=sys.stderr, flush=True)
                 return 1

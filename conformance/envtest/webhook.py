@@ -46,6 +46,8 @@ class RealWebhook:
     health_port: int = 0
     ca: TinyCA = field(default_factory=lambda: TinyCA("kovc-kube-ovn-webhook-ca"))
     process: ManagedProcess | None = None
+    #: Its log file in the control plane's log dir (a successor of an upgrade logs to its own file).
+    log_name: str = "kube-ovn-webhook.log"
     _lock: IO[str] | None = None
 
     @property
@@ -73,7 +75,8 @@ class RealWebhook:
     def start(self) -> float:
         """Write its certificates, start it as ``system:serviceaccount:kube-system:ovn`` and wait for
         its ``/readyz``; the seconds it took."""
-        self._take_lock()
+        if self._lock is None:
+            self._take_lock()
         try:
             CERT_DIR.mkdir(parents=True, exist_ok=True)
             pair = self.ca.serving("kube-ovn-webhook", SERVICE_NAMES)
@@ -90,12 +93,30 @@ class RealWebhook:
                 f"kube-ovn-webhook {self.version}",
                 [str(self.binary), f"--port={self.port}", f"--health-probe-port={self.health_port}",
                  f"--v={self.verbosity}"],
-                log_path=self.plane.log_dir / "kube-ovn-webhook.log", env=env, cwd=self.plane.dir,
+                log_path=self.plane.log_dir / self.log_name, env=env, cwd=self.plane.dir,
                 health=http_ok(f"http://127.0.0.1:{self.health_port}/readyz"), start_timeout=60.0)
             return self.plane.add_process(self.process)
         except BaseException:
             self.release()
             raise
+
+    def stop_process(self) -> None:
+        """Stop the program only (an upgrade's first step): the certificate directory stays locked for
+        the successor, and the control plane no longer counts it among its live programs."""
+        proc = self.process
+        if proc is None:
+            return
+        with contextlib.suppress(ValueError):
+            self.plane.processes.remove(proc)
+        proc.stop()
+
+    def successor(self, binary: Path, version: str) -> RealWebhook:
+        """The webhook of ``version`` that replaces this one, under the same certificate-directory lock
+        (taken over: this one must be stopped first), on a new port, with its own log file."""
+        new = RealWebhook(binary, version, self.plane, verbosity=self.verbosity, ca=self.ca,
+                          log_name=f"kube-ovn-webhook-{version}.log")
+        new._lock, self._lock = self._lock, None
+        return new
 
     def release(self) -> None:
         """Stop it (if running) and give the certificate directory back."""

@@ -11,7 +11,10 @@ registering anything:
 * the modelled admission webhooks at ``https://127.0.0.1:<webhook-port>`` (``serving/webhook.py`` paths:
   ``/validating`` for Kube-OVN's pod webhook, ``/virtualmachines-validate`` and ``/migration-validate-create``
   for virt-api's) - unless ``--no-webhook`` (Kube-OVN's real webhook binary is registered instead; the
-  virt-api checks are served either way);
+  virt-api checks are served either way). With ``--kube-ovn-webhook-port`` Kube-OVN's ``/validating`` is on
+  a server of its own there, which an in-place upgrade (``sim/upgrade.py``) stops and restarts on the new
+  release; ``--webhook-control`` makes that rollout also go through the envtest supervisor (the real
+  webhook's process, the registration: ``envtest/webhook_control.py``);
 * KubeVirt's aggregated API ``subresources.kubevirt.io`` at ``https://127.0.0.1:<aggregated-port>``
   (``serving/aggregated.py``), front-proxy authenticated with ``--requestheader-ca``;
 * the kubelets' ``/containerLogs`` at ``https://127.0.0.1:<kubelet-port>`` (``serving/kubelet.py``): the nodes it
@@ -70,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="port of the simulated kubelets' API (pods/log; default: free)")
     parser.add_argument("--no-webhook", action="store_true",
                         help="do not serve Kube-OVN's modelled webhook (the real one is registered)")
+    parser.add_argument("--kube-ovn-webhook-port", type=int, default=None, metavar="P",
+                        help="serve Kube-OVN's modelled webhook (/validating) on a server of its own on this port "
+                             "(0: free), which an in-place upgrade stops and restarts (default: on --webhook-port)")
+    parser.add_argument("--webhook-control", default=None, metavar="SOCKET",
+                        help="the envtest supervisor's webhook control socket: an in-place upgrade's rollout "
+                             "stops, starts and registers the webhook through it (envtest/webhook_control.py)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         if value and not os.access(value, os.R_OK):
             print(f"kovc: --{flag.replace('_', '-')} {value}: not a readable file", file=sys.stderr)
             return 2
-    for flag in ("webhook_port", "aggregated_port", "kubelet_port"):
-        if not 0 <= int(getattr(args, flag)) <= 65535:
+    for flag in ("webhook_port", "aggregated_port", "kubelet_port", "kube_ovn_webhook_port"):
+        if getattr(args, flag) is not None and not 0 <= int(getattr(args, flag)) <= 65535:
             print(f"kovc: invalid --{flag.replace('_', '-')} {getattr(args, flag)}: expected 0-65535",
                   file=sys.stderr)
             return 2

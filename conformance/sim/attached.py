@@ -21,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .. import versions
 from . import resources as r
 from .config import SimConfig
 from .controllers import kubevirt, scheduler
@@ -51,13 +52,93 @@ class Attached:
     client: HttpClient
     task: asyncio.Task[None]
     servers: list[web.AppRunner] = field(default_factory=list)
+    #: Kube-OVN's modelled webhook on a server of its own (``--kube-ovn-webhook-port``).
+    kube_ovn_model: ServedModel | None = None
 
     async def stop(self) -> None:
+        if self.kube_ovn_model is not None:
+            await self.kube_ovn_model.close()
         for runner in self.servers:
             await runner.cleanup()
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
         await self.client.close()
+
+
+class ServedModel:
+    """Kube-OVN's modelled webhook served on a port of its own: what an in-place upgrade stops (the port
+    closes: the API server's calls fail, ``failurePolicy: Ignore`` admits) and starts again on the new
+    release (``sim/upgrade.py``'s :class:`~conformance.sim.upgrade.WebhookHost` steps)."""
+
+    def __init__(self, world: World, port: int, ctx: ssl.SSLContext) -> None:
+        self.world, self.port, self.ctx = world, port, ctx
+        self.runner: web.AppRunner | None = None
+        self.pending: web.AppRunner | None = None
+
+    async def listen(self, validators: Sequence[Validator]) -> int:
+        self.runner, self.port = await _listen(webhook.app({webhook.KUBE_OVN_PATH: validators}), self.port, self.ctx)
+        return self.port
+
+    async def stop(self) -> str:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        return f"modelled webhook on 127.0.0.1:{self.port} stopped (port closed)"
+
+    async def start(self, release: versions.KubeOvnRelease) -> str:
+        from .upgrade import model_admission
+
+        validators, said = model_admission(self.world, release)
+        self.pending = web.AppRunner(webhook.app({webhook.KUBE_OVN_PATH: validators}), access_log=None,
+                                     shutdown_timeout=1.0)
+        await self.pending.setup()
+        return said
+
+    async def serve(self) -> str:
+        runner, self.pending = self.pending, None
+        assert runner is not None, "start() first"
+        await web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self.ctx).start()
+        self.runner = runner
+        return f"listening on 127.0.0.1:{self.port}"
+
+    async def close(self) -> None:
+        for runner in (self.runner, self.pending):
+            if runner is not None:
+                await runner.cleanup()
+        self.runner = self.pending = None
+
+
+@dataclass
+class AttachedWebhook:
+    """Where Kube-OVN's webhook runs for ``kovc sim attach`` (a :class:`~conformance.sim.upgrade.WebhookHost`):
+    the modelled one it serves itself (``model``) and/or the envtest supervisor's steps (``control``: the
+    real binary, the registration)."""
+
+    model: ServedModel | None
+    control: str | None
+    #: The release being started (``start``) and then served.
+    target: str = ""
+
+    async def _control(self, request: dict[str, str]) -> str:
+        from ..envtest.webhook_control import acall
+
+        return await acall(str(self.control), request) if self.control else ""
+
+    async def stop(self) -> str:
+        said = [await self.model.stop()] if self.model else []
+        said.append(await self._control({"op": "stop"}))
+        return "; ".join(s for s in said if s)
+
+    async def start(self, release: versions.KubeOvnRelease) -> str:
+        self.target = release.version
+        said = [await self.model.start(release)] if self.model else []
+        said.append(await self._control({"op": "start", "version": release.version}))
+        return "; ".join(s for s in said if s)
+
+    async def serve(self) -> str:
+        said = [await self.model.serve()] if self.model else []
+        said.append(await self._control({"op": "serve", "version": self.target}))
+        return "; ".join(s for s in said if s)
 
 
 def cached_kinds(world: World) -> list[ResourceType]:
@@ -127,14 +208,29 @@ async def _listen(app: web.Application, port: int, ctx: ssl.SSLContext) -> tuple
 
 
 async def serve(attached: Attached, *, webhook_port: int, aggregated_port: int, cert: str | None,
-                key: str | None, requestheader_ca: str | None, kube_ovn_webhook: bool) -> tuple[int, int]:
-    """Start the webhook and aggregated servers for ``attached``; returns their ports."""
+                key: str | None, requestheader_ca: str | None, kube_ovn_webhook: bool,
+                kube_ovn_webhook_port: int | None = None, webhook_control: str | None = None) -> tuple[int, int]:
+    """Start the webhook and aggregated servers for ``attached``; returns their ports. Kube-OVN's modelled
+    webhook is on ``kube_ovn_webhook_port`` when given (a server of its own), else with virt-api's; the
+    world's rollout swaps it there, or through ``webhook_control`` (``envtest/webhook_control.py``)."""
+    from . import upgrade
     from . import world as world_module
 
     world = attached.world
     routes: dict[str, Sequence[Validator]] = {}
-    if kube_ovn_webhook:
-        routes[webhook.KUBE_OVN_PATH] = world_module.kube_ovn_admission(world)
+    model: ServedModel | None = None
+    if kube_ovn_webhook and kube_ovn_webhook_port is not None:
+        model = ServedModel(world, kube_ovn_webhook_port, _serving_ssl(cert, key, None))
+        await model.listen(world_module.kube_ovn_admission(world))
+        attached.kube_ovn_model = model
+    elif kube_ovn_webhook:
+        # On virt-api's server the modelled webhook cannot stop alone: an in-place upgrade swaps the list
+        # the route answers with (empty during the window: every pod allowed, as failurePolicy Ignore would).
+        validators = world_module.kube_ovn_admission(world)
+        routes[webhook.KUBE_OVN_PATH] = validators
+        upgrade.serve_locally(world, validators, list(validators))
+    if model is not None or webhook_control:
+        upgrade.host_webhook(world, AttachedWebhook(model, webhook_control))
     virt_api = kubevirt.make_validators(world)
     routes[webhook.VM_PATH] = virt_api
     routes[webhook.MIGRATION_PATH] = virt_api
@@ -188,12 +284,17 @@ async def main(args: argparse.Namespace, config: SimConfig, conn: Connection) ->
         try:
             wport, aport = await serve(attached, webhook_port=args.webhook_port, aggregated_port=args.aggregated_port,
                                        cert=args.serving_cert, key=args.serving_key,
-                                       requestheader_ca=args.requestheader_ca, kube_ovn_webhook=not args.no_webhook)
+                                       requestheader_ca=args.requestheader_ca, kube_ovn_webhook=not args.no_webhook,
+                                       kube_ovn_webhook_port=args.kube_ovn_webhook_port,
+                                       webhook_control=args.webhook_control)
         except (OSError, ssl.SSLError, AttachError) as err:
             print(f"kovc: cannot serve: {err}", file=sys.stderr)
             return 2
-        print(f"kovc-attach: webhook https://127.0.0.1:{wport}"
-              f"{'' if args.no_webhook else webhook.KUBE_OVN_PATH} (virt-api {webhook.VM_PATH}, "
+        model = attached.kube_ovn_model
+        kube_ovn = (f"https://127.0.0.1:{model.port}{webhook.KUBE_OVN_PATH}, " if model is not None
+                    else "" if args.no_webhook else f"https://127.0.0.1:{wport}{webhook.KUBE_OVN_PATH}, ")
+        print(f"kovc-attach: webhook {kube_ovn}"
+              f"virt-api https://127.0.0.1:{wport} ({webhook.VM_PATH}, "
               f"{webhook.MIGRATION_PATH}); aggregated https://127.0.0.1:{aport}/apis/{aggregated.GROUP}; "
               f"kubelet https://127.0.0.1:{kport}/containerLogs; controllers of {config.model_name} over "
               f"{conn.server}", file=sys.stderr, flush=True)

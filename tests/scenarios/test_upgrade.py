@@ -87,6 +87,25 @@ class Upgraded:
     started: float = 0.0
     finished: float = 0.0
     error: str = ""
+    #: What the rollout itself measured (``UpgradeOutcome.measured``: the webhook's gap, the controller's
+    #: downtime), when the backend's rollout records it.
+    measured: list[dict[str, Any]] = field(default_factory=list)
+
+    def rollout_cases(self) -> list[str]:
+        """The rollout's own measurements, one line each."""
+        lines = []
+        for m in self.measured:
+            if m.get("component") == "kube-ovn-webhook":
+                lines.append(f"rollout measured: webhook {m.get('old')} stop requested at "
+                             f"{_stamp(float(m['stop_requested_at']))}, stopped in {m.get('stop_seconds')} s "
+                             f"({m.get('stopped')}); {m.get('started')} started in {m.get('start_seconds')} s; "
+                             f"serving at {_stamp(float(m['serving_at']))} ({m.get('served')}): nothing answered "
+                             f"for {m.get('gap')} s")
+            elif m.get("component") == "kube-ovn-controller":
+                lines.append(f"rollout measured: kube-ovn-controller {m.get('old')} down at "
+                             f"{_stamp(float(m['down_at']))}, {m.get('new')} up at {_stamp(float(m['up_at']))}: "
+                             f"no controller for {m.get('downtime')} s")
+        return lines
 
     @property
     def namespace(self) -> str:
@@ -197,6 +216,7 @@ def upgraded(kube: Kube, settings: Any, addresses: Any, cluster_info: Any, upgra
                 attacker.start()
                 outcome = cluster_upgrade()
                 state.method = getattr(outcome, "method", state.method)
+                state.measured = list(getattr(outcome, "measured", None) or [])
                 state.finished = time.time()
                 # Keep colliding until the new webhook has denied once after the rollout (or a bound).
                 deadline = time.monotonic() + settings.timeout(30.0)
@@ -234,6 +254,8 @@ def test_ips_kept(upgraded: Upgraded, kube: Kube, act: Actions, record: Recorder
     record.case(f"upgrade {up.source} -> {up.target}: {up.method}", "passed",
                 message=(f"rollout from {_stamp(up.started)} to {_stamp(up.finished)}" if up.observed
                          else "performed by the operator between `kovc upgrade prepare` and `verify`"))
+    for line in up.rollout_cases():
+        record.case(line, "passed")
     problems: list[str] = []
     for role, vm in up.vms.items():
         before = up.before[role]
@@ -341,6 +363,8 @@ def test_window_admissions(upgraded: Upgraded, record: Recorder) -> None:
         pytest.fail("no collision was attempted during the upgrade (the attempts thread did not run)")
     admitted = [a for a in up.attempts if a.admitted]
     window = up.window()
+    for line in up.rollout_cases():
+        record.case(line, "passed")
     for a in admitted:
         record.case(f"pod {a.pod} claiming {up.vms['run-a'].ip} at {_stamp(a.at)}", "failed",
                     message=f"admitted during the upgrade {up.source} -> {up.target} ({window})")
