@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from . import waits
 from .addresses import ip_cr_addresses
 from .kube import EVENTS, JSON, PODS, VMIS, Kube, api_code, describe_error
-from .templates import ALLOCATED_ANNOTATION, IP_ANNOTATION, SWITCH_ANNOTATION
+from .templates import ALLOCATED_ANNOTATION, IP_ANNOTATION, MAC_ANNOTATION, SWITCH_ANNOTATION
 
 VM_POD_TYPE = "VirtualMachine"
 #: Texts that disqualify a "denial": the webhook was not reached or something else said no.
@@ -193,6 +193,24 @@ def snapshot_ip(kube: Kube, vm: str, namespace: str) -> IPIdentity:
     return IPIdentity.from_cr(cr)
 
 
+def snapshot_named(kube: Kube, name: str, what: str) -> IPIdentity:
+    """IP CR ``name`` (e.g. an attachment's ``<vm>.<ns>.<provider>``); AssertionError when it is absent."""
+    cr = kube.get_ip(name)
+    if cr is None:
+        raise AssertionError(f"expected IP CR {name} of {what} to exist; it does not")
+    return IPIdentity.from_cr(cr)
+
+
+def assert_same_named_identity(kube: Kube, before: IPIdentity, after_what: str) -> IPIdentity:
+    """IP CR ``before.name`` is the same object with the same fields after ``after_what``."""
+    after = snapshot_named(kube, before.name, f"the VM after {after_what}")
+    diffs = before.differences(after)
+    if diffs:
+        raise AssertionError(f"expected IP CR {before.name} to be unchanged after {after_what}; changed: "
+                             + "; ".join(diffs))
+    return after
+
+
 def assert_same_identity(kube: Kube, before: IPIdentity, vm: str, namespace: str,
                          after_what: str) -> IPIdentity:
     """IP CR ``<vm>.<ns>`` is the same object (name, uid) with the same fields as ``before``."""
@@ -224,11 +242,17 @@ def _workload_name(identity: tuple[str, str, str]) -> str:
 
 
 def _allocated_with(pod: JSON, ip: str) -> bool:
+    """The pod is allocated ``ip``, on the pod network or on an attachment network
+    (``<provider>.kubernetes.io/ip_address`` with ``<provider>.kubernetes.io/allocated``)."""
     anns = (pod.get("metadata") or {}).get("annotations") or {}
-    if str(anns.get(ALLOCATED_ANNOTATION)) != "true":
-        return False
-    addrs = {a.strip() for a in str(anns.get(IP_ANNOTATION) or "").split(",")}
-    return ip in addrs
+    for key, value in anns.items():
+        if not key.endswith("kubernetes.io/ip_address"):
+            continue
+        provider = key[: -len("kubernetes.io/ip_address")]
+        if str(anns.get(provider + "kubernetes.io/allocated")) == "true" and ip in {
+                a.strip() for a in str(value or "").split(",")}:
+            return True
+    return False
 
 
 def _challenger_pods(pods: list[JSON], name: str, kind: str) -> list[JSON]:
@@ -266,6 +290,58 @@ def admitted_then(kube: Kube, namespace: str, challenger: str, kind: str, ip: st
         if inv.get("name") in pod_names and ("AcquireAddressFailed" in text or "AddressConflict" in text):
             return "blocked-by-ipam"
     return "unallocated"
+
+
+def _allocated_mac(pod: JSON) -> str | None:
+    anns = (pod.get("metadata") or {}).get("annotations") or {}
+    if str(anns.get(ALLOCATED_ANNOTATION)) != "true":
+        return None
+    return str(anns.get(MAC_ANNOTATION) or "").lower()
+
+
+def mac_admitted_then(kube: Kube, namespace: str, challenger: str, mac: str, window: float) -> tuple[str, str]:
+    """What became of an admitted VM challenger requesting ``mac``, and the evidence: ``took-over-mac``
+    (a launcher pod of it is allocated with that MAC), ``allocated-other-mac`` (allocated, another MAC),
+    ``refused-by-ipam`` (an ``AcquireAddressFailed``/``AddressConflict`` Event on a launcher pod of it,
+    none allocated) or ``unallocated`` (neither within ``window``). The Events are watched: the first
+    refusal or allocation ends the wait."""
+    mac = mac.lower()
+
+    def launchers() -> list[JSON]:
+        return _challenger_pods(kube.list_pods(namespace), challenger, "vm")
+
+    def allocated() -> tuple[str, str] | None:
+        for pod in launchers():
+            got = _allocated_mac(pod)
+            if got is not None:
+                then = "took-over-mac" if got == mac else "allocated-other-mac"
+                return then, f"launcher pod {pod['metadata']['name']} allocated with MAC {got or '(none)'}"
+        return None
+
+    def evaluate(objects: dict[str, JSON]) -> tuple[str, str] | None:
+        done = allocated()
+        if done is not None:
+            return done
+        names = {p["metadata"]["name"] for p in launchers()}
+        for ev in objects.values():
+            inv = ev.get("involvedObject") or {}
+            text = f"{ev.get('reason')}: {ev.get('message')}"
+            if inv.get("kind") == "Pod" and inv.get("name") in names and (
+                    "AcquireAddressFailed" in text or "AddressConflict" in text):
+                return "refused-by-ipam", f"Event on pod {inv.get('name')}: {text}"
+        return None
+
+    try:
+        result: tuple[str, str] = waits.watch_until(
+            kube, EVENTS, namespace, evaluate, timeout=window,
+            what=f"VM {namespace}/{challenger} refused by IPAM or allocated")
+    except waits.WaitTimeout as exc:
+        return allocated() or ("unallocated", f"neither an IPAM refusal nor an allocation: {exc}")
+    if result[0] == "refused-by-ipam":
+        late = allocated()  # the refusal is final only if nothing was allocated meanwhile
+        if late is not None:
+            return late
+    return result
 
 
 # --------------------------------------------------------------------------------------------------

@@ -28,6 +28,22 @@ DEFAULT_PROFILE = "baseline"
 _KO = "kubeovn/kube-ovn#"
 
 
+#: Capabilities a requirement may depend on (its ``applies_when``), each detected from the Kubernetes API
+#: only (``conformance.capabilities``): key -> the condition as the catalog states it.
+CAPABILITY_CONDITIONS: dict[str, str] = {
+    "dual-stack": "the cluster has a dual-stack subnet (a kubeovn.io Subnet with protocol Dual, or a cidrBlock "
+                  "with an IPv4 and an IPv6 CIDR)",
+    "multus": "Multus is present (the CRD network-attachment-definitions.k8s.cni.cncf.io is served)",
+}
+#: What the report calls each capability, and what the requirements without a condition certify.
+CAPABILITY_NAMES: dict[str | None, str] = {
+    None: "IPv4 pod network",
+    "dual-stack": "dual-stack",
+    "multus": "attachment networks",
+}
+ALWAYS = "always"
+
+
 @dataclass(frozen=True)
 class Requirement:
     id: str
@@ -35,6 +51,14 @@ class Requirement:
     title: str
     statement: str
     references: tuple[str, ...] = ()
+    #: The capability the requirement needs (a key of :data:`CAPABILITY_CONDITIONS`), or None: it always
+    #: applies. Where the capability is absent the requirement is reported ``not-applicable`` with the reason.
+    applies_when: str | None = None
+
+    @property
+    def condition(self) -> str:
+        """The applicability condition in words (``always`` without one)."""
+        return CAPABILITY_CONDITIONS[self.applies_when] if self.applies_when else ALWAYS
 
     @property
     def family(self) -> str:
@@ -133,6 +157,36 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "subnet of another VPC that also contains X, requesting X without a logical_switch annotation, "
         "SHOULD be admitted.",
         _refs(2026)),
+    Requirement(
+        "allow.restart-dual-stack", "MUST", "Restart, stop/start and migration keep both addresses",
+        "For a VM requesting a dual-stack address (ovn.kubernetes.io/ip_address \"<v4>,<v6>\" in a dual-stack "
+        "subnet named by ovn.kubernetes.io/logical_switch), a restart, a stop then start, and a live migration "
+        "MUST each be admitted, the VM MUST be Running with both addresses on its launcher pod, and its IP CR "
+        "<vm>.<ns> MUST be the same object (name and uid) with the same ipAddress, v4IpAddress, v6IpAddress, "
+        "macAddress, podName <vm>, podType VirtualMachine, namespace and subnet; each operation is reported. "
+        "The migration needs two nodes labelled kubevirt.io/schedulable=true without NoSchedule taints; "
+        "otherwise that case is skipped with the reason.",
+        (*_refs(4803, 5569, 4191), "kubeovn/docs:docs/guide/dual-stack.en.md"),
+        applies_when="dual-stack"),
+    Requirement(
+        "allow.static-mac-restart", "MUST", "Restart and migration keep a static MAC",
+        "A VM requesting a static IP and a static MAC (ovn.kubernetes.io/mac_address) MUST, after a restart "
+        "and after a live migration, be admitted and Running with that IP and MAC on its launcher pod "
+        "(ovn.kubernetes.io/ip_address, ovn.kubernetes.io/mac_address), and its IP CR <vm>.<ns> MUST be the "
+        "same object (name and uid) with macAddress equal to the requested MAC and the same ipAddress, podName "
+        "and subnet; each operation is reported (the migration is skipped with the reason without two "
+        "schedulable nodes).",
+        (*_refs(1354, 4803, 5569), "kubeovn/docs:docs/guide/static-ip-mac.en.md")),
+    Requirement(
+        "allow.attachment-restart", "MUST", "An attachment network's static IP survives restart and migration",
+        "A VM with a second interface on a NetworkAttachmentDefinition whose provider is Kube-OVN's "
+        "(<nad>.<ns>.ovn, a subnet with that provider), requesting a static address there with "
+        "<nad>.<ns>.ovn.kubernetes.io/ip_address, MUST after a restart and after a live migration be admitted "
+        "and Running with that address on its launcher pod (<nad>.<ns>.ovn.kubernetes.io/ip_address, "
+        "allocated), and its attachment IP CR <vm>.<ns>.<nad>.<ns>.ovn MUST be the same object (name and uid) "
+        "with the same ipAddress, macAddress, podName <vm> and subnet; each operation is reported.",
+        _refs(1376, 5848, 6762),
+        applies_when="multus"),
     # ---- genuine collisions are rejected at admission --------------------------------------------
     Requirement(
         "deny.other-vm", "MUST", "Another VM cannot take a running VM's IP",
@@ -179,6 +233,27 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         f"and uid), requesting its IP, {_DENY_SHOULD}. (Forging within the holder's own namespace is out "
         "of scope: same tenant.)",
         _refs(5569, 6081)),
+    Requirement(
+        "deny.other-vm-ipv6", "MUST", "Another VM cannot take a running VM's IPv6",
+        "A VM with another name requesting its own free IPv4 together with a running dual-stack VM's IPv6 "
+        f"(ovn.kubernetes.io/ip_address \"<own v4>,<holder's v6>\", same subnet) {_DENY}.",
+        _refs(4803, 5569),
+        applies_when="dual-stack"),
+    Requirement(
+        "deny.mac-collision", "SHOULD", "Another VM cannot run holding a running VM's MAC",
+        "A VM with another name requesting its own free IP and a running VM's static MAC "
+        "(ovn.kubernetes.io/mac_address) SHOULD never run holding that MAC: it is either rejected at "
+        "admission, or admitted and refused by IPAM (its launcher pod never allocated, a Warning Event "
+        "AcquireAddressFailed on it); the evidence says which. The holder MUST keep running with its IP "
+        "and MAC.",
+        (*_refs(1354), "kubeovn/docs:docs/guide/static-ip-mac.en.md")),
+    Requirement(
+        "deny.attachment-other-vm", "MUST", "Another VM cannot take a VM's attachment-network IP",
+        "A VM with another name requesting, on the same Kube-OVN-provider NetworkAttachmentDefinition, the "
+        "static attachment address (<nad>.<ns>.ovn.kubernetes.io/ip_address) of a running VM "
+        f"{_DENY}; what happened after an admission (e.g. refused by IPAM) is reported.",
+        _refs(5848, 2938),
+        applies_when="multus"),
     # ---- state ---------------------------------------------------------------------------------------
     Requirement(
         "state.ip-released-on-delete", "MUST", "Deleting a VM releases its IP CR",
@@ -198,6 +273,14 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "When two VMs are created at the same moment with the same IP, over 60 s at most one SHOULD ever "
         "be allocated; the loser is denied or left unallocated, and the report says which.",
         _refs(2938, 4304)),
+    Requirement(
+        "state.attachment-ip-released-on-delete", "SHOULD", "Deleting a VM releases its attachment IP CRs",
+        "The attachment IP CR <vm>.<ns>.<nad>.<ns>.ovn of a VM with a static attachment address SHOULD "
+        "disappear within 120 s of deleting the running VM, and within 120 s of deleting the VM after stopping "
+        "it (two cases, both reported): the same fixed bound as state.ip-released-on-delete's, not scaled by "
+        "--timeout-scale.",
+        _refs(5367, 5390, 5557),
+        applies_when="multus"),
     Requirement(
         "net.migration-downtime", "SHOULD", "Live migration loses little connectivity",
         "During a live migration, a probe on a node that is neither source nor target pinging every "

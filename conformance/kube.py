@@ -97,16 +97,18 @@ VM_CLONES = Kind("clone.kubevirt.io", "v1beta1", "virtualmachineclones", "Virtua
 IPS = Kind("kubeovn.io", "v1", "ips", "IP", False)
 SUBNETS = Kind("kubeovn.io", "v1", "subnets", "Subnet", False)
 VPCS = Kind("kubeovn.io", "v1", "vpcs", "Vpc", False)
+#: Multus's NetworkAttachmentDefinition (served only where Multus is installed).
+NADS = Kind("k8s.cni.cncf.io", "v1", "network-attachment-definitions", "NetworkAttachmentDefinition", True)
 
 KINDS: dict[str, Kind] = {
     k.kind: k for k in (NAMESPACES, PODS, EVENTS, NODES, DEPLOYMENTS, VWCS, VMS, VMIS, VMIMS, VM_CLONES,
-                        IPS, SUBNETS, VPCS)
+                        IPS, SUBNETS, VPCS, NADS)
 }
 #: Short aliases accepted wherever a kind is named by string.
 ALIASES: dict[str, Kind] = {
     "ns": NAMESPACES, "namespace": NAMESPACES, "pod": PODS, "event": EVENTS, "node": NODES,
     "deployment": DEPLOYMENTS, "vwc": VWCS, "vm": VMS, "vmi": VMIS, "vmim": VMIMS, "vmclone": VM_CLONES,
-    "ip": IPS, "subnet": SUBNETS, "vpc": VPCS,
+    "ip": IPS, "subnet": SUBNETS, "vpc": VPCS, "nad": NADS, "net-attach-def": NADS,
 }
 
 VM_ACTIONS = ("start", "stop", "restart", "migrate")

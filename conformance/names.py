@@ -70,3 +70,10 @@ def prefix_pairs() -> dict[str, tuple[str, str]]:
 def contains(a: str, b: str) -> bool:
     """Whether either name contains the other."""
     return a in b or b in a
+
+
+def static_mac() -> str:
+    """A fresh static MAC for ``ovn.kubernetes.io/mac_address``: unicast and locally administered
+    (``02:``), ``6b`` ("k") as its second byte, four random bytes; lower case, as Kube-OVN prints MACs.
+    Kube-OVN's own generated MACs start ``00:00:00`` (``util.GenerateMac``), so none collides with them."""
+    return "02:6b:" + ":".join(f"{secrets.randbelow(256):02x}" for _ in range(4))

@@ -54,7 +54,7 @@ from .recorder import (
     PROP_WARNING,
     Recorder,
 )
-from .results import INTERRUPTED_REASON, CaseResult, RequirementResult, RunResult, TestRef
+from .results import INTERRUPTED_REASON, NOT_APPLICABLE_PREFIX, CaseResult, RequirementResult, RunResult, TestRef
 from .settings import (
     OPTIONS,
     SIM_TIMEOUT_SCALE,
@@ -78,7 +78,8 @@ FINISH_LOCK_TIMEOUT = 120.0
 INTERRUPTED = INTERRUPTED_REASON
 #: Signals that stop a run the way Ctrl-C does (what CI cancellations and timeouts send).
 STOP_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGHUP")
-LABELS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "not-run": "NOT-RUN"}
+LABELS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP", "not-run": "NOT-RUN",
+          "not-applicable": "N/A"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -659,10 +660,6 @@ def cluster_upgrade(request: pytest.FixtureRequest, cluster_info: ClusterInfo, k
 
     def perform() -> Any:
         backend = make_backend(state.options.backend, state.options)
-        if not hasattr(backend, "upgrade"):
-            # UNFINISHED: backends without an upgrade method (envtest, so far) cannot run an upgrade run.
-            raise AssertionError(f"backend {state.options.backend} cannot perform an upgrade yet "
-                                 "(implemented: sim, kind, existing via kovc upgrade prepare/verify)")
         try:
             return backend.upgrade(cluster_info, state.options.kube_ovn_version_or_default, kube,
                                    settings.timeout(600.0, minimum=10.0))
@@ -670,6 +667,31 @@ def cluster_upgrade(request: pytest.FixtureRequest, cluster_info: ClusterInfo, k
             raise AssertionError(f"the upgrade to {state.options.kube_ovn_version_or_default} failed: {err}") from None
 
     return perform
+
+
+@pytest.fixture(scope="session")
+def capabilities(kube: Any) -> Any:
+    """What the cluster offers beyond one IPv4 on the pod network (``conformance.capabilities``), read from
+    the API once per process."""
+    from .capabilities import detect
+
+    return detect(kube)
+
+
+@pytest.fixture(autouse=True)
+def _applicability(request: pytest.FixtureRequest) -> None:
+    """A scenario whose requirements all need a capability the cluster lacks is ``not-applicable``, with
+    the reason, before any of its fixtures makes anything (autouse fixtures run first)."""
+    ids = _item_ids(request.node)
+    reqs = [catalog.get(i) for i in ids if catalog.exists(i)]
+    needs = {r.applies_when for r in reqs}
+    if not reqs or None in needs:
+        return
+    caps = request.getfixturevalue("capabilities")
+    missing = [c for c in sorted(str(n) for n in needs) if not caps.has(c)]
+    if missing:
+        pytest.skip(NOT_APPLICABLE_PREFIX + "; ".join(
+            f"{catalog.CAPABILITY_CONDITIONS[c]} does not hold: {caps.reason(c)}" for c in missing))
 
 
 @pytest.fixture(scope="session")
@@ -816,7 +838,9 @@ def _record_report(state: _RunState, report: pytest.TestReport, ids: list[str]) 
     rec.duration += float(report.duration or 0.0)
     when = report.when
     if when == "setup":
-        if report.skipped:
+        if report.skipped and _skip_reason(report).startswith(NOT_APPLICABLE_PREFIX):
+            rec.outcome, rec.message = "not-applicable", _skip_reason(report).removeprefix(NOT_APPLICABLE_PREFIX)
+        elif report.skipped:
             rec.outcome, rec.message = "skipped", _skip_reason(report)
         elif report.failed:
             rec.outcome, rec.message = "error", _message(report)
@@ -835,7 +859,7 @@ def _record_report(state: _RunState, report: pytest.TestReport, ids: list[str]) 
         else:
             rec.outcome = "passed"
     elif when == "teardown":
-        if report.failed and rec.outcome in ("passed", "skipped"):
+        if report.failed and rec.outcome in ("passed", "skipped", "not-applicable"):
             rec.outcome, rec.message = "error", _message(report)
     else:  # xdist reports a crashed worker's item with when="???"
         rec.outcome, rec.message = "error", _message(report) or "the worker running it crashed"
@@ -895,7 +919,7 @@ def decide(req_id: str, records: list[_TestRecord], *, selected: bool, reason_no
                 if verdicts and "failed" not in verdicts:
                     outcome = "error"
         outcomes.append(outcome)
-        if outcome in ("failed", "error", "skipped") and rec.message:
+        if outcome in ("failed", "error", "skipped", "not-applicable") and rec.message:
             reasons.append(rec.message)
         result.tests.append(TestRef(nodeid=rec.nodeid, outcome=outcome))  # type: ignore[arg-type]
         for case in _cases(rec):
@@ -923,7 +947,7 @@ def decide(req_id: str, records: list[_TestRecord], *, selected: bool, reason_no
         else:
             result.reason = INTERRUPTED if interrupted else "no scenario collected for it"
         return result
-    for candidate in ("failed", "error", "skipped", "not-run", "passed"):
+    for candidate in ("failed", "error", "skipped", "not-run", "passed", "not-applicable"):
         if candidate in outcomes:
             result.outcome = candidate  # type: ignore[assignment]
             break
@@ -943,7 +967,7 @@ def _case(case: dict[str, Any]) -> CaseResult:
 def progress_line(result: RequirementResult, duration: float) -> str:
     label = LABELS.get(result.outcome, result.outcome.upper())
     line = f"{label:<5} {result.level:<6} {result.id}  ({duration:.1f} s)"
-    if result.outcome in ("skipped", "not-run") and result.reason:
+    if result.outcome in ("skipped", "not-run", "not-applicable") and result.reason:
         line += f"  {result.reason.splitlines()[0]}"
     return line
 
@@ -1237,6 +1261,11 @@ def upgrade_block(state: _RunState) -> dict[str, Any] | None:
     if state.options.backend == "sim":
         method = ("in-place rollout of the simulated cluster (kube-ovn-controller and kube-ovn-webhook "
                   "Deployment images set to the target; sim/upgrade.py)")
+    elif state.options.backend == "envtest":
+        method = ("in-place rollout on the real control plane (the target's CRDs applied; kube-ovn-controller and "
+                  "kube-ovn-webhook Deployment images set to the target; the simulated controller restarted, the "
+                  "webhook - real when built - stopped, then the target's started and registered as its "
+                  "yamls/webhook.yaml registers it; sim/upgrade.py + envtest/webhook_control.py)")
     elif state.options.backend == "existing":
         method = "performed by the operator between `kovc upgrade prepare` and `kovc upgrade verify`"
     elif source:

@@ -12,9 +12,14 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Outcome = Literal["passed", "failed", "skipped", "error", "not-run"]
+Outcome = Literal["passed", "failed", "skipped", "error", "not-run", "not-applicable"]
 Level = Literal["MUST", "SHOULD"]
 Verdict = Literal["conformant", "non-conformant", "invalid", "incomplete"]
+
+#: The prefix of a skip reason that means "the requirement's applicability condition does not hold on this
+#: cluster" (``conformance.capabilities``): such a requirement is ``not-applicable`` - never passed, never
+#: counted as missing from a certification - and its reason is the rest of the text.
+NOT_APPLICABLE_PREFIX = "not applicable: "
 
 #: The reason of a requirement the run never reached because it was stopped (signal, Ctrl-C).
 INTERRUPTED_REASON = "the run was interrupted before it finished"
@@ -117,18 +122,28 @@ class RunResult:
     def summary(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for level in ("MUST", "SHOULD"):
-            counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0, "not_run": 0}
+            counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0, "not_run": 0, "not_applicable": 0}
             for req in self.requirements:
                 if req.level == level and (req.outcome != "not-run" or self.of_this_run(req.id)):
                     counts[req.outcome.replace("-", "_")] += 1
             out[level] = counts
         return out
 
+    def capabilities(self) -> list[dict[str, Any]]:
+        """What the run certified, per capability (:func:`capability_statuses`)."""
+        return capability_statuses(self.requirements, self.selected, self.verdict)
+
+    def certified_text(self) -> str:
+        """One line: e.g. ``IPv4 pod network, dual-stack; attachment networks not applicable``."""
+        return certified_text(self.capabilities())
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["schema"] = "kovc.report/v1"
         data["verdict"] = self.verdict
         data["summary"] = self.summary()
+        data["capabilities"] = self.capabilities()
+        data["certified"] = self.certified_text()
         return data
 
     @classmethod
@@ -182,3 +197,52 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
         if req.level == "MUST" and req.outcome in ("skipped", "not-run"):
             return "incomplete"
     return "conformant"
+
+
+#: A capability's status in a run: ``certified`` (a conformant run, every selected requirement of it passed
+#: or not applicable), ``passed`` (likewise, but the run as a whole is no certification: something else
+#: failed), ``failed`` (one of its requirements failed or errored), ``incomplete`` (a MUST of it skipped or
+#: not run), ``not applicable`` (every selected requirement of it was not applicable, with the reason),
+#: ``not run`` (none of its requirements was selected).
+CapabilityStatus = Literal["certified", "passed", "failed", "incomplete", "not applicable", "not run"]
+
+
+def capability_statuses(requirements: list[RequirementResult], selected: list[str],
+                        verdict_: str) -> list[dict[str, Any]]:
+    """Per capability (the requirements without a condition: the IPv4 pod network; then one per
+    applicability condition of the catalog), its status and the reason when it is not applicable."""
+    try:
+        from . import catalog
+    except ImportError:  # pragma: no cover - the catalog is part of the package
+        return []
+    chosen = set(selected)
+    out: list[dict[str, Any]] = []
+    for key, name in catalog.CAPABILITY_NAMES.items():
+        mine = [r for r in requirements if r.id in chosen and r.family not in ("env", catalog.UPGRADE_FAMILY)
+                and catalog.exists(r.id) and catalog.get(r.id).applies_when == key]
+        status: CapabilityStatus
+        reason = None
+        if not mine:
+            status = "not run"
+        elif all(r.outcome == "not-applicable" for r in mine):
+            status, reason = "not applicable", next((r.reason for r in mine if r.reason), None)
+        elif any(r.outcome in ("failed", "error") for r in mine):
+            status = "failed"
+        elif any(r.level == "MUST" and r.outcome in ("skipped", "not-run") for r in mine):
+            status = "incomplete"
+        else:
+            status = "certified" if verdict_ == "conformant" else "passed"
+        out.append({"capability": name, "condition": catalog.CAPABILITY_CONDITIONS.get(key or "", catalog.ALWAYS),
+                    "status": status, "reason": reason,
+                    "requirements": [r.id for r in mine]})
+    return out
+
+
+def certified_text(capabilities: list[dict[str, Any]]) -> str:
+    """``IPv4 pod network, dual-stack; attachment networks not applicable`` (what was certified first,
+    then the other statuses)."""
+    certified = [c["capability"] for c in capabilities if c["status"] == "certified"]
+    rest = [f"{c['capability']} {c['status']}" for c in capabilities if c["status"] != "certified"
+            and c["status"] != "not run"]
+    head = ", ".join(certified) if certified else "nothing certified"
+    return "; ".join([head, *rest])

@@ -199,6 +199,14 @@ OPTIONS: tuple[Option, ...] = (
            "upgrade run phase: all (default: VMs, upgrade, after-checks) or verify (the after-checks of a run "
            "`kovc upgrade prepare` recorded: needs --run-id; what `kovc upgrade verify` runs)", default="all",
            choices=("all", "verify")),
+    Option(("--ip-family",), "ip_family",
+           "backend kind: ipv4 (default) or dual - a dual-stack cluster and ovn-default, as the release's "
+           "`make kind-init-dual kind-install-dual`; ipv6 is refused (the scenarios pin IPv4 addresses)",
+           default="ipv4", choices=("ipv4", "dual", "ipv6")),
+    Option(("--multus",), "multus",
+           "backend kind: install Multus as the release's CI does (`make kind-install-multus`); the "
+           "attachment scenarios then create their own NetworkAttachmentDefinition and Subnet",
+           action="store_true"),
     Option(("--manifests-dir",), "manifests_dir", "install Kube-OVN/KubeVirt from local manifest copies",
            metavar="DIR"),
     Option(("--assets",), "assets",

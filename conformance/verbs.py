@@ -88,13 +88,40 @@ class VM:
     vmi_uid: str = ""
     launcher: str = ""
     node: str = ""
+    #: The IPv6 half of a dual-stack static address (``ovn.kubernetes.io/ip_address`` ``<ip>,<ipv6>``).
+    ipv6: str = ""
+    #: A static MAC (``ovn.kubernetes.io/mac_address``), lower case.
+    mac: str = ""
+    #: A second interface on a Kube-OVN attachment network with a static address there.
+    attachment: templates.Attachment | None = None
+
+    @property
+    def primary(self) -> str:
+        """The address a webhook denial of its launcher pod names: the pod-network IPv4, else (a VM whose
+        only static address is on an attachment network) the attachment's."""
+        return self.ip or (self.attachment.ip if self.attachment else "")
 
     @property
     def ip_cr(self) -> str:
         return assertions.ip_cr_name(self.name, self.namespace)
 
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every static pod-network address the VM requests (IPv4, then IPv6 when dual-stack)."""
+        return tuple(a for a in (self.ip, self.ipv6) if a)
+
+    @property
+    def requested(self) -> str:
+        """The value of its ``ovn.kubernetes.io/ip_address``."""
+        return ",".join(self.addresses)
+
     def __str__(self) -> str:
-        return f"VM {self.namespace}/{self.name} ({self.ip})"
+        extra = [self.requested] if self.requested else []
+        if self.mac:
+            extra.append(f"MAC {self.mac}")
+        if self.attachment:
+            extra.append(f"{self.attachment.ip} on {self.attachment.nad_namespace}/{self.attachment.nad}")
+        return f"VM {self.namespace}/{self.name} ({', '.join(extra) or 'dynamic address'})"
 
 
 @dataclass
@@ -108,12 +135,14 @@ class Challenge:
     holder_problems: list[str] = field(default_factory=list)
     #: From the dryRun probe to the verdict on the challenger, seconds.
     duration_s: float = 0.0
+    #: What the requirement accepts as stopping the challenger.
+    expected: str = "a webhook denial"
 
     @property
     def message(self) -> str:
         if self.denied:
-            return f"denied as expected: {self.text}"
-        return (f"expected a webhook denial; the challenger was admitted ({self.text}); "
+            return f"{'denied' if self.expected == 'a webhook denial' else 'stopped'} as expected: {self.text}"
+        return (f"expected {self.expected}; the challenger was admitted ({self.text}); "
                 f"then: {self.admitted_then}")
 
 
@@ -158,10 +187,28 @@ def _owned_by(pod: JSON, uid: str) -> bool:
     return False
 
 
-def _pod_ip_ok(pod: JSON, ip: str) -> bool:
+def _pod_ip_ok(pod: JSON, ip: str, *more: str, mac: str = "") -> bool:
+    """The pod is allocated every address given (and ``mac`` when given)."""
     anns = (pod.get("metadata") or {}).get("annotations") or {}
-    return str(anns.get(templates.ALLOCATED_ANNOTATION)) == "true" and ip in {
-        a.strip() for a in str(anns.get(templates.IP_ANNOTATION) or "").split(",")}
+    held = {a.strip() for a in str(anns.get(templates.IP_ANNOTATION) or "").split(",")}
+    if mac and str(anns.get(templates.MAC_ANNOTATION) or "").lower() != mac.lower():
+        return False
+    return str(anns.get(templates.ALLOCATED_ANNOTATION)) == "true" and {ip, *more} <= held
+
+
+def _pod_holds(pod: JSON, vm: VM) -> bool:
+    """The launcher pod is allocated the VM's static address(es), MAC and attachment address."""
+    anns = (pod.get("metadata") or {}).get("annotations") or {}
+    if vm.addresses:
+        if not _pod_ip_ok(pod, *vm.addresses, mac=vm.mac):
+            return False
+    elif str(anns.get(templates.ALLOCATED_ANNOTATION)) != "true":
+        return False
+    att = vm.attachment
+    if att is not None:
+        held = {a.strip() for a in str(anns.get(att.ip_key) or "").split(",")}
+        return str(anns.get(att.allocated_key)) == "true" and att.ip in held
+    return True
 
 
 @dataclass
@@ -228,23 +275,32 @@ class Actions:
 
     # ---- addresses ---------------------------------------------------------------------------------
 
-    def take_ip(self, subnet: str = templates.DEFAULT_SUBNET) -> str:
-        ip = self.addresses.take(subnet)
+    def take_ip(self, subnet: str = templates.DEFAULT_SUBNET, family: int = 4) -> str:
+        ip = self.addresses.take(subnet, family)
         self.record.addresses(ip)
         return ip
 
     # ---- VMs ---------------------------------------------------------------------------------------
 
     def create_vm(self, namespace: str, name: str, ip: str, subnet: str | None = templates.DEFAULT_SUBNET, *,
-                  run_strategy: str = "Always", annotations: dict[str, str] | None = None) -> VM:
-        with allure.step(f"create VM {namespace}/{name} requesting {ip} in {subnet or '(namespace subnet)'}"):
-            body = templates.render_vm(name=name, namespace=namespace, ip=ip, subnet=subnet,
+                  run_strategy: str = "Always", annotations: dict[str, str] | None = None,
+                  ipv6: str = "", mac: str = "", attachment: templates.Attachment | None = None) -> VM:
+        """A static-IP VM; with ``ipv6`` a dual-stack one (``ip_address`` ``<ip>,<ipv6>``), with ``mac``
+        a static MAC (``ovn.kubernetes.io/mac_address``), with ``attachment`` a second interface on that
+        attachment network with its static address (``ip=""``: the pod network's address is dynamic)."""
+        vm = VM(name=name, namespace=namespace, ip=ip, subnet=subnet, ipv6=ipv6, mac=mac.lower(),
+                attachment=attachment)
+        with allure.step(f"create {vm} in {subnet or '(namespace subnet)'}"):
+            extra = dict(annotations or {})
+            if mac:
+                extra[templates.MAC_ANNOTATION] = mac
+            body = templates.render_vm(name=name, namespace=namespace, ip=vm.requested or None, subnet=subnet,
                                        run_id=self.kube.run_id, run_strategy=run_strategy,
-                                       annotations=annotations)
+                                       annotations=extra, attachment=attachment)
             _attach("VirtualMachine manifest", body)
-            self.record.addresses(ip)
+            self.record.addresses(*vm.addresses, *([attachment.ip] if attachment else []))
             self.kube.create_vm(namespace, body)
-            return VM(name=name, namespace=namespace, ip=ip, subnet=subnet)
+            return vm
 
     def launcher_pods(self, namespace: str, vmi_uid: str) -> list[JSON]:
         """Pods controlled by the VMI with this uid (never found by labels)."""
@@ -271,7 +327,7 @@ class Actions:
                 if vmi is None:
                     return None
                 uid = vmi["metadata"].get("uid")
-                denial = _webhook_denial_on_vmi(vmi, self.webhook, vm.ip)
+                denial = _webhook_denial_on_vmi(vmi, self.webhook, vm.primary)
                 if denial and denial not in denials:
                     denials.append(denial)
                 if denial:
@@ -305,7 +361,7 @@ class Actions:
                 def launcher_ready(objects: dict[str, JSON]) -> JSON | None:
                     for pod in objects.values():
                         if _owned_by(pod, uid) and (pod.get("status") or {}).get("phase") == "Running" \
-                                and _pod_ip_ok(pod, vm.ip) and not pod["metadata"].get("deletionTimestamp") \
+                                and _pod_holds(pod, vm) and not pod["metadata"].get("deletionTimestamp") \
                                 and (not node or (pod.get("spec") or {}).get("nodeName") in (node, None, "")):
                             return pod
                     return None
@@ -320,7 +376,7 @@ class Actions:
                                         timeout=max(deadline - time.monotonic(), 1.0), describe=describe,
                                         what=f"the launcher pod of VMI {vm.namespace}/{vm.name} (uid {uid}) "
                                              f"Running with {templates.ALLOCATED_ANNOTATION}=true "
-                                             f"and {vm.ip}")
+                                             f"and {vm.requested}" + (f", MAC {vm.mac}" if vm.mac else ""))
             except waits.WaitTimeout as exc:
                 denials.extend(self._denial_events(vm))
                 if denials:
@@ -383,7 +439,7 @@ class Actions:
         if vmi is None or str(vmi["metadata"].get("uid")) != clock.uid:
             clock.clear()
             return None
-        current = _webhook_denial_on_vmi(vmi, self.webhook, vm.ip)
+        current = _webhook_denial_on_vmi(vmi, self.webhook, vm.primary)
         if current is None or (vmi.get("status") or {}).get("phase") == "Running":
             clock.clear()
             return None
@@ -420,7 +476,7 @@ class Actions:
             for ev in self.kube.events_for(vm.namespace, "VirtualMachineInstance", vm.name):
                 msg = str(ev.get("message") or "")
                 if ev.get("reason") == "FailedCreate" and assertions.is_webhook_denial(
-                        msg, self.webhook, vm.ip):
+                        msg, self.webhook, vm.primary):
                     out.append(f"event FailedCreate: {msg}")
         except ApiException:
             pass
@@ -434,7 +490,7 @@ class Actions:
         try:
             for ev in self.kube.events_for(vm.namespace, "VirtualMachineInstance", vm.name, uid=uid):
                 msg = str(ev.get("message") or "")
-                if ev.get("reason") == "FailedCreate" and assertions.is_webhook_denial(msg, self.webhook, vm.ip):
+                if ev.get("reason") == "FailedCreate" and assertions.is_webhook_denial(msg, self.webhook, vm.primary):
                     total += int(ev.get("count") or 1)
                     last = msg
         except ApiException:
@@ -511,9 +567,9 @@ class Actions:
                 lambda objs: next((p for p in objs.values() if _owned_by(p, vm.vmi_uid)
                                    and (p.get("spec") or {}).get("nodeName") == target
                                    and (p.get("status") or {}).get("phase") == "Running"
-                                   and _pod_ip_ok(p, vm.ip)), None),
+                                   and _pod_holds(p, vm)), None),
                 timeout=self.t_vm(T_RUNNING),
-                what=f"the target launcher pod of {vm} on {target}, Running with {vm.ip} allocated")
+                what=f"the target launcher pod of {vm} on {target}, Running with {vm.requested} allocated")
             vm.launcher = pod["metadata"]["name"]
             return source, target
 
@@ -539,6 +595,46 @@ class Actions:
             waits.wait_for(self.kube, VMS, namespace, target, lambda o: True, self.t(T_RUNNING),
                            what=f"the cloned VM {namespace}/{target}")
             return name
+
+    def keep_through(self, vm: VM, before: assertions.IPIdentity,
+                     operations: list[tuple[str, Callable[[], object]]], *,
+                     migration: str = "live migration",
+                     attachment_before: assertions.IPIdentity | None = None) -> None:
+        """Each operation in turn; after each the same IP CR (and the same attachment IP CR as
+        ``attachment_before``), the launcher pod allocated every static address, and the VM answering at
+        its IPv4, each operation reported as a case. After a failed operation the VM's state is unknown: the rest are
+        reported as not attempted. The ``migration`` operation is skipped (with the reason, as a warning)
+        without two schedulable nodes. AssertionError naming every failure."""
+        failures: list[str] = []
+        for op, do in operations:
+            if failures:
+                self.record.case(op, "skipped", message=f"not attempted: {failures[0].split(':', 1)[0]} "
+                                 "failed first")
+                continue
+            if op == migration:
+                nodes = self.kube.schedulable_vm_nodes()
+                if len(nodes) < 2:
+                    why = ("live migration needs two nodes labelled kubevirt.io/schedulable=true without "
+                           f"NoSchedule taints; found {len(nodes)} ({', '.join(nodes) or 'none'})")
+                    self.record.case(op, "skipped", message=why)
+                    self.record.warn(f"{op} of {vm} not run: {why}")
+                    continue
+            started = time.monotonic()
+            try:
+                do()
+                assertions.assert_same_identity(self.kube, before, vm.name, vm.namespace, op)
+                if attachment_before is not None:
+                    assertions.assert_same_named_identity(self.kube, attachment_before, op)
+                if vm.ip:
+                    # IPv4 only: KubeVirt's bridge binding serves the guest its address by DHCPv4 alone, so
+                    # a guest never configures the IPv6 half; the IP CR and the launcher pod carry it
+                    self.reachable(vm)
+            except AssertionError as exc:
+                failures.append(f"{op}: {exc}")
+                self.record.case(op, "failed", message=str(exc), duration_s=time.monotonic() - started)
+                continue
+            self.record.case(op, "passed", duration_s=time.monotonic() - started)
+        assert not failures, "\n".join(failures)
 
     # ---- plain pods and probes ---------------------------------------------------------------------
 
@@ -600,15 +696,16 @@ class Actions:
         return ProbeResult(target=target, sent=count, replies=parse_ping_log(log, target),
                            interval_ms=interval_ms, log=log)
 
-    def reachable(self, vm: VM) -> ProbeResult:
-        """One-shot reachability: probe pods (3 pings each) until one gets a reply, bounded by the
-        boot timeout; AssertionError when none does."""
-        with allure.step(f"{vm} answers ping"):
+    def reachable(self, vm: VM, address: str | None = None) -> ProbeResult:
+        """One-shot reachability of ``address`` (default the VM's IPv4): probe pods (3 pings each) until
+        one gets a reply, bounded by the boot timeout; AssertionError when none does."""
+        target = address or vm.ip
+        with allure.step(f"{vm} answers ping at {target}"):
             deadline = time.monotonic() + self.t_vm(T_REACH)
             last: list[ProbeResult] = []
 
             def attempt() -> bool:
-                res = self._probe(vm.namespace, vm.ip, vm.subnet, count=3,
+                res = self._probe(vm.namespace, target, vm.subnet, count=3,
                                   interval_ms=self.probe_interval_ms(), node=None,
                                   timeout=max(deadline - time.monotonic(), self.t(T_PROBE)))
                 last.append(res)
@@ -622,8 +719,8 @@ class Actions:
                 _attach("probe log", last[-1].log)
             if not ok:
                 tail = last[-1].log.strip().splitlines()[-3:] if last else []
-                raise AssertionError(f"expected {vm} to answer ping at the end; {len(last)} probe(s) got no "
-                                     f"reply (last log: {' | '.join(tail) or 'empty'})")
+                raise AssertionError(f"expected {vm} to answer ping at {target} at the end; {len(last)} "
+                                     f"probe(s) got no reply (last log: {' | '.join(tail) or 'empty'})")
             return last[-1]
 
     def continuous_probe(self, vm: VM, node: str, window: float,
@@ -678,19 +775,28 @@ class Actions:
                 problems.append(f"VMI not Running: {waits.summarize(vmi)}")
         if running and holder.launcher:
             pod = self.kube.get_pod(holder.namespace, holder.launcher)
-            if pod is None or not _pod_ip_ok(pod, holder.ip):
-                problems.append(f"launcher pod {holder.launcher} lost {holder.ip}: {waits.summarize(pod)}")
+            if pod is None or not _pod_holds(pod, holder):
+                problems.append(f"launcher pod {holder.launcher} lost {holder.requested}"
+                                + (f" or MAC {holder.mac}" if holder.mac else "") + f": {waits.summarize(pod)}")
         cr = self.kube.get_ip(holder.ip_cr)
         if cr is None:
             problems.append(f"IP CR {holder.ip_cr} is gone")
         else:
             problems.extend(before.differences(assertions.IPIdentity.from_cr(cr)))
+        if holder.attachment is not None:
+            name = holder.attachment.ip_cr(holder.name, holder.namespace)
+            att = self.kube.get_ip(name)
+            if att is None or holder.attachment.ip not in assertions.IPIdentity.from_cr(att).ip_address.split(","):
+                problems.append(f"attachment IP CR {name} no longer holds {holder.attachment.ip}: "
+                                f"{waits.summarize(att)}")
         return problems
 
     def _admitted(self, namespace: str, challenger: str, kind: str, ip: str, holder: VM) -> str:
         self.record.admitted_challenger(ip)
+        holder_cr = (holder.attachment.ip_cr(holder.name, holder.namespace)
+                     if holder.attachment is not None and ip == holder.attachment.ip else holder.ip_cr)
         with allure.step(f"admitted challenger {kind} {namespace}/{challenger}: what happened next"):
-            then = assertions.admitted_then(self.kube, namespace, challenger, kind, ip, holder.ip_cr,
+            then = assertions.admitted_then(self.kube, namespace, challenger, kind, ip, holder_cr,
                                             self.t(T_ADMITTED_WINDOW))
             if kind == "vm":
                 self.kube.delete_vm(namespace, challenger)
@@ -729,31 +835,69 @@ class Actions:
 
     def challenge_with_vm(self, holder: VM, namespace: str, name: str, *, subnet: str | None = None,
                           create: Callable[[], None] | None = None,
-                          holder_running: bool = True) -> Challenge:
+                          holder_running: bool = True, disputed: str | None = None,
+                          ip: str | None = None, ipv6: str = "",
+                          attachment: templates.Attachment | None = None) -> Challenge:
         """A VM requesting the holder's IP (or created by ``create``, e.g. a clone): its VMI must show
-        the webhook's denial, no launcher pod."""
+        the webhook's denial, no launcher pod. ``disputed`` is the holder's address at stake (default its
+        IPv4); the challenger requests ``ip`` (default ``disputed``) and ``ipv6`` (e.g. its own IPv4 and
+        the holder's IPv6). With ``attachment`` the challenger requests that attachment address (and a
+        dynamic pod-network one); no dryRun probe precedes it - a probe pod on an attachment network is no
+        plain pod, and a released webhook never reads the key, so no probe would ever be denied."""
         started = time.monotonic()
         subnet = holder.subnet if subnet is None else subnet
+        disputed = disputed or holder.primary
         before = assertions.snapshot_ip(self.kube, holder.name, holder.namespace)
-        dry = self.dry_run_until(namespace, holder.ip, subnet, "denied")
-        if create is None:
-            self.create_vm(namespace, name, holder.ip, subnet)
+        dry = None if attachment is not None else self.dry_run_until(namespace, disputed, subnet, "denied")
+        if create is None and attachment is not None:
+            self.create_vm(namespace, name, "", None, attachment=attachment)
+        elif create is None:
+            self.create_vm(namespace, name, ip or disputed, subnet, ipv6=ipv6)
         else:
             create()
         with allure.step(f"VMI {namespace}/{name} shows the webhook's denial"):
-            outcome = assertions.vmi_denial(self.kube, namespace, name, holder.ip, self.webhook,
+            outcome = assertions.vmi_denial(self.kube, namespace, name, disputed, self.webhook,
                                             self.t(T_DECIDE))
             _attach("VMI outcome", outcome.text)
         if outcome.outcome == "denied":
             result = Challenge(True, outcome.text, dry_run=dry)
         elif outcome.outcome == "admitted":
-            then = self._admitted(namespace, name, "vm", holder.ip, holder)
+            then = self._admitted(namespace, name, "vm", disputed, holder)
             result = Challenge(False, outcome.text, admitted_then=then, dry_run=dry)
         else:
-            then = self._admitted(namespace, name, "vm", holder.ip, holder)
+            then = self._admitted(namespace, name, "vm", disputed, holder)
             result = Challenge(False, "no webhook denial and no launcher pod within the timeout: "
                                f"{outcome.text}", admitted_then=then, dry_run=dry)
         result.holder_problems = self.holder_intact(holder, before, running=holder_running)
+        result.duration_s = round(time.monotonic() - started, 3)
+        return result
+
+    def challenge_mac(self, holder: VM, namespace: str, name: str) -> Challenge:
+        """A VM with its own free IP requesting the holder's static MAC. It must never run holding the MAC:
+        either the webhook denies it (the denial names the MAC), or it is admitted and IPAM refuses it
+        (``AcquireAddressFailed``/``AddressConflict`` on its launcher pod, never allocated); ``admitted_then``
+        says which (``refused-by-ipam``, ``took-over-mac``, ``allocated-other-mac``, ``unallocated``)."""
+        started = time.monotonic()
+        before = assertions.snapshot_ip(self.kube, holder.name, holder.namespace)
+        vm = self.create_vm(namespace, name, self.take_ip(holder.subnet or templates.DEFAULT_SUBNET),
+                            holder.subnet, mac=holder.mac)
+        with allure.step(f"{vm}: denied at admission or refused by IPAM"):
+            outcome = assertions.vmi_denial(self.kube, namespace, name, holder.mac, self.webhook,
+                                            self.t(T_DECIDE))
+            _attach("VMI outcome", outcome.text)
+        if outcome.outcome == "denied":
+            result = Challenge(True, outcome.text)
+        else:
+            then, evidence = assertions.mac_admitted_then(self.kube, namespace, name, holder.mac,
+                                                          self.t(T_ADMITTED_WINDOW))
+            self.kube.delete_vm(namespace, name)
+            _attach("admitted_then", f"{then}: {evidence}")
+            ok = then in ("refused-by-ipam", "allocated-other-mac")
+            text = (f"admitted by the webhook, then {then}: {evidence}" if ok else
+                    f"VMI {namespace}/{name} was admitted ({outcome.text}) and then {then}: {evidence}")
+            result = Challenge(ok, text, admitted_then=then,
+                               expected="a webhook denial, or an IPAM refusal with an event")
+        result.holder_problems = self.holder_intact(holder, before)
         result.duration_s = round(time.monotonic() - started, 3)
         return result
 
@@ -763,6 +907,9 @@ class Actions:
         if result.holder_problems:
             message += "; the holder was affected: " + "; ".join(result.holder_problems)
         ok = result.denied and not result.holder_problems
-        self.record.case(case, "passed" if ok else "failed", message=None if ok else message,
+        # an admitted challenger that was stopped later (deny.mac-collision: refused by IPAM) keeps its
+        # evidence: the report says how it was stopped
+        self.record.case(case, "passed" if ok else "failed", message=None if ok and not result.admitted_then
+                         else message,
                          admitted_then=result.admitted_then, duration_s=result.duration_s,
                          requirement=requirement)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from . import detect
 from .base import BackendError, ClusterInfo
 from .install import Log, default_log
+from .network import NAD_CRD
 
 
 class ExistingOptions(Protocol):
@@ -66,6 +67,9 @@ class ExistingBackend:
             "behind its Service: image tag",
             "  KubeVirt CR (kubevirts.kubevirt.io, any namespace): observedKubeVirtVersion, phase, Available",
             "  nodes: kubelet versions",
+            f"  attachment networks: none is looked for - the attachment scenarios create their own "
+            f"NetworkAttachmentDefinition and Subnet in their namespaces where the API serves "
+            f"{NAD_CRD} (Multus), else they are not applicable",
             "refuses to start if the kubeconfig is unusable, the API unreachable, or KubeVirt, Kube-OVN or "
             "the webhook is missing",
             "the run then creates, changes and deletes only objects labelled kovc.io/run=<run id>",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import versions
+from .network import MULTUS_MANIFEST, Multus, multus_for
 
 KUBE_OVN_REGISTRY = "docker.io/kubeovn"
 KUBEVIRT_REGISTRY = "quay.io/kubevirt"
@@ -45,10 +46,15 @@ class RunVersions:
     kubernetes: str
     cert_manager: str
     kind_image: str
+    #: ``--ip-family``: ``ipv4`` or ``dual`` (``conformance.cluster.network``).
+    ip_family: str = "ipv4"
+    #: ``--multus``: Multus is installed (the attachment scenarios bring their own network).
+    multus: bool = False
 
     @classmethod
     def resolve(cls, kube_ovn: str | None = None, kubevirt: str | None = None, kubernetes: str | None = None,
-                kind_image: str | None = None) -> RunVersions:
+                kind_image: str | None = None, *, ip_family: str | None = None,
+                multus: bool = False) -> RunVersions:
         """Fill defaults from :mod:`conformance.versions`; :class:`versions.VersionError` (one line)
         for an unknown or malformed version."""
         ko = kube_ovn or versions.KUBE_OVN_VERSION
@@ -58,7 +64,12 @@ class RunVersions:
         # cert-manager as the Kube-OVN tag's own CI installs it (its Makefile's pin), else the default
         cm = versions.kube_ovn_release(ko).cert_manager_ci_version or versions.CERT_MANAGER_VERSION
         return cls(kube_ovn=ko, kubevirt=kv, kubernetes=k8s, cert_manager=cm,
-                   kind_image=kind_image or kind_node_image(k8s))
+                   kind_image=kind_image or kind_node_image(k8s), ip_family=ip_family or "ipv4", multus=multus)
+
+    @property
+    def multus_release(self) -> Multus | None:
+        """The Multus this run installs (None without ``--multus``, or for a release pinning none)."""
+        return multus_for(self.kube_ovn) if self.multus else None
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,8 @@ def run_images(v: RunVersions) -> list[Image]:
     ]
     entries += [(f"{CERT_MANAGER_REGISTRY}/{c}:{v.cert_manager}", c, True) for c in CERT_MANAGER_COMPONENTS]
     entries += [(f"{KUBEVIRT_REGISTRY}/{c}:{v.kubevirt}", c, True) for c in KUBEVIRT_COMPONENTS]
+    if v.multus_release is not None:
+        entries.append((v.multus_release.image, "multus", True))
     entries += [(versions.cirros_image(v.kubevirt), "cirros-containerdisk", True),
                 (versions.PROBE_IMAGE, "probe", True)]
     merged: dict[str, tuple[list[str], bool]] = {}
@@ -105,6 +118,9 @@ def kube_ovn_archive_name(kube_ovn_version: str) -> str:
 def run_manifests(v: RunVersions) -> list[Manifest]:
     """The upstream files a kind run installs from, with the file names ``--manifests-dir`` expects."""
     kv = f"https://github.com/kubevirt/kubevirt/releases/download/{v.kubevirt}"
+    multus = ([Manifest(MULTUS_MANIFEST, v.multus_release.url,
+                        f"Multus {v.multus_release.version} (thick plugin), as Kube-OVN {v.kube_ovn}'s CI installs it")]
+              if v.multus_release is not None else [])
     return [
         Manifest(kube_ovn_archive_name(v.kube_ovn),
                  f"https://github.com/kubeovn/kube-ovn/archive/refs/tags/{v.kube_ovn}.tar.gz",
@@ -116,4 +132,5 @@ def run_manifests(v: RunVersions) -> list[Manifest]:
                  "cert-manager.yaml", f"cert-manager {v.cert_manager}"),
         Manifest("kubevirt-operator.yaml", f"{kv}/kubevirt-operator.yaml", f"KubeVirt {v.kubevirt} operator"),
         Manifest("kubevirt-cr.yaml", f"{kv}/kubevirt-cr.yaml", f"KubeVirt {v.kubevirt} CR"),
+        *multus,
     ]

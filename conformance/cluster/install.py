@@ -30,6 +30,11 @@ before v1.15 — at the release tags, e.g. ``kind-install-kubevirt`` L555-576 at
   read-write (``false`` otherwise); then phase ``Deployed`` and condition ``Available``, and the observed
   version checked.
 
+With ``--ip-family dual`` / ``--multus`` (issue 14, derivation in :mod:`.network`): the Kube-OVN step gets
+``DUAL_STACK=true`` (install.sh) or ``clusters/kube-ovn-values-v2-dual.yaml`` (chart v2) and ``ovn-default``
+is checked to be dual-stack; after the webhook, Multus (the release's pinned thick plugin) is applied and
+awaited (no attachment network: the attachment scenarios create their own).
+
 Every external program runs through :func:`run_program` (tests stand in ``kind``, ``helm``, ``docker``
 and ``bash`` scripts); each step has a timeout and fails with a :class:`BackendError` naming the step,
 the object and what was seen.
@@ -54,9 +59,9 @@ from typing import Any
 
 from tenacity import retry, retry_if_exception, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from .. import USER_AGENT, _data, versions
+from .. import USER_AGENT, _data, capabilities, versions
 from ..names import VM_NODE_LABEL
-from . import detect
+from . import detect, network
 from .base import BackendError
 from .images import (
     CERT_MANAGER_DEPLOYMENTS,
@@ -391,9 +396,11 @@ class Installer:
                 raise BackendError(f"{step}: chart {chart}: no Chart.yaml (Kube-OVN {self.v.kube_ovn} should "
                                    "ship charts/kube-ovn-v2)")
             timeout = STEP_TIMEOUTS["kube-ovn-chart"]
+            dual = (["--values", str(clusters / network.CHART_V2_DUAL_VALUES)] if self.v.ip_family == "dual"
+                    else [])
             run_program([self.helm_bin, "upgrade", "--install", "kubeovn", str(chart),
                          "--kubeconfig", str(self.kubeconfig), "--wait", "--timeout", f"{int(timeout)}s",
-                         "--values", str(clusters / "kube-ovn-values-v2.yaml"),
+                         "--values", str(clusters / "kube-ovn-values-v2.yaml"), *dual,
                          "--set", f"global.images.kubeovn.tag={self.v.kube_ovn}"],
                         step=step, obj=f"helm release kubeovn (chart {chart.name} {self.v.kube_ovn})",
                         timeout=timeout + 60, env=self.env)
@@ -405,6 +412,8 @@ class Installer:
             prepared = self.write(f"install-{self.v.kube_ovn}.sh",
                                   prepare_install_sh(script.read_text(encoding="utf-8"), self.v.kube_ovn))
             env = {**self.env, **read_env_file(clusters / "kube-ovn-install.env")}
+            if self.v.ip_family == "dual":  # upstream `make kind-install-dual`: DUAL_STACK=true
+                env["DUAL_STACK"] = "true"
             run_program(["bash", str(prepared)], step=step, obj=f"install.sh of {self.v.kube_ovn}",
                         timeout=STEP_TIMEOUTS["kube-ovn-script"], env=env, cwd=prepared.parent)
             how = f"dist/images/install.sh of {self.v.kube_ovn}"
@@ -506,3 +515,45 @@ class Installer:
                          obj="API kubevirts.kubevirt.io (CRD from the operator manifest)", timeout=30)
 
         served()
+
+    # -- issue 14: dual-stack, Multus ---------------------------------------------------------------
+
+    def check_dual_stack(self) -> str:
+        """``ovn-default`` is ``protocol: Dual`` with an IPv4 and an IPv6 CIDR (what ``--ip-family dual``
+        installed); returns its ``cidrBlock``."""
+        step = "dual-stack"
+        name = "ovn-default"
+        subnet = self.kubectl_json("get", "subnets.kubeovn.io", name, step=step, obj=f"Subnet {name}")
+        spec = subnet.get("spec") or {}
+        # after the install the controller has defaulted protocol, so it must say Dual here
+        if spec.get("protocol") != "Dual" or capabilities.subnet_families(subnet) != {4, 6}:
+            raise BackendError(f"{step}: Subnet {name}: expected protocol Dual with an IPv4 and an IPv6 CIDR "
+                               f"after the dual-stack install, saw protocol {spec.get('protocol') or '(none)'} "
+                               f"cidrBlock {spec.get('cidrBlock') or '(none)'}")
+        return str(spec.get("cidrBlock"))
+
+    def install_multus(self) -> str:
+        """``make kind-install-multus`` of the release (``network.MULTUS``); returns the Multus image."""
+        step = "multus"
+        multus = self.v.multus_release
+        if multus is None:
+            raise BackendError(f"{step}: Kube-OVN {self.v.kube_ovn}: no pinned Multus release to install")
+        text = self.sources.text(network.MULTUS_MANIFEST, step)
+        if ":snapshot-thick" not in text and multus.image not in text:
+            raise BackendError(f"{step}: {self.sources.describe(self.sources.manifests[network.MULTUS_MANIFEST])}: "
+                               f"expected the thick plugin's image ...:snapshot-thick (or {multus.image}), "
+                               "saw neither: not multus-daemonset-thick.yml")
+        path = self.write(f"multus-{multus.version}.yaml", text.replace(":snapshot-thick", f":{multus.version}-thick"))
+        self.apply_file(path, step=step, obj=f"Multus {multus.version} ({network.MULTUS_MANIFEST})")
+        # The manifest creates the NetworkAttachmentDefinition CRD; the attachment scenarios need it served.
+        crd = network.NAD_CRD
+        if self.kubectl("get", "crd", crd, "-o", "name", step=step, obj=f"CRD {crd}", check=False).returncode == 0:
+            timeout = STEP_TIMEOUTS["kubevirt-api"]
+            self.kubectl("wait", f"crd/{crd}", "--for=condition=Established", f"--timeout={int(timeout)}s",
+                         step=step, obj=f"CRD {crd}", timeout=timeout)
+        if multus.set_limits:
+            self.kubectl("-n", "kube-system", "set", "resources", f"ds/{network.MULTUS_DAEMONSET}", "-c",
+                         "kube-multus", "--limits=cpu=200m,memory=200Mi", step=step,
+                         obj=f"daemonset kube-system/{network.MULTUS_DAEMONSET}")
+        self.rollout("daemonset", network.MULTUS_DAEMONSET, "kube-system", step=step)
+        return multus.image

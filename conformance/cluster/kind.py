@@ -23,6 +23,11 @@ report bundle - the CI artifact - and its MANIFEST.sha256) unless ``--keep-clust
 existed before the run (same name, e.g. kept by an earlier ``--keep-cluster`` run) is reused and
 never deleted.
 
+Issue 14 (:mod:`.network`): ``--ip-family dual`` renders the config dual-stack and installs a dual-stack
+``ovn-default`` as the release's ``make kind-init-dual kind-install-dual`` does (checked after the
+install); ``--multus`` installs Multus as its ``make kind-install-multus`` does, and nothing more: the attachment
+scenarios create their own NetworkAttachmentDefinition and Subnet in their run-owned namespaces.
+
 ``/dev/kvm``: checked on every VM node container before KubeVirt is installed (kind nodes are privileged
 containers, so they see the host's device): present (``test -c /dev/kvm``) is not enough, it must open
 read-write for the user QEMU runs as in virt-launcher - uid 107 (``NonRootUID``,
@@ -50,7 +55,7 @@ from typing import Any, Protocol
 import yaml
 
 from .. import _data, versions
-from . import detect
+from . import detect, network
 from .base import BackendError, ClusterInfo
 from .images import RunVersions, run_images, run_manifests
 from .install import STEP_TIMEOUTS, Installer, Log, Sources, default_log, run_program
@@ -99,8 +104,20 @@ def parse_kind_version(text: str) -> tuple[int, int, int] | None:
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
-def render_kind_config(node_image: str) -> str:
-    """``clusters/kind-config.yaml`` with every node's image set to ``node_image``."""
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (the kubeadm patches) as ``|`` blocks, as in ``clusters/kind-config.yaml``."""
+
+
+def _str_block(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+
+_BlockDumper.add_representer(str, _str_block)
+
+
+def render_kind_config(node_image: str, ip_family: str = "ipv4", kube_ovn: str | None = None) -> str:
+    """``clusters/kind-config.yaml`` with every node's image set to ``node_image``; with ``ip_family``
+    ``dual``, made dual-stack as ``kube_ovn``'s ``kind-init-dual`` does (:func:`network.dual_stack_kind_config`)."""
     source = _data.data_dir("clusters") / KIND_CONFIG
     text = re.sub(r"(?m)^(\s+image:\s*).*$", lambda m: f"{m.group(1)}{node_image}",
                   source.read_text(encoding="utf-8"))
@@ -109,6 +126,12 @@ def render_kind_config(node_image: str) -> str:
     if not nodes or any(n.get("image") != node_image for n in nodes):
         raise BackendError(f"kind config {source}: expected every node's image to become {node_image}, saw "
                            f"{[n.get('image') for n in nodes]}")
+    if ip_family == "dual":
+        release = kube_ovn or versions.KUBE_OVN_VERSION
+        dual = network.dual_stack_kind(release)
+        body = yaml.dump(network.dual_stack_kind_config(doc, release), Dumper=_BlockDumper, sort_keys=False)
+        return (f"# rendered by kovc from clusters/{KIND_CONFIG} (node image {node_image}), dual-stack as "
+                f"Kube-OVN {release}'s `make kind-init-dual`\n# ({dual.source})\n{body}")
     return f"# rendered by kovc from clusters/{KIND_CONFIG} (node image {node_image})\n{text}"
 
 
@@ -158,12 +181,21 @@ class KindBackend:
 
     # -- inputs ----------------------------------------------------------------------------------
 
+    @property
+    def ip_family(self) -> str:
+        return str(getattr(self.options, "ip_family", None) or network.DEFAULT_IP_FAMILY)
+
+    @property
+    def multus(self) -> bool:
+        return bool(getattr(self.options, "multus", False))
+
     def versions(self) -> RunVersions:
+        source = getattr(self.options, "upgrade_from", None) or self.options.kube_ovn_version
+        network.check_options("kind", ip_family=self.ip_family, multus=self.multus, kube_ovn_version=source)
         try:
             # An upgrade run installs the source release first (``upgrade`` moves it on).
-            return RunVersions.resolve(getattr(self.options, "upgrade_from", None) or self.options.kube_ovn_version,
-                                       self.options.kubevirt_version,
-                                       self.options.k8s_version, self.options.kind_image)
+            return RunVersions.resolve(source, self.options.kubevirt_version, self.options.k8s_version,
+                                       self.options.kind_image, ip_family=self.ip_family, multus=self.multus)
         except versions.VersionError as err:
             raise BackendError(str(err)) from None
 
@@ -192,15 +224,33 @@ class KindBackend:
 
     def steps(self, v: RunVersions) -> list[tuple[str, str]]:
         release = versions.kube_ovn_release(v.kube_ovn)
+        dual = v.ip_family == "dual"
         if release.install_method == "chart-v2":
             kube_ovn = (f"helm upgrade --install kubeovn charts/kube-ovn-v2 (of {v.kube_ovn}) --wait "
-                        "--values clusters/kube-ovn-values-v2.yaml --set "
-                        f"global.images.kubeovn.tag={v.kube_ovn} (keep-vm-ip on); rollout "
+                        "--values clusters/kube-ovn-values-v2.yaml "
+                        f"{'--values clusters/' + network.CHART_V2_DUAL_VALUES + ' (stack Dual) ' if dual else ''}"
+                        f"--set global.images.kubeovn.tag={v.kube_ovn} (keep-vm-ip on); rollout "
                         "kube-ovn-controller; nodes Ready")
         else:
             kube_ovn = (f"dist/images/install.sh of {v.kube_ovn} with VERSION={v.kube_ovn} (upstream's sed), "
-                        "environment clusters/kube-ovn-install.env (ENABLE_KEEP_VM_IP=true), stopped before "
+                        "environment clusters/kube-ovn-install.env (ENABLE_KEEP_VM_IP=true"
+                        f"{'; DUAL_STACK=true as `make kind-install-dual`' if dual else ''}), stopped before "
                         "its kubectl-ko step; rollout kube-ovn-controller; nodes Ready")
+        multus = v.multus_release
+        extra_steps: list[tuple[str, str]] = []
+        if dual:
+            extra_steps.append(("dual-stack", "kubectl get subnet ovn-default: expect protocol Dual with an IPv4 "
+                                              "and an IPv6 CIDR"))
+        if multus is not None:
+            extra_steps += [
+                ("multus", f"Multus {multus.version} thick plugin as `make kind-install-multus` ({multus.source}): "
+                           f"{network.MULTUS_MANIFEST} with :snapshot-thick rewritten to :{multus.version}-thick; "
+                           f"kubectl apply; wait CRD {network.NAD_CRD} Established (where the cluster serves CRDs; "
+                           "the attachment scenarios create their own NetworkAttachmentDefinition and Subnet)"
+                           + ("; kubectl -n kube-system set resources ds/kube-multus-ds -c kube-multus "
+                              "--limits=cpu=200m,memory=200Mi" if multus.set_limits else "")
+                           + "; rollout status ds/kube-multus-ds"),
+            ]
         keep = "kept (--keep-cluster)" if self.keep_cluster else "deleted (also after a failure)"
         return [
             ("preflight", f"kind {self.kind_pair(v)[0]} (`kind version`; older refused, newer warned), kubectl, "
@@ -209,8 +259,8 @@ class KindBackend:
                           "if one is missing"),
             ("create-cluster", f"kind create cluster --name={self.cluster_name} --config "
                                f"<workdir>/{KIND_CONFIG} --image={v.kind_image} (1 control plane + 2 "
-                               "workers); a cluster of that name that already exists is reused and left in "
-                               "place"),
+                               f"workers{', dual-stack: config below' if dual else ''}); a cluster of that "
+                               "name that already exists is reused and left in place"),
             ("preload-images", f"kind load docker-image for each image below ({container_runtime()} pull "
                                "first when missing locally; an image that cannot be pulled is left to the "
                                f"nodes); when that fails (Docker 29 containerd store), {container_runtime()} "
@@ -223,12 +273,14 @@ class KindBackend:
             ("label-vm-nodes", "kubectl label node --overwrite <every node without the control-plane role> "
                                "kovc.io/vm-node=true (at least two: the VM nodes)"),
             ("kube-ovn", kube_ovn),
+            *[s for s in extra_steps if s[0] == "dual-stack"],
             ("cert-manager", f"kubectl apply -f cert-manager.yaml ({v.cert_manager}); rollout status "
                              "cert-manager, cert-manager-cainjector, cert-manager-webhook"),
             ("webhook", f"kubectl apply -f yamls/webhook.yaml of {v.kube_ovn} with image: rewritten to "
                         f"docker.io/kubeovn/kube-ovn:{v.kube_ovn}; rollout status "
                         "deployment/kube-ovn-webhook; check the running container's image tag is "
                         f"{v.kube_ovn}"),
+            *[s for s in extra_steps if s[0] != "dual-stack"],
             ("kvm-check", f"{container_runtime()} exec <node> test -c /dev/kvm, then open it read-write "
                           "as uid 107 (virt-launcher's QEMU) on every node; useEmulation when any fails "
                           "(VM waits then x3)"),
@@ -255,6 +307,10 @@ class KindBackend:
                  f"{'Helm chart v2' if release.install_method == 'chart-v2' else 'install.sh'}, as its CI)",
                  f"  KubeVirt {v.kubevirt}", f"  Kubernetes {v.kubernetes} (node image {v.kind_image})",
                  f"  cert-manager {v.cert_manager}",
+                 *([f"  Multus {v.multus_release.version} (thick plugin, {v.multus_release.image})"]
+                   if v.multus_release is not None else []),
+                 f"  IP family {v.ip_family}" + (" (dual-stack cluster and ovn-default)" if v.ip_family == "dual"
+                                                  else ""),
                  f"  kind {self.kind_pair(v)[0]} ({self.kind_pair(v)[1]}): {kind.how}", "steps:"]
         lines += [f"  {i}. {name}: {text}" for i, (name, text) in enumerate(self.steps(v), 1)]
         lines.append("images:")
@@ -263,7 +319,7 @@ class KindBackend:
                                           if self.manifests_dir else " (downloaded from the release URLs)"))
         lines += [f"  {m.filename}  {m.url}" for m in run_manifests(v)]
         lines.append(f"kind config (clusters/{KIND_CONFIG}, rendered):")
-        lines += [f"  {line}" for line in render_kind_config(v.kind_image).splitlines()]
+        lines += [f"  {line}" for line in render_kind_config(v.kind_image, v.ip_family, v.kube_ovn).splitlines()]
         if getattr(self.options, "upgrade_from", None):
             target = self.options.kube_ovn_version or versions.KUBE_OVN_VERSION
             lines.append(f"upgrade (after the VMs are created on {v.kube_ovn}):")
@@ -276,7 +332,9 @@ class KindBackend:
         """How ``upgrade`` moves the cluster from ``source`` to ``target`` (``versions.upgrade_method``)."""
         by_chart = versions.kube_ovn_release(source).install_method == "chart-v2"
         kube_ovn = (f"helm upgrade --install kubeovn charts/kube-ovn-v2 (of {target}) --wait --values "
-                    f"clusters/kube-ovn-values-v2.yaml --set global.images.kubeovn.tag={target}"
+                    f"clusters/kube-ovn-values-v2.yaml"
+                    f"{' --values clusters/' + network.CHART_V2_DUAL_VALUES if self.ip_family == 'dual' else ''}"
+                    f" --set global.images.kubeovn.tag={target}"
                     if by_chart else
                     f"dist/images/install.sh of {target} run again over the {source} install (upstream's "
                     "upgrade path for script installs; a chart would not adopt the script's objects)")
@@ -420,7 +478,7 @@ class KindBackend:
         tools = self.preflight(v, workdir)
         kubeconfig = workdir / "kubeconfig"
         config_path = workdir / KIND_CONFIG
-        config_path.write_text(render_kind_config(v.kind_image), encoding="utf-8")
+        config_path.write_text(render_kind_config(v.kind_image, v.ip_family, v.kube_ovn), encoding="utf-8")
         kind = tools["kind"]
         listed = run_program([kind, "get", "clusters"], step="create-cluster", obj="kind clusters",
                              timeout=60)
@@ -501,12 +559,18 @@ class KindBackend:
             extra["kube_ovn_masters"] = installer.label_masters()
             self.log("labelling the worker nodes kovc.io/vm-node=true (KubeVirt's workload placement)")
             extra["vm_nodes"] = installer.label_vm_nodes()
-            self.log(f"installing Kube-OVN {v.kube_ovn}")
+            self.log(f"installing Kube-OVN {v.kube_ovn}{' (dual-stack)' if v.ip_family == 'dual' else ''}")
             extra["kube_ovn_install"] = installer.install_kube_ovn()
+            extra["ip_family"] = v.ip_family
+            if v.ip_family == "dual":
+                extra["default_subnet_cidr"] = installer.check_dual_stack()
             self.log(f"installing cert-manager {v.cert_manager}")
             installer.install_cert_manager()
             self.log(f"installing the Kube-OVN webhook ({v.kube_ovn})")
             installer.install_webhook()
+            if v.multus_release is not None:
+                self.log(f"installing Multus {v.multus_release.version} (thick plugin)")
+                extra["multus_image"] = installer.install_multus()
             unusable = self.kvm_unusable(tools["kind"], tools["runtime"])
             no_kvm = sorted(unusable)
             extra["use_emulation"] = bool(no_kvm)

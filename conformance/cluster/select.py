@@ -43,6 +43,9 @@ class BackendOptions:
     cluster_name: str = _settings.DEFAULT_CLUSTER_NAME
     kind_image: str | None = None
     manifests_dir: str | None = None
+    #: ``--ip-family`` / ``--multus`` (kind): ``cluster.network``.
+    ip_family: str = "ipv4"
+    multus: bool = False
     #: ``--backend envtest``: where the built programs are (None: $KOVC_ASSETS or the default cache).
     assets: str | None = None
     plan: bool = False
@@ -96,6 +99,8 @@ class BackendOptions:
             cluster_name=_settings.cluster_name(opt("cluster_name")),
             kind_image=opt("kind_image"),
             manifests_dir=opt("manifests_dir"),
+            ip_family=opt("ip_family", "ipv4"),
+            multus=bool(opt("multus", False)),
             assets=opt("assets"),
             plan=bool(opt("plan", False)),
             run_id=run_id or opt("run_id", ""),
@@ -124,11 +129,21 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
         sim_webhook=getattr(ns, "sim_webhook", None),
         sim_faults=getattr(ns, "sim_faults", None),
         sim_seed=getattr(ns, "sim_seed", None),
+        sim_without=getattr(ns, "sim_without", None),
         k8s_version=getattr(ns, "k8s_version", None),
         sim_step_delay=getattr(ns, "sim_step_delay", None)))
     if getattr(ns, "sim_step_delay", None) is None:
         cfg.step_delay = SUITE_STEP_DELAY
     return cfg
+
+
+def check_network_options(backend: str, ns: Any) -> None:
+    """``--ip-family`` and ``--multus`` against the backend and release
+    (``cluster.network.check_options``): :class:`BackendError`, one line."""
+    from .network import check_options
+
+    check_options(backend, ip_family=getattr(ns, "ip_family", None), multus=bool(getattr(ns, "multus", False)),
+                  kube_ovn_version=getattr(ns, "upgrade_from", None) or getattr(ns, "kube_ovn_version", None))
 
 
 def check_upgrade_pair(upgrade_from: str, target: str | None, force: bool) -> None:
@@ -149,6 +164,7 @@ def make_backend(name: str, options: BackendOptions) -> Backend:
         module_name, class_name = BACKEND_CLASSES[name]
     except KeyError:
         raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_CLASSES)}") from None
+    check_network_options(name, options)
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:

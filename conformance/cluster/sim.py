@@ -94,6 +94,10 @@ class SimBackend:
             argv += ["--sim-faults", repr(cfg.faults)]
         if cfg.seed is not None:
             argv += ["--sim-seed", str(cfg.seed)]
+        if not cfg.dual_stack:
+            argv += ["--sim-without", "dual-stack"]
+        if not cfg.multus:
+            argv += ["--sim-without", "multus"]
         if self.options.owner_pid and not self.options.keep_cluster and "--exit-with-pid" in _serve_flags():
             argv += ["--exit-with-pid", str(self.options.owner_pid)]
         argv += ["--sim-step-delay", repr(cfg.step_delay)]

@@ -140,10 +140,11 @@ def scenarios_by_id(root: Path | None = None) -> dict[str, list[str]]:
 
 
 def entries(root: Path | None = None) -> list[dict[str, Any]]:
-    """The catalog as JSON-able entries: {id, level, title, statement, references, scenarios}."""
+    """The catalog as JSON-able entries: {id, level, applies_when, title, statement, references, scenarios}
+    (``applies_when``: the applicability condition in words, ``always`` for most)."""
     scenarios = scenarios_by_id(root)
-    return [{"id": r.id, "level": r.level, "title": r.title, "statement": r.statement,
-             "references": list(r.references), "scenarios": scenarios.get(r.id, [])}
+    return [{"id": r.id, "level": r.level, "applies_when": r.condition, "title": r.title,
+             "statement": r.statement, "references": list(r.references), "scenarios": scenarios.get(r.id, [])}
             for r in catalog.all_requirements()]
 
 
@@ -160,7 +161,8 @@ def render_text(items: list[dict[str, Any]]) -> str:
     for item in items:
         count = len(item["scenarios"])
         lines.append(f"{item['id']:<{width}}  {item['level']:<6}  {item['title']}"
-                     + (f"  [{count} scenario{'s' if count != 1 else ''}]" if count else "  [no scenario]"))
+                     + (f"  [{count} scenario{'s' if count != 1 else ''}]" if count else "  [no scenario]")
+                     + (f"  (applies when {item['applies_when']})" if item["applies_when"] != "always" else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,7 @@ Air-gapped use::
 
     kovc images | xargs -n1 docker pull          # on a connected machine, then docker save / load
     kovc images --manifests                      # FILE URL pairs for --manifests-dir
+    kovc images --multus --ip-family dual        # what `kovc run --backend kind --multus --ip-family dual` adds
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import os
 import sys
 
 from .. import versions
+from ..cluster.base import BackendError
 from ..cluster.images import RunVersions, run_images, run_manifests
+from ..cluster.network import check_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"Kubernetes version of the kind node image (default {versions.K8S_VERSION})")
     parser.add_argument("--kind-image", default=None, metavar="IMAGE",
                         help="kind node image (default kindest/node:<--k8s-version>)")
+    parser.add_argument("--ip-family", choices=("ipv4", "dual", "ipv6"), default="ipv4",
+                        help="as `kovc run --backend kind --ip-family` (dual adds no image; ipv6 is refused)")
+    parser.add_argument("--multus", action="store_true",
+                        help="as `kovc run --backend kind --multus`: adds the release's Multus image (and, with "
+                             "--manifests, its multus-daemonset-thick.yml)")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="text: one image per line; json: an array of {image, components, loadable}")
     parser.add_argument("--manifests", action="store_true",
@@ -36,8 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         v = RunVersions.resolve(args.kube_ovn_version, args.kubevirt_version, args.k8s_version,
-                                args.kind_image)
-    except versions.VersionError as err:
+                                args.kind_image, ip_family=args.ip_family, multus=args.multus)
+        check_options("kind", ip_family=args.ip_family, multus=args.multus,
+                      kube_ovn_version=args.kube_ovn_version)
+    except (versions.VersionError, BackendError) as err:
         print(f"kovc images: {err}", file=sys.stderr)
         return 2
     if args.manifests:

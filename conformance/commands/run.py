@@ -102,7 +102,9 @@ def validate(args: argparse.Namespace) -> None:
         check_kubeconfig(args.kubeconfig, args.context)
         print("kovc: note: --kubeconfig is not used by --backend sim (the simulated cluster writes its own)",
               file=sys.stderr)
-    from ..cluster.select import sim_config_from_namespace
+    from ..cluster.select import check_network_options, sim_config_from_namespace
+
+    check_network_options(args.backend, args)
 
     try:
         sim_config_from_namespace(args)

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..results import RunResult
+from ..results import NOT_APPLICABLE_PREFIX, RunResult
 from .json_report import recorded_versions, run_facts
 
 DIRNAME = "allure-results"
@@ -151,6 +151,10 @@ def categories(run: RunResult) -> list[dict[str, Any]]:
         ids = [r.id for r in run.requirements if r.family == family]
         out.append({"name": name, "matchedStatuses": ["failed"], "traceRegex": family_regex(family, ids)})
     out.append({"name": "Broken", "matchedStatuses": ["broken"]})
+    # a requirement whose applicability condition does not hold: a skipped result whose message says so
+    # with the reason (NOT_APPLICABLE_PREFIX), its own category, never mixed with skips
+    out.append({"name": "Not applicable", "matchedStatuses": ["skipped"],
+                "messageRegex": "(?s).*" + NOT_APPLICABLE_PREFIX.strip() + ".*"})
     return out
 
 

@@ -63,7 +63,7 @@ def render(run: RunResult) -> bytes:
     reqs = run.requirements
     failures = sum(r.outcome == "failed" for r in reqs)
     errors = sum(r.outcome == "error" for r in reqs)
-    skipped = sum(r.outcome in ("skipped", "not-run") for r in reqs)
+    skipped = sum(r.outcome in ("skipped", "not-run", "not-applicable") for r in reqs)
     total_time = sum(requirement_time(r) for r in reqs)
     counts = {"tests": str(len(reqs)), "failures": str(failures), "errors": str(errors),
               "skipped": str(skipped), "time": f"{total_time:.3f}"}
@@ -105,9 +105,11 @@ def render(run: RunResult) -> bytes:
                                {"message": _x(first), "type": "AssertionError" if req.outcome == "failed"
                                 else "Error"})
             el.text = _x(text)
-        elif req.outcome in ("skipped", "not-run"):
+        elif req.outcome in ("skipped", "not-run", "not-applicable"):
+            # junit has no "not applicable": a <skipped> whose message says so, with the reason (and the
+            # outcome property above), never a silent skip
             reason = req.reason or ("not run by this profile" if req.outcome == "not-run" else "skipped")
-            label = "not run" if req.outcome == "not-run" else "skipped"
+            label = {"not-run": "not run", "not-applicable": "not applicable"}.get(req.outcome, "skipped")
             ET.SubElement(case_el, "skipped", {"message": _x(f"{label}: {reason}")})
         if req.warnings:
             out = ET.SubElement(case_el, "system-out")

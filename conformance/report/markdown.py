@@ -9,7 +9,7 @@ from ..results import EXIT_CODES, RequirementResult, RunResult
 SIMULATED_BANNER = "SIMULATED CLUSTER — not a certification"
 
 _OUTCOME_MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP",
-                 "not-run": "NOT RUN"}
+                 "not-run": "NOT RUN", "not-applicable": "NOT APPLICABLE"}
 #: How many not-run MUST IDs the short form names before counting the rest.
 _SHORT_MAX = 6
 _VERSION_LABELS = (
@@ -54,6 +54,15 @@ def _components_line(run: RunResult) -> str:
         " — not a certification" if run.simulated else "")
 
 
+def _then(component: dict[str, Any], key: str, alone: str | None = None) -> str:
+    """A component's ``key``; for an upgrade run's webhook the release it started on, then the one it was
+    upgraded to (``upgraded_to``)."""
+    up = component.get("upgraded_to")
+    if isinstance(up, dict):
+        return f"{component.get(key, '')} → {up.get(key, '')}"
+    return alone if alone is not None else str(component.get(key, ''))
+
+
 def _cell(text: str | None) -> str:
     """Text safe inside a Markdown table cell (one line, pipes escaped)."""
     if not text:
@@ -78,7 +87,8 @@ def _ids(run: RunResult, *outcomes: str) -> list[RequirementResult]:
 
 def _counts(counts: dict[str, int]) -> str:
     return (f"{counts['passed']} passed, {counts['failed']} failed, {counts['error']} error, "
-            f"{counts['skipped']} skipped, {counts['not_run']} not run")
+            f"{counts['skipped']} skipped, {counts['not_run']} not run"
+            + (f", {counts['not_applicable']} not applicable" if counts.get("not_applicable") else ""))
 
 
 def _short(run: RunResult) -> str:
@@ -90,6 +100,11 @@ def _short(run: RunResult) -> str:
     skipped = _ids(run, "skipped")
     if skipped:
         lines.append("skipped: " + ", ".join(r.id for r in skipped))
+    not_applicable = _ids(run, "not-applicable")
+    if not_applicable:
+        lines.append("not applicable: " + ", ".join(r.id for r in not_applicable))
+    if run.upgrade is None:
+        lines.append(f"capabilities: {run.certified_text()}")
     not_run_must = musts_not_run(run)
     if not_run_must:
         shown = ", ".join(not_run_must[:_SHORT_MAX])
@@ -145,10 +160,10 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
         lines = [_components_line(run), "", *lines, "| Component | Real | Version | Program / model | sha256 |",
                  "|---|---|---|---|---|"]
         for c in run.components:
+            what = str(c.get('program') or c.get('model') or c.get('source') or '')
             lines.append(f"| {_cell(str(c.get('name', '')))} | {'real' if c.get('real') else 'simulated'} | "
-                         f"{_cell(str(c.get('version', '')))} | "
-                         f"{_cell(str(c.get('program') or c.get('model') or c.get('source') or ''))} | "
-                         f"{_cell(str(c.get('sha256', '')))} |")
+                         f"{_cell(_then(c, 'version'))} | {_cell(_then(c, 'program', what))} | "
+                         f"{_cell(_then(c, 'sha256'))} |")
         lines.append("")
     elif run.simulated:
         lines += [f"> **{SIMULATED_BANNER}.** The cluster under test was kovc's simulated cluster"
@@ -195,16 +210,23 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
                       "(version skew)."]
     summary = run.summary()
     lines += ["", "## Summary", "",
-              "| Level | Passed | Failed | Error | Skipped | Not run |", "|---|---|---|---|---|---|"]
+              "| Level | Passed | Failed | Error | Skipped | Not run | Not applicable |",
+              "|---|---|---|---|---|---|---|"]
     for level in ("MUST", "SHOULD"):
         c = summary[level]
         lines.append(f"| {level} | {c['passed']} | {c['failed']} | {c['error']} | {c['skipped']} | "
-                     f"{c['not_run']} |")
+                     f"{c['not_run']} | {c.get('not_applicable', 0)} |")
+    if run.upgrade is None:
+        lines += ["", "## Capabilities", "", f"Certified: {run.certified_text()}", "",
+                  "| Capability | Applies when | Status | Reason |", "|---|---|---|---|"]
+        for cap in run.capabilities():
+            lines.append(f"| {_cell(cap['capability'])} | {_cell(cap['condition'])} | {cap['status']} | "
+                         f"{_cell(cap.get('reason'))} |")
     lines += ["", "## Requirements", "",
               "| ID | Level | Outcome | Title | Notes |", "|---|---|---|---|---|"]
     for req in run.requirements:
         notes: list[str] = []
-        if req.outcome in ("skipped", "not-run") and req.reason:
+        if req.outcome in ("skipped", "not-run", "not-applicable") and req.reason:
             notes.append(req.reason)
         elif req.outcome in ("failed", "error"):
             notes.append("see below")

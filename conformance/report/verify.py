@@ -28,14 +28,16 @@ from . import allure_env, bundle, json_report, junit
 from .markdown import SIMULATED_BANNER
 
 #: The MUST requirements of the catalog (issue 3: IDs are a public contract, never renamed). A
-#: certifiable report holds every one of them, passed. ``conformance.catalog`` is the source; this list
+#: certifiable report holds every one of them, passed - or, for one with an applicability condition
+#: (issue 14), ``not-applicable`` with the reason. ``conformance.catalog`` is the source; this list
 #: is the fallback when it cannot be imported, and a test keeps the two equal.
 _CONTRACT_MUSTS: tuple[str, ...] = (
     "env.webhook-live", "env.keep-vm-ip",
     "allow.restart", "allow.stop-start", "allow.launcher-pod-deleted", "allow.live-migration",
     "allow.recreate", "allow.repeated-restarts", "allow.concurrent-restarts", "allow.ip-reuse-after-delete",
+    "allow.restart-dual-stack", "allow.static-mac-restart", "allow.attachment-restart",
     "deny.other-vm", "deny.pod-takes-vm-ip", "deny.name-prefix", "deny.stopped-vm-ip", "deny.clone",
-    "deny.spoofed-launcher",
+    "deny.spoofed-launcher", "deny.other-vm-ipv6", "deny.attachment-other-vm",
     "state.ip-released-on-delete", "state.no-duplicate-ips",
 )
 
@@ -183,6 +185,14 @@ def _catalog_level(req: RequirementResult) -> str:
         return "MUST" if req.id in _CONTRACT_MUSTS else req.level
 
 
+def _applies_always(req_id: str) -> bool:
+    try:
+        from .. import catalog
+    except ImportError:
+        return False
+    return catalog.exists(req_id) and catalog.get(req_id).applies_when is None
+
+
 def _check_verdict(run: RunResult, out: Verification) -> None:
     """Certification, recomputed from the per-requirement outcomes and the catalog (the report's
     ``verdict``, ``selected`` and ``profile`` fields are not trusted): every catalog MUST ran and
@@ -200,6 +210,12 @@ def _check_verdict(run: RunResult, out: Verification) -> None:
             parts.append(f"reported as SHOULD: {_names(downgraded)}")
         out.reasons.append("MUST requirements of the catalog not covered: " + "; ".join(parts))
     musts = [by_id[i] for i in required if i in by_id]
+    # Only a requirement with an applicability condition can be not applicable: any other one reported so
+    # is a MUST the run left out.
+    unconditional = [r.id for r in reqs if r.outcome == "not-applicable" and _applies_always(r.id)]
+    if unconditional:
+        out.reasons.append("reported not applicable although the catalog has no applicability condition for "
+                           f"them: {_names(unconditional)}")
     not_run = [r.id for r in musts if r.outcome == "not-run"]
     if not_run:
         # Every one named: this is the list a vendor has to run before the bundle can certify.
@@ -437,6 +453,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for reason in result.reasons:
         print(f"not certifiable: {reason}")
+    if result.run is not None and result.run.upgrade is None:
+        # what a certification of this bundle covers: every applicable MUST passed, per capability
+        print(f"capabilities: {result.run.certified_text()}")
     for warning in result.warnings:
         print(f"warning: {warning}")
     if result.certifiable:

@@ -49,6 +49,7 @@ def deny_all_static(pod: JSON, ip_crs: list[JSON], view: WebhookView, /) -> str 
 
 _REFERENCE = Reference()
 _CRD_RE = re.compile(r"ip crd (?P<crd>\S+?),")
+_DISPUTED_RE = re.compile(r"static-ip (?P<ip>\S+) is conflict")
 
 
 def reworded_reference(pod: JSON, ip_crs: list[JSON], view: WebhookView, /) -> str | None:
@@ -60,9 +61,14 @@ def reworded_reference(pod: JSON, ip_crs: list[JSON], view: WebhookView, /) -> s
         return None
     m = _CRD_RE.search(message)
     owner = m.group("crd") if m else "another workload"
+    disputed = _DISPUTED_RE.search(message)  # the address at stake (an attachment network's, too)
     meta = pod.get("metadata", {})
-    return (f"refusing pod {meta.get('namespace')}/{meta.get('name')}: address {_static_ip(pod)} "
-            f"already belongs to {owner}")
+    return (f"refusing pod {meta.get('namespace')}/{meta.get('name')}: address "
+            f"{disputed.group('ip') if disputed else _static_ip(pod)} already belongs to {owner}")
+
+
+#: Like the reference, it is asked about pods whose only static address is an attachment network's.
+reworded_reference.checks_attachments = True  # type: ignore[attr-defined]
 
 
 class _LauncherPrefix(PodNameEquality):
@@ -129,6 +135,7 @@ class _StaleCacheReference:
     warning, never a verdict)."""
 
     name = "stale_cache_reference"
+    checks_attachments = True
     #: Seconds the cache stays stale per VMI (shorter than the suite's denial grace at any timeout scale).
     window = 0.25
 

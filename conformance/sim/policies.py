@@ -27,12 +27,14 @@ import json
 from typing import Any
 
 from .webhook import (
+    ATTACHMENT_IP_SUFFIX,
     DEFAULT_SUBNET,
     IP_ADDRESS_ANNOTATION,
     IP_POOL_ANNOTATION,
     LOGICAL_SWITCH_ANNOTATION,
     ConflictPolicy,
     WebhookView,
+    attachment_ip_keys,
     effective_subnet,
     parse_cidr,
     parse_ip,
@@ -171,7 +173,7 @@ class PodNameEqualityMultusBypass(_Released):
         namespace = str(pod.get("metadata", {}).get("namespace", ""))
         networks: list[tuple[str, str]] = []
         for key in (DEFAULT_NETWORK_ANNOTATION, ATTACHMENT_NETWORK_ANNOTATION):
-            parsed = _parse_networks(annotations.get(key, ""), namespace)
+            parsed = parse_networks(annotations.get(key, ""), namespace)
             if parsed is None:
                 return False  # L129-132/L139-142: a parse error returns false
             networks.extend(parsed)
@@ -182,7 +184,7 @@ class PodNameEqualityMultusBypass(_Released):
         return False
 
 
-def _parse_networks(value: str, default_namespace: str) -> list[tuple[str, str]] | None:
+def parse_networks(value: str, default_namespace: str) -> list[tuple[str, str]] | None:
     """``util.ParsePodNetworkAnnotation``: (name, namespace) pairs; None on a parse error."""
     if not value:
         return []
@@ -306,7 +308,9 @@ class Reference:
       that VM (restarts, stop/start, migration targets) pass; spoofed names, labels, copied or forged
       ownerReferences (another namespace, stale uid, ``controller: false``) do not;
     * any other IP CR admits only a pod with the same name in the same namespace;
-    * no annotation-only bypass: ``kubevirt.io/migrationJobName`` changes nothing.
+    * no annotation-only bypass: ``kubevirt.io/migrationJobName`` changes nothing;
+    * attachment networks' static addresses (``<provider>.kubernetes.io/ip_address``) are checked the same
+      way against the IP CRs of the provider's subnet (no released webhook reads them).
 
     Denials use upstream's message format (``annotation static-ip %s is conflict with ip crd %s, ip %s``).
 
@@ -316,6 +320,8 @@ class Reference:
     """
 
     name = "reference"
+    #: the frame asks it about pods whose only static addresses are attachment ones
+    checks_attachments = True
 
     def __call__(self, pod: JSON, ip_crs: list[JSON], view: WebhookView, /) -> str | None:
         meta = pod.get("metadata", {})
@@ -333,10 +339,24 @@ class Reference:
                 if ip is None:
                     return f"invalid static ip/ippool annotation value: {value}"
                 addresses.append(ip)
-        for ip in addresses:
+        checks = [(ip, subnet) for ip in addresses]
+        # attachment networks: <provider>.kubernetes.io/ip_address against the IP CRs of the provider's
+        # subnet (<provider>.kubernetes.io/logical_switch, else the subnet whose spec.provider is it) - which
+        # no released webhook reads
+        for key in attachment_ip_keys(annotations):
+            provider = key[: -len("." + ATTACHMENT_IP_SUFFIX)]
+            att_subnet = annotations.get(f"{provider}.kubernetes.io/logical_switch", "") or next(
+                (str(s["metadata"]["name"]) for s in view.subnets()
+                 if (s.get("spec") or {}).get("provider") == provider), "")
+            for raw in str(annotations[key]).split(","):
+                ip = _go_ip_string(raw)
+                if ip is None:
+                    return f"invalid static ip annotation {key} value: {annotations[key]}"
+                checks.append((ip, att_subnet))
+        for ip, where in checks:
             for ip_cr in ip_crs:
                 spec = ip_cr.get("spec") or {}
-                if spec.get("subnet", "") != subnet:
+                if spec.get("subnet", "") != where:
                     continue
                 if ip not in split_string_ip(str(spec.get("ipAddress", ""))):
                     continue

@@ -40,10 +40,13 @@ import importlib
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import resources as r
 from .store import AdmissionRequest, ApiError, Store, Validator, deepcopy_json
+
+if TYPE_CHECKING:
+    from .api import Reader
 
 JSON = dict[str, Any]
 
@@ -52,6 +55,8 @@ WEBHOOK_CONFIGURATION = "kube-ovn-webhook"
 WEBHOOK_NAME = "pod-ip-validating.kube-ovn.io"
 
 IP_ADDRESS_ANNOTATION = "ovn.kubernetes.io/ip_address"
+#: ``util.IPAddressAnnotationTemplate`` = ``%s.kubernetes.io/ip_address``: ``<provider>.`` + this.
+ATTACHMENT_IP_SUFFIX = "kubernetes.io/ip_address"
 IP_POOL_ANNOTATION = "ovn.kubernetes.io/ip_pool"
 MAC_ADDRESS_ANNOTATION = "ovn.kubernetes.io/mac_address"
 CIDR_ANNOTATION = "ovn.kubernetes.io/cidr"
@@ -318,7 +323,11 @@ def review_pod(pod: JSON, ip_crs: list[JSON], view: WebhookView, policy: Conflic
     """Run ``PodCreateHook`` on ``pod``: None admits, else the ApiError the API server answers
     (``text_in_reason``: a release built with controller-runtime < v0.15.0, see the module doc)."""
     annotations: dict[str, str] = dict(pod.get("metadata", {}).get("annotations") or {})
-    if not annotations.get(IP_ADDRESS_ANNOTATION) and not annotations.get(IP_POOL_ANNOTATION):
+    # L114-116 (v1.16.2): neither ip_address nor ip_pool admits - whatever attachment addresses the pod has;
+    # a policy that declares ``checks_attachments`` (reference) is asked about those too
+    attachments = bool(getattr(policy, "checks_attachments", False)) and any(
+        annotations.get(k) for k in attachment_ip_keys(annotations))
+    if not annotations.get(IP_ADDRESS_ANNOTATION) and not annotations.get(IP_POOL_ANNOTATION) and not attachments:
         return None
     bypass: Callable[[JSON], bool] | None = getattr(policy, "bypass", None)
     if bypass is not None and bypass(pod):
@@ -346,12 +355,21 @@ def _ip_cr_addresses(ip_cr: JSON) -> list[str]:
     return keys
 
 
+def attachment_ip_keys(annotations: dict[str, Any]) -> list[str]:
+    """The ``<provider>.kubernetes.io/ip_address`` keys of attachment networks (``util.IPAddressAnnotationTemplate``
+    with a provider other than ``ovn``), sorted."""
+    return sorted(k for k in annotations if k.endswith("." + ATTACHMENT_IP_SUFFIX) and k != IP_ADDRESS_ANNOTATION)
+
+
 def _requested_addresses(pod: JSON) -> set[str]:
     """Every form of every address the pod's ``ip_address``/``ip_pool`` annotations name: as written
     and as ``net.ParseIP``/``net.ParseCIDR`` print it (what the policies compare)."""
     annotations = pod.get("metadata", {}).get("annotations") or {}
     out: set[str] = set()
-    for key in (IP_ADDRESS_ANNOTATION, IP_POOL_ANNOTATION):
+    # the attachment networks' static addresses too (``<provider>.kubernetes.io/ip_address``): only a policy
+    # that checks them (``reference``) compares them; the released ones read ip_address/ip_pool only
+    keys = [IP_ADDRESS_ANNOTATION, IP_POOL_ANNOTATION, *attachment_ip_keys(annotations)]
+    for key in keys:
         for raw in str(annotations.get(key) or "").replace(";", ",").split(","):
             text = raw.strip()
             if not text:
@@ -364,24 +382,22 @@ def _requested_addresses(pod: JSON) -> set[str]:
     return out
 
 
-def candidate_ip_crs(source: Store | list[JSON], pod: JSON) -> list[JSON]:
+def candidate_ip_crs(source: Reader | Store, pod: JSON) -> list[JSON]:
     """The IP CRs a conflict policy can find against ``pod`` (copies, sorted by name): those holding
     one of its requested addresses, plus those with an upper-case IPv6 address. A conflict is always
-    about the same address, so the decision is that of the whole list. From a :class:`Store` the cost
-    follows the pod, not the number of IP CRs (an index on the store, kept current on every write);
-    from a list (a watch cache's, over HTTP) the same selection is made by a pass over it."""
+    about the same address, so the decision is that of the whole list. The cost follows the pod, not
+    the number of IP CRs: an address index (``IP_ADDRESS_INDEX``) kept current on every write, in the
+    store or in the HTTP transport's watch cache (one :class:`~conformance.sim.index.ObjectIndex`)."""
     wanted = (*_requested_addresses(pod), _V6_UPPER)
     found: dict[str, JSON] = {}
-    if isinstance(source, Store):
-        source.add_index(r.IPS, IP_ADDRESS_INDEX, _ip_cr_addresses)
-        for address in wanted:
-            for ip_cr in source.by_index(r.IPS, IP_ADDRESS_INDEX, address):
-                found.setdefault(str(ip_cr["metadata"]["name"]), ip_cr)
-    else:
-        keys = set(wanted)
-        for ip_cr in source:
-            if keys.intersection(_ip_cr_addresses(ip_cr)):
-                found.setdefault(str(ip_cr["metadata"]["name"]), ip_cr)
+    for address in wanted:
+        if isinstance(source, Store):
+            source.add_index(r.IPS, IP_ADDRESS_INDEX, _ip_cr_addresses)
+            hits = source.by_index(r.IPS, IP_ADDRESS_INDEX, address)
+        else:
+            hits = source.by_index(r.IPS, IP_ADDRESS_INDEX, _ip_cr_addresses, address)
+        for ip_cr in hits:
+            found.setdefault(str(ip_cr["metadata"]["name"]), ip_cr)
     return [deepcopy_json(found[name]) for name in sorted(found)]
 
 

@@ -72,7 +72,8 @@ def opt(name, default=None):
 #: ``kind create cluster``: kube-controller-manager's Deployment controller (with the kubelets behind
 #: it) — whenever a Deployment's spec changes (generation ahead of observedGeneration, or no status at
 #: all) its replicas are reported updated, ready and available, as a real cluster does once the pods
-#: run — and virt-operator observing a changed KubeVirt CR (``status.observedGeneration`` follows
+#: run —, its DaemonSet controller likewise (one pod per node: Multus's kube-multus-ds) — and
+#: virt-operator observing a changed KubeVirt CR (``status.observedGeneration`` follows
 #: ``metadata.generation``; ``kubectl wait --for=condition`` waits for that, as it should).
 CONTROLLER_MANAGER = r'''
 import sys, threading, time
@@ -119,18 +120,35 @@ def reconcile(d):
         "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
                        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}})
 
-while True:
-    try:
-        listed = apps.list_deployment_for_all_namespaces()
-        for d in listed.items:
-            reconcile(d)
-        for event in watch.Watch().stream(apps.list_deployment_for_all_namespaces,
-                                          resource_version=listed.metadata.resource_version,
-                                          timeout_seconds=30):
-            if event["type"] in ("ADDED", "MODIFIED"):
-                reconcile(event["object"])
-    except Exception:
-        time.sleep(0.1)
+def reconcile_daemonset(d):
+    # kube-controller-manager's DaemonSet controller: one pod per node, all updated and available.
+    meta, status = d.metadata, d.status
+    if status is not None and status.observed_generation is not None \
+            and status.observed_generation >= (meta.generation or 1):
+        return
+    n = len(client.CoreV1Api(api).list_node().items)
+    apps.patch_namespaced_daemon_set_status(meta.name, meta.namespace, {"status": {
+        "observedGeneration": meta.generation or 1, "desiredNumberScheduled": n, "currentNumberScheduled": n,
+        "updatedNumberScheduled": n, "numberReady": n, "numberAvailable": n, "numberMisscheduled": 0}})
+
+def follow(list_all, handle):
+    """List, then watch from that list's resourceVersion, handing every object to ``handle``; start over on
+    any error (an expired watch included)."""
+    while True:
+        try:
+            listed = list_all()
+            for d in listed.items:
+                handle(d)
+            for event in watch.Watch().stream(list_all, resource_version=listed.metadata.resource_version,
+                                              timeout_seconds=30):
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    handle(event["object"])
+        except Exception:
+            time.sleep(0.1)
+
+threading.Thread(target=follow, args=(apps.list_daemon_set_for_all_namespaces, reconcile_daemonset),
+                 daemon=True).start()
+follow(apps.list_deployment_for_all_namespaces, reconcile)
 '''
 
 KIND_SCRIPT = _COMMON + r'''
@@ -432,10 +450,38 @@ touch "$KOVC_STANDIN_STATE/install-sh-wrote-into-the-host"
 """
 
 
+#: A small ``multus-daemonset-thick.yml`` (the real one also holds the NAD CRD, RBAC and a ConfigMap): the
+#: DaemonSet with the thick plugin's ``:snapshot-thick`` image that ``make kind-install-multus`` seds.
+MULTUS_YML = """\
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kube-multus-ds
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels: {name: multus}
+  updateStrategy:
+    type: RollingUpdate
+  template:
+    metadata:
+      labels: {name: multus}
+    spec:
+      hostNetwork: true
+      initContainers:
+        - name: install-multus-binary
+          image: ghcr.io/k8snetworkplumbingwg/multus-cni:snapshot-thick
+      containers:
+        - name: kube-multus
+          image: ghcr.io/k8snetworkplumbingwg/multus-cni:snapshot-thick
+"""
+
+
 def write_manifests_dir(root: Path, kube_ovn_version: str = versions.KUBE_OVN_VERSION,
                         kubevirt_version: str = versions.KUBEVIRT_VERSION, *,
                         webhook_yaml: str = WEBHOOK_YAML, chart: bool = True,
-                        install_sh: bool = True) -> Path:
+                        install_sh: bool = True, multus: bool = False) -> Path:
     """Small stand-ins for the files ``kovc images --manifests`` names, in the layout
     ``--manifests-dir`` expects (the Kube-OVN source as a GitHub-style tag archive)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -456,6 +502,8 @@ def write_manifests_dir(root: Path, kube_ovn_version: str = versions.KUBE_OVN_VE
     (root / "cert-manager.yaml").write_text(CERT_MANAGER_YAML)
     (root / "kubevirt-operator.yaml").write_text(kubevirt_operator_yaml(kubevirt_version))
     (root / "kubevirt-cr.yaml").write_text(KUBEVIRT_CR_YAML)
+    if multus:
+        (root / "multus-daemonset-thick.yml").write_text(MULTUS_YML)
     return root
 
 

@@ -234,3 +234,16 @@ def test_kovc_run_existing_writes_only_its_own_objects(cluster: ServedSim, tmp_p
         if e.get("dryRun") or int(e.get("code", 0)) >= 400:
             continue  # admission probes and refused writes change nothing
         assert e["namespace"] in namespaces or key in created, f"write outside the run's objects: {e}"
+
+
+def test_existing_backend_looks_for_no_attachment_network(cluster: ServedSim, tmp_path: Path) -> None:
+    """The attachment scenarios bring their own NetworkAttachmentDefinition, so provisioning reads no NADs
+    (GETs: detection only) and records none; the plan says so."""
+    before = len(audit(cluster))
+    backend(cluster.kubeconfig).provision(tmp_path / "work")
+    seen = audit(cluster)[before:]
+    assert seen and not [e for e in seen if e.get("resource") == "network-attachment-definitions"], seen
+    plan = "\n".join(backend(cluster.kubeconfig).plan())
+    assert ("attachment networks: none is looked for - the attachment scenarios create their own "
+            "NetworkAttachmentDefinition and Subnet in their namespaces where the API serves "
+            "network-attachment-definitions.k8s.cni.cncf.io (Multus), else they are not applicable") in plan

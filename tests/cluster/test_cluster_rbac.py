@@ -70,9 +70,20 @@ def test_installation_objects_are_read_only() -> None:
     ("kubeovn.io", "subnets", {"create", "delete"}),
     ("kubeovn.io", "vpcs", {"create", "delete"}),
     ("kubeovn.io", "ips", {"get", "list", "watch", "delete"}),
+    ("k8s.cni.cncf.io", "network-attachment-definitions", {"create", "get", "list", "delete"}),
 ])
 def test_what_the_suite_does_is_granted(group: str, resource: str, verbs: set[str]) -> None:
     assert verbs <= allowed(group, resource), (group, resource)
+
+
+def test_attachment_definitions_are_only_the_runs_own() -> None:
+    """The one way to an attachment network: each scenario creates its NetworkAttachmentDefinition in its
+    own namespace and it goes with the namespace; nothing is detected or changed elsewhere, so one rule,
+    no update/patch."""
+    nad_rules = [r for r in rules() if "network-attachment-definitions" in r["resources"]]
+    assert len(nad_rules) == 1 and nad_rules[0]["apiGroups"] == ["k8s.cni.cncf.io"], nad_rules
+    assert allowed("k8s.cni.cncf.io", "network-attachment-definitions") == {"get", "list", "watch", "create",
+                                                                             "delete"}
 
 
 def test_every_kind_the_library_touches_is_readable() -> None:

@@ -27,6 +27,9 @@ CATALOG: list[tuple[str, str, str]] = [
     ("allow.ip-reuse-after-delete", "MUST", "A released IP is reused by another VM"),
     ("allow.same-ip-other-subnet", "SHOULD", "The same IP in another VPC is no collision"),
     ("allow.same-ip-namespace-bound-vpc", "SHOULD", "The same IP in a namespace-bound VPC subnet"),
+    ("allow.restart-dual-stack", "MUST", "Restart, stop/start and migration keep both addresses"),
+    ("allow.static-mac-restart", "MUST", "Restart and migration keep a static MAC"),
+    ("allow.attachment-restart", "MUST", "An attachment network's static IP survives restart and migration"),
     ("deny.other-vm", "MUST", "Another VM cannot take a running VM's IP"),
     ("deny.pod-takes-vm-ip", "MUST", "A plain pod cannot take a VM's IP"),
     ("deny.name-prefix", "MUST", "Names containing each other are no excuse"),
@@ -37,9 +40,13 @@ CATALOG: list[tuple[str, str, str]] = [
     ("deny.pod-named-like-vm", "SHOULD", "A pod named like the VM is denied"),
     ("deny.spoofed-migration", "SHOULD", "A pod faking a migration is denied"),
     ("deny.forged-owner-ref", "SHOULD", "A forged owner reference is denied"),
+    ("deny.other-vm-ipv6", "MUST", "Another VM cannot take a running VM's IPv6"),
+    ("deny.mac-collision", "SHOULD", "Another VM cannot run holding a running VM's MAC"),
+    ("deny.attachment-other-vm", "MUST", "Another VM cannot take a VM's attachment-network IP"),
     ("state.ip-released-on-delete", "MUST", "The IP CR is released when the VM is deleted"),
     ("state.no-duplicate-ips", "MUST", "No two workloads hold one address"),
     ("state.concurrent-claims", "SHOULD", "Concurrent claims: at most one wins"),
+    ("state.attachment-ip-released-on-delete", "SHOULD", "Deleting a VM releases its attachment IP CRs"),
     ("net.migration-downtime", "SHOULD", "Migration downtime within bounds"),
 ]
 MUSTS = [i for i, level, _ in CATALOG if level == "MUST"]

@@ -96,7 +96,7 @@ def test_categories_classify(status: str, trace: str, expected: str, runs: Runs,
     categories = json.loads((tmp_path / "categories.json").read_text())
     names = [c["name"] for c in categories]
     assert names == ["Precondition failed", "Legitimate operation denied", "Collision admitted", "State",
-                     "Network", "Broken"]
+                     "Network", "Broken", "Not applicable"]
     message = trace.splitlines()[-1]
     matched = [c["name"] for c in categories if _matches(c, status, message, trace)]
     assert matched[:1] == [expected], matched

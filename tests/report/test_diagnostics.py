@@ -120,10 +120,13 @@ def _seed(store: Any) -> None:
         store.create(r.PODS, {"metadata": {"name": f"virt-handler-{node}", "namespace": "kubevirt",
                                            "ownerReferences": [_owner(ds)]},
                               "spec": {"nodeName": node,
-                                       "containers": [{"name": "virt-handler", "image": "x"}]},
-                              "status": {"containerStatuses": [{"name": "virt-handler",
-                                                                "restartCount": restarts}]}},
+                                       "containers": [{"name": "virt-handler", "image": "x"}]}},
                      user_agent=ua)
+        # A create ignores status, as kube-apiserver does; the kubelet reports restarts through pods/status.
+        store.mutate(r.PODS, "kubevirt", f"virt-handler-{node}",
+                     lambda p, n=restarts: p.setdefault("status", {}).update(
+                         containerStatuses=[{"name": "virt-handler", "restartCount": n}]),
+                     user_agent=ua, subresource="status")
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def test_failures_skips_and_subcases(runs: Runs, tmp_path: Path) -> None:
     assert by_id["allow.stop-start"].find("failure") is None
     assert by_id["allow.stop-start"].find("skipped") is None
     suite = root.find("testsuite")
-    assert suite is not None and suite.get("failures") == "3" and suite.get("skipped") == "10"
+    assert suite is not None and suite.get("failures") == "3" and suite.get("skipped") == "12"
 
 
 def test_error_outcome_and_control_characters(runs: Runs, tmp_path: Path) -> None:

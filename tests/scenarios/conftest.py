@@ -46,10 +46,10 @@ def act(kube: Kube, settings: object, record: object, addresses: object,
 
 @pytest.fixture
 def other_vpc_subnet(kube: Kube, settings: object, record: object) -> Iterator[Callable[..., str]]:
-    """``make(address, namespaces=[], users=[])``: a run-owned VPC with one subnet whose CIDR
-    contains ``address`` (VPC and subnet bound to ``namespaces``). Teardown deletes the VMs of
-    ``namespaces`` and ``users`` (namespaces whose workloads use the subnet), waits for the subnet's
-    IP CRs to be released, then deletes the subnet and the VPC."""
+    """``make(address, namespaces=[], users=[], provider=None)``: a run-owned VPC with one subnet whose
+    CIDR contains ``address`` (VPC and subnet bound to ``namespaces``; ``provider``: an attachment
+    network's). Teardown deletes the VMs of ``namespaces`` and ``users`` (namespaces whose workloads use
+    the subnet), waits for the subnet's IP CRs to be released, then deletes the subnet and the VPC."""
     from conformance import names, templates, waits
     from conformance.addresses import enclosing_cidr
     from conformance.kube import SUBNETS, VMS, VPCS
@@ -57,7 +57,8 @@ def other_vpc_subnet(kube: Kube, settings: object, record: object) -> Iterator[C
 
     made: list[tuple[str, str, list[str]]] = []
 
-    def make(address: str, namespaces: list[str] | None = None, users: list[str] | None = None) -> str:
+    def make(address: str, namespaces: list[str] | None = None, users: list[str] | None = None,
+             provider: str | None = None) -> str:
         cidr, gateway = enclosing_cidr(address)
         vpc = names.unique("kovc-vpc")
         subnet = names.unique("kovc-sub")
@@ -65,7 +66,7 @@ def other_vpc_subnet(kube: Kube, settings: object, record: object) -> Iterator[C
         kube.create_vpc(templates.render_vpc(name=vpc, run_id=kube.run_id, namespaces=bound))
         made.append((vpc, "", bound + list(users or [])))
         kube.create_subnet(templates.render_subnet(name=subnet, run_id=kube.run_id, cidr=cidr,
-                                                   gateway=gateway, vpc=vpc, namespaces=bound))
+                                                   gateway=gateway, vpc=vpc, namespaces=bound, provider=provider))
         made[-1] = (vpc, subnet, made[-1][2])
         return subnet
 

@@ -30,6 +30,9 @@ SPEC = [
     ("allow.ip-reuse-after-delete", "MUST"),
     ("allow.same-ip-other-subnet", "SHOULD"),
     ("allow.same-ip-namespace-bound-vpc", "SHOULD"),
+    ("allow.restart-dual-stack", "MUST"),
+    ("allow.static-mac-restart", "MUST"),
+    ("allow.attachment-restart", "MUST"),
     ("deny.other-vm", "MUST"),
     ("deny.pod-takes-vm-ip", "MUST"),
     ("deny.name-prefix", "MUST"),
@@ -40,11 +43,26 @@ SPEC = [
     ("deny.pod-named-like-vm", "SHOULD"),
     ("deny.spoofed-migration", "SHOULD"),
     ("deny.forged-owner-ref", "SHOULD"),
+    ("deny.other-vm-ipv6", "MUST"),
+    ("deny.mac-collision", "SHOULD"),
+    ("deny.attachment-other-vm", "MUST"),
     ("state.ip-released-on-delete", "MUST"),
     ("state.no-duplicate-ips", "MUST"),
     ("state.concurrent-claims", "SHOULD"),
+    ("state.attachment-ip-released-on-delete", "SHOULD"),
     ("net.migration-downtime", "SHOULD"),
 ]
+#: Issue 14: the requirements beyond one IPv4 on the pod network, with their applicability condition
+#: (a capability key of ``catalog.CAPABILITY_CONDITIONS``; None: always).
+APPLIES_WHEN = {
+    "allow.restart-dual-stack": "dual-stack",
+    "deny.other-vm-ipv6": "dual-stack",
+    "allow.static-mac-restart": None,
+    "deny.mac-collision": None,
+    "allow.attachment-restart": "multus",
+    "deny.attachment-other-vm": "multus",
+    "state.attachment-ip-released-on-delete": "multus",
+}
 #: Issue 13: the upgrade family, exactly as the issue names it (upgrade runs only).
 UPGRADE_SPEC = [
     ("upgrade.ips-kept", "MUST"),
@@ -58,6 +76,13 @@ UPGRADE_SPEC = [
 
 def test_ids_and_levels_exactly_as_the_spec() -> None:
     assert [(r.id, r.level) for r in catalog.all_requirements()] == SPEC + UPGRADE_SPEC
+
+
+def test_applicability_conditions_as_issue_14() -> None:
+    conditional = {r.id: r.applies_when for r in catalog.all_requirements() if r.applies_when}
+    assert conditional == {k: v for k, v in APPLIES_WHEN.items() if v}
+    for rid, key in APPLIES_WHEN.items():
+        assert catalog.get(rid).condition == (catalog.CAPABILITY_CONDITIONS[key] if key else "always")
 
 
 def test_every_requirement_is_complete() -> None:
@@ -190,8 +215,10 @@ def test_kovc_list_json_shape() -> None:
     assert isinstance(data, list)
     assert [d["id"] for d in data] == [i for i, _ in SPEC + UPGRADE_SPEC]
     for entry in data:
-        assert set(entry) == {"id", "level", "title", "statement", "references", "scenarios"}
+        assert set(entry) == {"id", "level", "applies_when", "title", "statement", "references", "scenarios"}
         assert entry["level"] in ("MUST", "SHOULD")
+        key = APPLIES_WHEN.get(entry["id"])
+        assert entry["applies_when"] == (catalog.CAPABILITY_CONDITIONS[key] if key else "always"), entry["id"]
         assert isinstance(entry["references"], list) and isinstance(entry["scenarios"], list)
         assert all(isinstance(s, str) and "::" in s for s in entry["scenarios"])
 

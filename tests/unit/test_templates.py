@@ -113,3 +113,19 @@ def test_pod_and_network_objects() -> None:
                                   namespaces=["a"])
     assert sub["spec"]["excludeIps"] == ["10.16.5.1"] and sub["spec"]["namespaces"] == ["a"]
     assert templates.render_vpc(name="v", run_id="r", namespaces=["a"])["spec"]["namespaces"] == ["a"]
+
+
+def test_attachment_nad_is_upstreams_ovn_attachment() -> None:
+    """The run-owned NetworkAttachmentDefinition: upstream e2e's MakeOVNNetworkAttachmentDefinition config
+    (cniVersion 0.3.1, type kube-ovn, kube-ovn-cni's socket), provider <nad>.<ns>.ovn, in the run's
+    namespace with its run label."""
+    nad = templates.render_nad(name="kovc-nad-x", namespace="kovc-ns", run_id="r-1")
+    assert (nad["apiVersion"], nad["kind"]) == ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition")
+    assert (nad["metadata"]["namespace"], nad["metadata"]["name"]) == ("kovc-ns", "kovc-nad-x")
+    assert nad["metadata"]["labels"][RUN_LABEL] == "r-1"
+    assert json.loads(nad["spec"]["config"]) == {"cniVersion": "0.3.1", "type": "kube-ovn",
+                                                 "server_socket": "/run/openvswitch/kube-ovn-daemon.sock",
+                                                 "provider": "kovc-nad-x.kovc-ns.ovn"}
+    attachment = templates.Attachment(nad="kovc-nad-x", nad_namespace="kovc-ns", subnet="s", ip="172.20.0.5")
+    assert attachment.ip_key == "kovc-nad-x.kovc-ns.ovn.kubernetes.io/ip_address"
+    assert attachment.ip_cr("vm", "kovc-ns") == "vm.kovc-ns.kovc-nad-x.kovc-ns.ovn"

@@ -82,7 +82,7 @@ def test_run_result_json_carries_verdict_and_summary() -> None:
     data = run.to_json()
     assert data["verdict"] == "non-conformant"
     assert data["summary"]["MUST"]["failed"] == 1
-    assert data["summary"]["SHOULD"]["not_run"] == 9
+    assert data["summary"]["SHOULD"]["not_run"] == 11
 
 
 # ---- deciding one requirement ------------------------------------------------------------------------

@@ -58,8 +58,12 @@ VM gets its address and a fresh IP CR. The keep/release decision for a deleted p
 deletion is observed. (Upstream uses separate queues and a ``podKeyMutex``; there the order is not
 guaranteed: ``createOrUpdateIPCR`` skips an IP CR that is being deleted.)
 
-Not modelled: dual-stack subnets, IPPools, VIPs, multus attachment networks, underlay/VLAN, the LSP
-options live migration sets (``--enable-live-migration-optimize``, invisible through the API).
+Dual-stack subnets (``cidrBlock`` ``<v4>,<v6>``, protocol ``Dual``): one address per family, ``ip_address``
+``<v4>,<v6>`` on the pod and in the IP CR (``v4IpAddress``/``v6IpAddress``), one MAC for both
+(:class:`Ipam`).
+
+Not modelled: IPPools, VIPs, underlay/VLAN, the LSP options live migration sets
+(``--enable-live-migration-optimize``, invisible through the API).
 """
 
 from __future__ import annotations
@@ -143,6 +147,10 @@ class SubnetIpam:
     key_nics: dict[str, set[str]] = field(default_factory=dict)
     released: deque[str] = field(default_factory=deque)
     _next: int = 1
+    #: Bumped whenever the set of addresses in use changes (``ip_to_keys`` gains or loses a key), so the
+    #: sorted ``usingIPrange`` text is rebuilt once per change, not on every status comparison.
+    _using_version: int = 0
+    _using_text: tuple[int, str] = (-1, "")
 
     @property
     def first(self) -> int:
@@ -162,6 +170,14 @@ class SubnetIpam:
 
     def using(self) -> int:
         return len(self.ip_to_keys)
+
+    def using_text(self) -> str:
+        """Every address in use, in address order, comma-separated (cached per change)."""
+        version, text = self._using_text
+        if version != self._using_version:
+            text = ",".join(sorted(self.ip_to_keys, key=_ip_sort_key))
+            self._using_text = (self._using_version, text)
+        return text
 
     def available(self) -> int:
         excluded = sum(1 for e in self.excludes if e not in self.ip_to_keys and self._usable(e))
@@ -219,6 +235,7 @@ class SubnetIpam:
             self.released.remove(text)
         self.nic_to_ip[nic] = text
         self.ip_to_keys[text] = [key]
+        self._using_version += 1
         return text, mac_str
 
     def get_random(self, key: str, nic: str, mac: str | None, rng: random.Random) -> tuple[str, str]:
@@ -230,6 +247,7 @@ class SubnetIpam:
             raise IpamError(ERR_NO_AVAILABLE)
         self.nic_to_ip[nic] = text
         self.ip_to_keys[text] = [key]
+        self._using_version += 1
         self._push(key, nic)
         return text, self._mac_for(key, nic, mac, rng)
 
@@ -255,6 +273,7 @@ class SubnetIpam:
                 holders.remove(key)
             if not holders:
                 self.ip_to_keys.pop(ip, None)
+                self._using_version += 1
                 if ip not in self.excludes:
                     self.released.append(ip)
         mac = self.nic_to_mac.pop(nic, None)
@@ -269,15 +288,35 @@ class SubnetIpam:
 
 @dataclass
 class Ipam:
-    """``ipam.IPAM``: one :class:`SubnetIpam` per subnet (so VPCs may reuse CIDRs)."""
+    """``ipam.IPAM``: one :class:`SubnetIpam` per subnet (so VPCs may reuse CIDRs); a dual-stack subnet
+    (``cidrBlock`` ``<v4 cidr>,<v6 cidr>``) has its IPv4 half in ``subnets`` and its IPv6 half in
+    ``v6_halves``. Upstream keeps both families in one ``ipam.Subnet`` (``V4NicToIP``/``V6NicToIP``, one
+    ``NicToMac``/``MacToPod``: ``pkg/ipam/subnet.go`` at v1.16.2); here the halves share the NIC's MAC,
+    which is what that single map amounts to."""
 
     rng: random.Random
     subnets: dict[str, SubnetIpam] = field(default_factory=dict)
+    v6_halves: dict[str, SubnetIpam] = field(default_factory=dict)
 
     def add_or_update_subnet(self, name: str, cidr: str, gateway: str, excludes: list[str]) -> None:
-        network = ipaddress.ip_network(cidr.split(",")[0], strict=False)
+        nets = _networks(cidr)
+        if not nets:
+            return
+        gateways = [g.strip() for g in gateway.split(",") if g.strip()]
+        v4 = next((n for n in nets if n.version == 4), None)
+        v6 = next((n for n in nets if n.version == 6), None)
+        if v4 is not None and v6 is not None:
+            self._update_half(self.subnets, name, v4, _gateway_of(gateways, 4), excludes)
+            self._update_half(self.v6_halves, name, v6, _gateway_of(gateways, 6), excludes)
+            return
+        self._update_half(self.subnets, name, nets[0], _gateway_of(gateways, nets[0].version), excludes)
+        self.v6_halves.pop(name, None)
+
+    @staticmethod
+    def _update_half(table: dict[str, SubnetIpam], name: str, network: IPNet, gateway: str,
+                     excludes: list[str]) -> None:
         expanded = _expand_excludes(excludes)
-        current = self.subnets.get(name)
+        current = table.get(name)
         if current is not None and current.network == network:
             current.gateway, current.excludes = gateway, expanded
             return
@@ -294,36 +333,105 @@ class Ipam:
                         fresh.mac_to_key[current.nic_to_mac[nic]] = current.mac_to_key.get(
                             current.nic_to_mac[nic], ""
                         )
-        self.subnets[name] = fresh
+        table[name] = fresh
 
     def delete_subnet(self, name: str) -> None:
         self.subnets.pop(name, None)
+        self.v6_halves.pop(name, None)
+
+    def halves(self, subnet: str) -> list[SubnetIpam]:
+        """The single-stack parts of ``subnet``: one, or IPv4 then IPv6 for a dual-stack subnet."""
+        out = [self.subnets[subnet]] if subnet in self.subnets else []
+        if subnet in self.v6_halves:
+            out.append(self.v6_halves[subnet])
+        return out
+
+    def is_dual(self, subnet: str) -> bool:
+        return subnet in self.v6_halves
 
     def get_static_address(
         self, key: str, nic: str, ip: str, mac: str | None, subnet: str, check_conflict: bool = True
     ) -> tuple[str, str]:
-        """``IPAM.GetStaticAddress``."""
-        s = self.subnets.get(subnet)
-        if s is None:
+        """``IPAM.GetStaticAddress`` (``pkg/ipam/ipam.go`` L68-124 at v1.16.2): every address of ``ip``
+        (``,``-separated) from the half of its family - a family the subnet lacks is ``AddressOutOfRange``
+        (``Subnet.GetStaticAddress``: no pool contains it) - releasing what this call took when a later
+        one fails; then ``checkAndAppendIpsForDual``: a dual-stack subnet given one family gets the other
+        at random. Returns (``v4[,v6]``, mac)."""
+        halves = self.halves(subnet)
+        if not halves:
             raise IpamError(ERR_NO_SUBNET)
-        addr = ipaddress.ip_address(ip.split(",")[0].strip())
-        return s.get_static(key, nic, addr, mac, self.rng, check_conflict)
+        taken: list[tuple[SubnetIpam, str]] = []
+        mac_out = mac
+        for part in (p.strip() for p in ip.split(",")):
+            if not part:
+                continue
+            try:
+                addr = ipaddress.ip_address(part)
+            except ValueError:
+                raise IpamError(f"{part} is not a valid ip") from None
+            half = next((h for h in halves if h.network.version == addr.version), None)
+            try:
+                if half is None:
+                    raise IpamError(ERR_OUT_OF_RANGE)
+                got, mac_out = half.get_static(key, nic, addr, mac_out, self.rng, check_conflict)
+            except IpamError:
+                for done, _ in taken:
+                    done.release_addr(key, nic)
+                raise
+            taken.append((half, got))
+        for half in halves:
+            if not any(done is half for done, _ in taken):
+                got, mac_out = half.get_random(key, nic, mac_out, self.rng)
+                taken.append((half, got))
+        taken.sort(key=lambda t: t[0].network.version)
+        return ",".join(got for _, got in taken), mac_out or ""
 
     def get_random_address(self, key: str, nic: str, mac: str | None, subnet: str) -> tuple[str, str]:
-        s = self.subnets.get(subnet)
-        if s is None:
+        """``IPAM.GetRandomAddress``: one address per family of the subnet (``getDualRandomAddress``: v4
+        first, the v6 half with the same MAC)."""
+        halves = self.halves(subnet)
+        if not halves:
             raise IpamError(ERR_NO_SUBNET)
-        return s.get_random(key, nic, mac, self.rng)
+        got: list[str] = []
+        mac_out = mac
+        for half in halves:
+            address, mac_out = half.get_random(key, nic, mac_out, self.rng)
+            got.append(address)
+        return ",".join(got), mac_out or ""
 
     def release_by_nic(self, key: str, nic: str, subnet: str) -> None:
         """``IPAM.ReleaseAddressByNic``."""
-        s = self.subnets.get(subnet)
-        if s is not None:
-            s.release_addr(key, nic)
+        for half in self.halves(subnet):
+            half.release_addr(key, nic)
 
     def holder(self, subnet: str, ip: str) -> list[str]:
-        s = self.subnets.get(subnet)
-        return list(s.ip_to_keys.get(ip, [])) if s else []
+        try:
+            version = ipaddress.ip_address(ip.strip()).version
+        except ValueError:
+            return []
+        half = next((h for h in self.halves(subnet) if h.network.version == version), None)
+        return list(half.ip_to_keys.get(ip.strip(), [])) if half else []
+
+
+def _networks(cidr: str) -> list[IPNet]:
+    """The CIDRs of a ``cidrBlock`` (``<v4>,<v6>`` for a dual-stack subnet); malformed parts skipped."""
+    out: list[IPNet] = []
+    for part in cidr.split(","):
+        try:
+            out.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def _gateway_of(gateways: list[str], version: int) -> str:
+    for gateway in gateways:
+        try:
+            if ipaddress.ip_address(gateway).version == version:
+                return gateway
+        except ValueError:
+            continue
+    return gateways[0] if gateways else ""
 
 
 def _expand_excludes(excludes: list[str]) -> set[str]:
@@ -365,8 +473,31 @@ def pod_phase_alive(pod: JSON) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
-def port_name(name: str, namespace: str) -> str:
-    """``ovs.PodNameToPortName`` for the default provider ``ovn``."""
+def nad_provider(nad: JSON) -> str | None:
+    """The Kube-OVN provider of a NetworkAttachmentDefinition: ``config.provider`` of a ``kube-ovn`` CNI
+    config (``type`` at the top or in ``plugins``), ``<nad>.<ns>.ovn`` when it names none; None for another
+    CNI. (``util.GetNadProvider`` / ``getPodKubeovnNets``.)"""
+    import json
+
+    try:
+        config = json.loads(str((nad.get("spec") or {}).get("config") or "{}"))
+    except ValueError:
+        return None
+    if not isinstance(config, dict):
+        return None
+    plugins = [config, *[p for p in config.get("plugins") or [] if isinstance(p, dict)]]
+    for plugin in plugins:
+        if plugin.get("type") == "kube-ovn":
+            meta = nad.get("metadata") or {}
+            return str(plugin.get("provider") or f"{meta.get('name')}.{meta.get('namespace')}.ovn")
+    return None
+
+
+def port_name(name: str, namespace: str, provider: str = "ovn") -> str:
+    """``ovs.PodNameToPortName`` (``pkg/ovs/util.go`` L22-27 at v1.16.2, the same at v1.12.35 L18-23):
+    ``<name>.<ns>`` for the default provider ``ovn``, else ``<name>.<ns>.<provider>``."""
+    if provider != "ovn":
+        return f"{name}.{namespace}.{provider}"
     return f"{name}.{namespace}"
 
 
@@ -627,6 +758,9 @@ class KubeOvnController(Reconciler):
             LOGICAL_SWITCH: subnet_name,
             ALLOCATED: "true",
         }
+        node = str((pod.get("spec") or {}).get("nodeName", ""))
+        for provider, att_subnet in self._attachment_nets(pod):
+            patch.update(await self._allocate_attachment(pod, key, pod_name, provider, att_subnet, node, pod_type))
         if not ann.get(POD_NIC_TYPE):
             patch[POD_NIC_TYPE] = POD_NIC_TYPE_DEFAULT
         if vm and self.keep_vm_ip:
@@ -646,6 +780,77 @@ class KubeOvnController(Reconciler):
             await self._handle_delete_pod(pod)
         await self._subnet_status(subnet_name)
 
+    def _attachment_nets(self, pod: JSON) -> list[tuple[str, str]]:
+        """``getPodKubeovnNets``' attachment part: each network of ``k8s.v1.cni.cncf.io/networks`` whose
+        NetworkAttachmentDefinition is a ``kube-ovn`` one, as (provider, subnet): provider ``config.provider``
+        (``<nad>.<ns>.ovn``), subnet ``<provider>.kubernetes.io/logical_switch`` else the subnet whose
+        ``spec.provider`` is that provider. A missing NAD or subnet is retried (Requeue)."""
+        from ..policies import ATTACHMENT_NETWORK_ANNOTATION, parse_networks
+
+        ann = annotations_of(pod)
+        raw = ann.get(ATTACHMENT_NETWORK_ANNOTATION, "")
+        if not raw or not any(k.key == r.NADS.key for k in self.client.kinds()):
+            return []
+        namespace = pod["metadata"]["namespace"]
+        parsed = parse_networks(raw, namespace)
+        if parsed is None:
+            self.world.log(self.name, f"pod.go] failed to parse {ATTACHMENT_NETWORK_ANNOTATION} of pod "
+                                      f"{namespace}/{pod['metadata']['name']}: {raw}")
+            raise Requeue()
+        out: list[tuple[str, str]] = []
+        for nad, nad_ns in parsed:
+            obj = self.client.get(r.NADS, nad_ns, nad)
+            if obj is None:
+                self.world.log(self.name, f"pod.go] failed to get net-attach-def {nad_ns}/{nad}")
+                raise Requeue()
+            provider = nad_provider(obj)
+            if provider is None:
+                continue  # not a kube-ovn attachment
+            subnet = ann.get(f"{provider}.kubernetes.io/logical_switch", "").strip() or next(
+                (str(sub["metadata"]["name"]) for sub in self.client.iter_raw(r.SUBNETS)
+                 if (sub.get("spec") or {}).get("provider") == provider), "")
+            if not subnet or subnet not in self.ipam.subnets:
+                self.world.log(self.name, f"pod.go] no subnet for provider {provider} of pod "
+                                          f"{namespace}/{pod['metadata']['name']}")
+                raise Requeue()
+            out.append((provider, subnet))
+        return out
+
+    async def _allocate_attachment(self, pod: JSON, key: str, pod_name: str, provider: str, subnet_name: str,
+                                   node: str, pod_type: str) -> dict[str, str | None]:
+        """``acquireAddress`` for one attachment network (``pod.go`` L2171+ at v1.16.2): the same IPAM key,
+        NIC (and IP CR) ``<name>.<ns>.<provider>`` (``ovs.PodNameToPortName``), static address and MAC from
+        ``<provider>.kubernetes.io/ip_address``/``mac_address``. A failure is ``AcquireAddressFailed`` and a
+        retry; the annotations it writes are returned."""
+        namespace = pod["metadata"]["namespace"]
+        ann = annotations_of(pod)
+        nic = port_name(pod_name, namespace, provider)
+        static = ann.get(f"{provider}.kubernetes.io/ip_address", "").strip()
+        mac = ann.get(f"{provider}.kubernetes.io/mac_address") or None
+        try:
+            if static:
+                ip, mac_out = self.ipam.get_static_address(key, nic, static, mac, subnet_name)
+            else:
+                ip, mac_out = self.ipam.get_random_address(key, nic, mac, subnet_name)
+        except IpamError as exc:
+            self.world.log(self.name, f"pod.go:2465] failed to get static ip {static or '<random>'}, mac {mac}, "
+                                      f"subnet {subnet_name}, provider {provider}, err {exc}")
+            await self._event(pod, "Warning", "AcquireAddressFailed", str(exc))
+            raise Requeue() from None
+        self.lsps[nic] = Lsp(key, subnet_name, ip, mac_out)
+        await self._create_or_update_ip_cr(nic, pod_name, ip, mac_out, subnet_name, namespace, node, pod_type)
+        spec = (self.client.get(r.SUBNETS, "", subnet_name) or {}).get("spec") or {}
+        self.world.log(self.name, f"pod.go:651] allocate {ip}, mac {mac_out} for {key} from subnet "
+                                  f"{subnet_name}, provider {provider}")
+        return {
+            f"{provider}.kubernetes.io/ip_address": ip,
+            f"{provider}.kubernetes.io/mac_address": mac_out or None,
+            f"{provider}.kubernetes.io/cidr": str(spec.get("cidrBlock", "")),
+            f"{provider}.kubernetes.io/gateway": str(spec.get("gateway", "")),
+            f"{provider}.kubernetes.io/logical_switch": subnet_name,
+            f"{provider}.kubernetes.io/allocated": "true",
+        }
+
     async def _create_or_update_ip_cr(
         self,
         ip_name: str,
@@ -658,7 +863,8 @@ class KubeOvnController(Reconciler):
         pod_type: str,
     ) -> None:
         """``createOrUpdateIPCR`` (``ip.go`` L391-537)."""
-        v4, v6 = (ip, "") if ":" not in ip else ("", ip)
+        v4 = ",".join(a for a in ip.split(",") if a and ":" not in a)
+        v6 = ",".join(a for a in ip.split(",") if ":" in a)
         current = self.client.get(r.IPS, "", ip_name)
         if current is not None and is_deleting(current):
             self.queue.add(("ip", ip_name))
@@ -749,23 +955,26 @@ class KubeOvnController(Reconciler):
         if d.keep:
             self.world.log(self.name, f"pod.go:1183] try keep ip for vm pod {pod_key}")
             return
-        for nic in [n for n, lsp in self.lsps.items() if lsp.key == pod_key]:
+        default_nic = port_name(pod_name, namespace)
+        # every port of the key: the default one and the attachment networks' (one per podNet upstream)
+        nics = [default_nic] + [n for n, lsp in self.lsps.items() if lsp.key == pod_key and n != default_nic]
+        for nic in nics:
             self.lsps.pop(nic, None)
-        nic = port_name(pod_name, namespace)
-        if self.release.skips_vm_pod_ip_cr_cleanup and (sts or vm) and not owner_to_del \
-                and not owner_deleted and nic not in ipcr_to_delete:
-            self.world.log(self.name, f"pod.go:1326] skip clean ip CR {nic}")
-            return
-        ip_cr = self.client.get(r.IPS, "", nic)
-        if ip_cr is None:
-            return
-        if (ip_cr["metadata"].get("labels") or {}).get(IP_RESERVED_LABEL) == "true":
-            return
-        self.world.log(self.name, f"pod.go:1338] delete ip CR {nic}")
-        await self._delete_ip_cr(nic)
-        subnet = str((ip_cr.get("spec") or {}).get("subnet", ""))
-        self.ipam.release_by_nic(pod_key, nic, subnet)
-        await self._subnet_status(subnet)
+        for nic in nics:
+            if self.release.skips_vm_pod_ip_cr_cleanup and (sts or vm) and not owner_to_del \
+                    and not owner_deleted and default_nic not in ipcr_to_delete:
+                self.world.log(self.name, f"pod.go:1326] skip clean ip CR {nic}")
+                continue
+            ip_cr = self.client.get(r.IPS, "", nic)
+            if ip_cr is None:
+                continue
+            if (ip_cr["metadata"].get("labels") or {}).get(IP_RESERVED_LABEL) == "true":
+                continue
+            self.world.log(self.name, f"pod.go:1338] delete ip CR {nic}")
+            await self._delete_ip_cr(nic)
+            subnet = str((ip_cr.get("spec") or {}).get("subnet", ""))
+            self.ipam.release_by_nic(pod_key, nic, subnet)
+            await self._subnet_status(subnet)
 
     def _is_vm_to_del(self, pod: JSON, vmi_name: str) -> bool:
         """``isVMToDel`` (L2764-2811)."""
@@ -841,17 +1050,20 @@ class KubeOvnController(Reconciler):
         is marked on this pass and, if it was already marked on the previous one, deleted with its IP CR
         (unless ``ip_reserved``) and its address."""
         in_use = set()
+        in_use_keys = set()  # the attachment networks' ports of those pods and VMs too (same key)
         for pod in self.client.iter_raw(r.PODS):
             if (pod.get("spec") or {}).get("hostNetwork") or not pod_phase_alive(pod):
                 continue
             if annotations_of(pod).get(ALLOCATED) == "true":
                 in_use.add(port_name(self.name_by_pod(pod), pod["metadata"]["namespace"]))
+                in_use_keys.add(f"{pod['metadata']['namespace']}/{self.name_by_pod(pod)}")
         if self.keep_vm_ip:
-            in_use.update(port_name(vm["metadata"]["name"], vm["metadata"]["namespace"])
-                          for vm in self.client.iter_raw(r.VMS))
+            for vm in self.client.iter_raw(r.VMS):
+                in_use.add(port_name(vm["metadata"]["name"], vm["metadata"]["namespace"]))
+                in_use_keys.add(f"{vm['metadata']['namespace']}/{vm['metadata']['name']}")
         marked = set()
         for nic, lsp in list(self.lsps.items()):
-            if nic in in_use:
+            if nic in in_use or lsp.key in in_use_keys:
                 continue
             if nic not in self.no_pod_lsps:
                 marked.add(nic)
@@ -905,14 +1117,11 @@ class KubeOvnController(Reconciler):
     def _sync_subnet_now(self, subnet: JSON) -> None:
         spec = subnet.get("spec") or {}
         cidr = str(spec.get("cidrBlock", ""))
-        if not cidr:
+        if not _networks(cidr):
             return
-        try:
-            net = ipaddress.ip_network(cidr.split(",")[0], strict=False)
-        except ValueError:
-            return
-        gateway = str(spec.get("gateway") or ipaddress.ip_address(int(net.network_address) + 1))
-        excludes = list(spec.get("excludeIps") or [gateway])
+        gateway = str(spec.get("gateway") or ",".join(
+            str(ipaddress.ip_address(int(n.network_address) + 1)) for n in _networks(cidr)))
+        excludes = list(spec.get("excludeIps") or gateway.split(","))
         self.ipam.add_or_update_subnet(subnet["metadata"]["name"], cidr, gateway, excludes)
 
     async def _handle_subnet(self, name: str) -> None:
@@ -935,13 +1144,17 @@ class KubeOvnController(Reconciler):
             defaults["provider"] = "ovn"
         if not spec.get("vpc") and spec.get("provider", "ovn") == "ovn":
             defaults["vpc"] = DEFAULT_VPC
+        nets = _networks(cidr)
         if not spec.get("protocol"):
-            defaults["protocol"] = "IPv4" if net.version == 4 else "IPv6"
-        gateway = spec.get("gateway") or str(ipaddress.ip_address(int(net.network_address) + 1))
+            # util.CheckProtocol of the cidrBlock: IPv4, IPv6 or Dual
+            defaults["protocol"] = ("Dual" if len({n.version for n in nets}) == 2 else
+                                    "IPv4" if net.version == 4 else "IPv6")
+        gateway = spec.get("gateway") or ",".join(str(ipaddress.ip_address(int(n.network_address) + 1))
+                                                  for n in nets)
         if not spec.get("gateway"):
             defaults["gateway"] = gateway
         if not spec.get("excludeIps"):
-            defaults["excludeIps"] = [gateway]
+            defaults["excludeIps"] = gateway.split(",")
         if not spec.get("gatewayType"):
             defaults["gatewayType"] = "distributed"
         if defaults:
@@ -954,34 +1167,30 @@ class KubeOvnController(Reconciler):
         await self._subnet_status(name)
 
     async def _subnet_status(self, name: str) -> None:
-        s = self.ipam.subnets.get(name)
+        halves = self.ipam.halves(name)
         subnet = self.client.get(r.SUBNETS, "", name)
-        if s is None or subnet is None:
+        if not halves or subnet is None:
             return
-        if self._subnet_status_of(s, subnet) == subnet.get("status"):
+        if self._subnet_status_of(halves, subnet) == subnet.get("status"):
             return
 
         def edit(obj: JSON) -> None:
-            obj["status"] = self._subnet_status_of(s, obj)
+            obj["status"] = self._subnet_status_of(halves, obj)
 
         await api.mutate(self.client.as_agent(self.ua), r.SUBNETS, "", name, edit, subresource="status")
 
     @staticmethod
-    def _subnet_status_of(s: SubnetIpam, subnet: JSON) -> JSON:
-        """The subnet's status from the IPAM's view of it (conditions keep their times while unchanged)."""
-        fam = "v4" if s.network.version == 4 else "v6"
-        other = "v6" if fam == "v4" else "v4"
-        using_ips = sorted(s.ip_to_keys, key=_ip_sort_key)
+    def _subnet_status_of(halves: list[SubnetIpam], subnet: JSON) -> JSON:
+        """The subnet's status from the IPAM's view of it (conditions keep their times while unchanged);
+        a family the subnet lacks counts 0."""
         status = dict(subnet.get("status") or {})
-        status.update(
-            {
-                f"{fam}availableIPs": s.available(),
-                f"{fam}usingIPs": s.using(),
-                f"{fam}usingIPrange": ",".join(using_ips),
-                f"{other}availableIPs": 0,
-                f"{other}usingIPs": 0,
-            }
-        )
+        for fam in ("v4", "v6"):
+            half = next((h for h in halves if h.network.version == int(fam[1])), None)
+            if half is None:
+                status.update({f"{fam}availableIPs": 0, f"{fam}usingIPs": 0})
+                continue
+            status.update({f"{fam}availableIPs": half.available(), f"{fam}usingIPs": half.using(),
+                           f"{fam}usingIPrange": half.using_text()})
         now = now_rfc3339()
         conds = [c for c in status.get("conditions") or [] if c.get("type") not in ("Validated", "Ready")]
         conds += [
@@ -1111,3 +1320,8 @@ async def cni_add(world: World, pod: JSON, node: str) -> None:
 
 def pod_ip(pod: JSON) -> str:
     return annotations_of(pod).get(IP_ADDRESS, "").split(",")[0]
+
+
+def pod_ips(pod: JSON) -> list[str]:
+    """Every address of the pod's ``ovn.kubernetes.io/ip_address`` (v4 then v6 on a dual-stack subnet)."""
+    return [a.strip() for a in annotations_of(pod).get(IP_ADDRESS, "").split(",") if a.strip()]

@@ -8,7 +8,8 @@ would on a real cluster.
   (100.64.0.0/16, the nodes' IP CRs ``node-<node>``); Deployments ``kube-system/kube-ovn-controller``
   (image ``docker.io/kubeovn/kube-ovn:<version>``, args include ``--keep-vm-ip=true|false``) and
   ``kube-system/kube-ovn-webhook`` (same tag; the *default release's* tag when ``webhook_policy``
-  overrides the policy; 0 ready replicas when ``webhook == "off"``), Service ``kube-ovn-webhook``, the
+  replaces the release's own policy with another; 0 ready replicas when ``webhook == "off"``), Service
+  ``kube-ovn-webhook``, the
   ValidatingWebhookConfiguration ``kube-ovn-webhook`` with the entry ``pod-ip-validating.kube-ovn.io``
   (rules as upstream's ``yamls/webhook.yaml``: pods CREATE …; ``failurePolicy: Ignore``,
   ``timeoutSeconds: 5``, ``sideEffects: None``);
@@ -200,6 +201,35 @@ async def _component_pod(
     )
 
 
+#: The dual-stack subnet of the simulated cluster (``SimConfig.dual_stack``), as upstream's dual-stack kind
+#: targets size theirs (``/16`` and ``/112``; ``yamls/kind.yaml.j2``'s ``fd00:10:16::/112`` family).
+DUAL_SUBNET = "ovn-dual"
+DUAL_CIDR = "10.18.0.0/16,fd00:10:18::/112"
+DUAL_GATEWAY = "10.18.0.1,fd00:10:18::1"
+
+
+def _dual_subnet() -> JSON:
+    return {
+        "apiVersion": "kubeovn.io/v1",
+        "kind": "Subnet",
+        "metadata": {"name": DUAL_SUBNET},
+        "spec": {
+            "cidrBlock": DUAL_CIDR,
+            "gateway": DUAL_GATEWAY,
+            "excludeIps": DUAL_GATEWAY.split(","),
+            "vpc": kubeovn.DEFAULT_VPC,
+            "provider": "ovn",
+            "protocol": "Dual",
+            "default": False,
+            "gatewayType": "distributed",
+            "natOutgoing": True,
+            "private": False,
+            "enableLb": True,
+            "gatewayNode": "",
+        },
+    }
+
+
 def _system_subnet(name: str, prefix: str, *, default: bool, nat: bool) -> JSON:
     """One of the Subnets kube-ovn creates at install (``ovn-default``, ``join``): ``<prefix>.0/16``, gateway ``.1``."""
     return {
@@ -227,7 +257,7 @@ async def _seed_kube_ovn(world: World, ua: str, webhook_configuration: bool) -> 
     config = world.config
     version = config.kube_ovn_version
     image = f"docker.io/kubeovn/kube-ovn:{version}"
-    webhook_tag = versions.KUBE_OVN_VERSION if config.webhook_policy else version
+    webhook_tag = versions.KUBE_OVN_VERSION if config.overrides_policy else version
     webhook_image = f"docker.io/kubeovn/kube-ovn:{webhook_tag}"
     release = versions.kube_ovn_release(version)
     await _ensure(
@@ -242,6 +272,8 @@ async def _seed_kube_ovn(world: World, ua: str, webhook_configuration: bool) -> 
     await _ensure(
         world, r.SUBNETS, _system_subnet(kubeovn.JOIN_SUBNET, "100.64.0", default=False, nat=False), ua
     )
+    if config.dual_stack:
+        await _ensure(world, r.SUBNETS, _dual_subnet(), ua)
     controller_ua = f"kube-ovn-controller/{version}"
     # Node join addresses (``handleAddNode``): IP CR ``node-<node>`` owned by the Node.
     for i, node in enumerate(scheduler.node_names(config.workers)):
