@@ -199,9 +199,10 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
     return "conformant"
 
 
-#: A capability's status in a run: ``certified`` (a conformant run, every selected requirement of it passed
-#: or not applicable), ``passed`` (likewise, but the run as a whole is no certification: something else
-#: failed), ``failed`` (one of its requirements failed or errored), ``incomplete`` (a MUST of it skipped or
+#: A capability's status in a run, decided by its MUSTs as the certification is (a failed SHOULD is named
+#: in ``should_failed`` and in the one-line text, never a failed capability): ``certified`` (a conformant
+#: run, every selected MUST of it passed or not applicable), ``passed`` (likewise, but the run as a whole is no certification: something else
+#: failed), ``failed`` (one of its MUSTs failed or errored), ``incomplete`` (a MUST of it skipped or
 #: not run), ``not applicable`` (every selected requirement of it was not applicable, with the reason),
 #: ``not run`` (none of its requirements was selected).
 CapabilityStatus = Literal["certified", "passed", "failed", "incomplete", "not applicable", "not run"]
@@ -226,7 +227,7 @@ def capability_statuses(requirements: list[RequirementResult], selected: list[st
             status = "not run"
         elif all(r.outcome == "not-applicable" for r in mine):
             status, reason = "not applicable", next((r.reason for r in mine if r.reason), None)
-        elif any(r.outcome in ("failed", "error") for r in mine):
+        elif any(r.level == "MUST" and r.outcome in ("failed", "error") for r in mine):
             status = "failed"
         elif any(r.level == "MUST" and r.outcome in ("skipped", "not-run") for r in mine):
             status = "incomplete"
@@ -234,15 +235,22 @@ def capability_statuses(requirements: list[RequirementResult], selected: list[st
             status = "certified" if verdict_ == "conformant" else "passed"
         out.append({"capability": name, "condition": catalog.CAPABILITY_CONDITIONS.get(key or "", catalog.ALWAYS),
                     "status": status, "reason": reason,
-                    "requirements": [r.id for r in mine]})
+                    "requirements": [r.id for r in mine],
+                    "should_failed": [r.id for r in mine if r.level != "MUST" and r.outcome in ("failed", "error")]})
     return out
+
+
+def _named(capability: dict[str, Any], text: str) -> str:
+    """``text`` with the capability's failed SHOULDs, which never decide its status, counted after it."""
+    gaps = len(capability.get("should_failed") or [])
+    return f"{text} ({gaps} SHOULD{'s' if gaps != 1 else ''} failed)" if gaps else text
 
 
 def certified_text(capabilities: list[dict[str, Any]]) -> str:
     """``IPv4 pod network, dual-stack; attachment networks not applicable`` (what was certified first,
     then the other statuses)."""
-    certified = [c["capability"] for c in capabilities if c["status"] == "certified"]
-    rest = [f"{c['capability']} {c['status']}" for c in capabilities if c["status"] != "certified"
+    certified = [_named(c, c["capability"]) for c in capabilities if c["status"] == "certified"]
+    rest = [_named(c, f"{c['capability']} {c['status']}") for c in capabilities if c["status"] != "certified"
             and c["status"] != "not run"]
     head = ", ".join(certified) if certified else "nothing certified"
     return "; ".join([head, *rest])

@@ -218,10 +218,11 @@ def render_markdown(run: RunResult, *, short: bool = False) -> str:
                      f"{c['not_run']} | {c.get('not_applicable', 0)} |")
     if run.upgrade is None:
         lines += ["", "## Capabilities", "", f"Certified: {run.certified_text()}", "",
-                  "| Capability | Applies when | Status | Reason |", "|---|---|---|---|"]
+                  "| Capability | Applies when | Status (its MUSTs) | Reason / SHOULDs failed |", "|---|---|---|---|"]
         for cap in run.capabilities():
+            gaps = ", ".join(cap.get("should_failed") or [])
             lines.append(f"| {_cell(cap['capability'])} | {_cell(cap['condition'])} | {cap['status']} | "
-                         f"{_cell(cap.get('reason'))} |")
+                         f"{_cell(cap.get('reason') or (f'SHOULD failed: {gaps}' if gaps else None))} |")
     lines += ["", "## Requirements", "",
               "| ID | Level | Outcome | Title | Notes |", "|---|---|---|---|---|"]
     for req in run.requirements:

@@ -72,6 +72,27 @@ def test_a_failed_applicable_must_is_not_certified(no_multus_run: Callable[[], R
                                     "attachment networks not applicable")
 
 
+def test_a_failed_should_names_the_gap_but_never_fails_the_capability(
+        no_multus_run: Callable[[], RunResult]) -> None:
+    """A capability's status is its MUSTs': a run whose pod-network SHOULDs failed is no certification (any
+    failed requirement makes it non-conformant), but the pod network's MUSTs passed, and the text says how
+    many SHOULDs it missed (not "IPv4 pod network failed", which would name a MUST failure)."""
+    run = no_multus_run()
+    shoulds = [r for r in run.requirements if r.level == "SHOULD" and r.family != "env"
+               and catalog.get(r.id).applies_when is None]
+    assert shoulds, "the fixture run has no pod-network SHOULD"
+    for r in shoulds[:2]:
+        r.outcome = "failed"
+    run.selected = sorted(set(run.selected) | {r.id for r in shoulds[:2]})
+    assert run.verdict == "non-conformant"
+    caps = {c["capability"]: c for c in run.capabilities()}
+    assert caps["IPv4 pod network"]["status"] == "passed"
+    assert caps["IPv4 pod network"]["should_failed"] == [r.id for r in shoulds[:2]]
+    assert run.certified_text() == ("nothing certified; IPv4 pod network passed (2 SHOULDs failed); "
+                                    "dual-stack passed; attachment networks not applicable")
+    assert f"SHOULD failed: {shoulds[0].id}, {shoulds[1].id}" in render_markdown(run)
+
+
 def test_report_json_md_and_junit_say_not_applicable_with_the_reason(
         no_multus_run: Callable[[], RunResult]) -> None:
     run = no_multus_run()
