@@ -267,29 +267,47 @@ def admitted_then(kube: Kube, namespace: str, challenger: str, kind: str, ip: st
 
     ``took-over-address`` (it is allocated ``ip``, or the holder's IP CR now names it),
     ``blocked-by-ipam`` (an AcquireAddressFailed/AddressConflict event, never allocated),
-    ``unallocated`` otherwise. Waits up to ``window`` for an allocation."""
-    def evaluate(objects: dict[str, JSON]) -> str | None:
-        mine = _challenger_pods(list(objects.values()), challenger, kind)
-        return "took-over-address" if any(_allocated_with(p, ip) for p in mine) else None
+    ``unallocated`` otherwise. Follows the namespace's Events (every step of a pod's life writes one:
+    scheduled, refused by IPAM, sandbox failed, started, killed, collected) for up to ``window``,
+    looking at the challenger's pods on each: an allocation, an IPAM refusal, or a plain pod gone or
+    terminating without either (e.g. garbage-collected for a forged owner) is a definitive answer and
+    ends the wait; the state is judged once more at the end of the window."""
+    def refused(pod_names: set[str], events: list[JSON]) -> bool:
+        for ev in events:
+            inv = ev.get("involvedObject") or {}
+            text = f"{ev.get('reason')} {ev.get('message')}"
+            if inv.get("name") in pod_names and ("AcquireAddressFailed" in text or "AddressConflict" in text):
+                return True
+        return False
+
+    def taken_over() -> bool:
+        cr = kube.get_ip(holder_ip_cr)
+        spec = (cr or {}).get("spec") or {}
+        return spec.get("podName") == challenger and spec.get("namespace") == namespace
+
+    seen: list[bool] = []
+
+    def judge(events: list[JSON], final: bool) -> str | None:
+        mine = _challenger_pods(kube.list_pods(namespace), challenger, kind)
+        if any(_allocated_with(p, ip) for p in mine) or taken_over():
+            return "took-over-address"
+        if refused({p["metadata"]["name"] for p in mine} | {challenger}, events):
+            return "blocked-by-ipam"
+        live = [p for p in mine if not (p.get("metadata") or {}).get("deletionTimestamp")]
+        if kind == "pod" and live:
+            seen.append(True)
+        elif final or (kind == "pod" and seen):
+            return "unallocated"
+        return None
 
     try:
-        return waits.watch_until(kube, PODS, namespace, evaluate, timeout=window,
-                                 what=f"{kind} {namespace}/{challenger} to be allocated {ip}")
+        return waits.watch_until(kube, EVENTS, namespace, lambda objects: judge(list(objects.values()), False),
+                                 timeout=window,
+                                 what=f"{kind} {namespace}/{challenger} to be allocated {ip} or refused by IPAM",
+                                 describe=lambda objects: f"{len(objects)} events in {namespace}")
     except waits.WaitTimeout:
         pass
-    cr = kube.get_ip(holder_ip_cr)
-    if cr is not None:
-        spec = cr.get("spec") or {}
-        if spec.get("podName") == challenger and spec.get("namespace") == namespace:
-            return "took-over-address"
-    pods = _challenger_pods(kube.list_pods(namespace), challenger, kind)
-    pod_names = {p["metadata"]["name"] for p in pods} | {challenger}
-    for ev in kube.list(EVENTS, namespace):
-        inv = ev.get("involvedObject") or {}
-        text = f"{ev.get('reason')} {ev.get('message')}"
-        if inv.get("name") in pod_names and ("AcquireAddressFailed" in text or "AddressConflict" in text):
-            return "blocked-by-ipam"
-    return "unallocated"
+    return judge(kube.list(EVENTS, namespace), True) or "unallocated"
 
 
 def _allocated_mac(pod: JSON) -> str | None:

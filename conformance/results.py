@@ -201,10 +201,10 @@ def verdict(requirements: list[RequirementResult], selected: list[str],
 
 #: A capability's status in a run, decided by its MUSTs as the certification is (a failed SHOULD is named
 #: in ``should_failed`` and in the one-line text, never a failed capability): ``certified`` (a conformant
-#: run, every selected MUST of it passed or not applicable), ``passed`` (likewise, but the run as a whole is no certification: something else
-#: failed), ``failed`` (one of its MUSTs failed or errored), ``incomplete`` (a MUST of it skipped or
-#: not run), ``not applicable`` (every selected requirement of it was not applicable, with the reason),
-#: ``not run`` (none of its requirements was selected).
+#: run, every selected MUST of it passed or not applicable), ``passed`` (likewise, but the run as a whole
+#: is no certification: something else failed), ``failed`` (one of its MUSTs failed or errored),
+#: ``incomplete`` (a MUST of it skipped or not run), ``not applicable`` (every selected requirement of it
+#: was not applicable, with the reason), ``not run`` (none of its requirements was selected).
 CapabilityStatus = Literal["certified", "passed", "failed", "incomplete", "not applicable", "not run"]
 
 
