@@ -129,6 +129,7 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
         sim_webhook=getattr(ns, "sim_webhook", None),
         sim_faults=getattr(ns, "sim_faults", None),
         sim_seed=getattr(ns, "sim_seed", None),
+        sim_retry_after=getattr(ns, "sim_retry_after", None),
         sim_without=getattr(ns, "sim_without", None),
         k8s_version=getattr(ns, "k8s_version", None),
         sim_step_delay=getattr(ns, "sim_step_delay", None)))

@@ -94,6 +94,8 @@ class SimBackend:
             argv += ["--sim-faults", repr(cfg.faults)]
         if cfg.seed is not None:
             argv += ["--sim-seed", str(cfg.seed)]
+        if cfg.fault_retry_after != 1:
+            argv += ["--sim-retry-after", str(cfg.fault_retry_after)]
         if not cfg.dual_stack:
             argv += ["--sim-without", "dual-stack"]
         if not cfg.multus:

@@ -320,7 +320,7 @@ class SimCluster:
                 out.flush()
 
             store.audit_sinks.append(sink)
-        self.faults = FaultInjector(config.faults, config.seed) if config.faults > 0 else None
+        self.faults = FaultInjector(config.faults, config.seed, config.fault_retry_after) if config.faults > 0 else None
         server = ApiServer(store, config, world=_as_world(world) if world is not None else None,
                            faults=self.faults, token=self.token)
         self.server = server

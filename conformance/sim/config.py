@@ -50,6 +50,8 @@ class SimConfig:
     workers: int = 2
     #: Share of API requests answered 500 / 429 / dropped connection (before or after the write).
     faults: float = 0.0
+    #: ``Retry-After`` seconds of a throttled (429) fault: 1 as kube-apiserver's priority and fairness.
+    fault_retry_after: int = 1
     seed: int | None = None
     #: Seconds each controller step waits (models real latency; keep small). ``kovc sim serve`` keeps
     #: this default; suite runs use :data:`SUITE_STEP_DELAY` unless ``--sim-step-delay`` says otherwise.

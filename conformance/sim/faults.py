@@ -4,7 +4,9 @@ A share ``RATE`` of API requests (not discovery, OpenAPI, ``/version`` or health
 with one of:
 
 - ``500 InternalError`` (a Status, as when etcd times out),
-- ``429 TooManyRequests`` with ``Retry-After: 1`` (API priority and fairness throttling),
+- ``429 TooManyRequests`` with ``Retry-After: 1`` (API priority and fairness throttling; ``--sim-retry-after``
+  sets another whole number of seconds, 0 included: the verdict self-tests' fault runs use 0, the retry
+  path is the same and no run waits a second per throttled request),
 - a dropped connection: the transport is closed without an answer.
 
 A mutating request's fault happens either *before* the write (nothing changed) or *after* it (the
@@ -56,6 +58,8 @@ def is_faultable(path: str) -> bool:
 class FaultInjector:
     rate: float
     seed: int | None = None
+    #: The ``Retry-After`` seconds a throttled request is answered with.
+    retry_after: int = 1
     rng: random.Random = field(init=False)
     #: How many faults of each ``"<kind>/<when>"`` (and ``"watch-cut"``) were injected.
     injected: Counter[str] = field(default_factory=Counter)

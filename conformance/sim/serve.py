@@ -61,6 +61,19 @@ def _rate(text: str) -> float:
 _STEP_ERROR = "invalid step delay {!r}: expected a number of seconds in [0, 1]"
 
 
+_RETRY_AFTER_ERROR = "invalid --sim-retry-after {!r}: expected whole seconds from 0 to 60"
+
+
+def _retry_after(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_RETRY_AFTER_ERROR.format(text)) from None
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(_RETRY_AFTER_ERROR.format(text))
+    return value
+
+
 def _step_delay(text: str) -> float:
     try:
         value = float(text)
@@ -86,6 +99,10 @@ SIM_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--sim-faults", {
         "dest": "sim_faults", "default": 0.0, "type": _rate, "metavar": "RATE",
         "help": "share of API requests answered 500/429/dropped (default: 0)",
+    }),
+    ("--sim-retry-after", {
+        "dest": "sim_retry_after", "default": None, "type": _retry_after, "metavar": "SECONDS",
+        "help": "Retry-After of a throttled fault, whole seconds 0-60 (default: 1, as kube-apiserver)",
     }),
     ("--sim-step-delay", {
         "dest": "sim_step_delay", "default": None, "type": _step_delay, "metavar": "SECONDS",
@@ -186,6 +203,12 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
         if not 0.0 <= rate <= 1.0:
             raise SimOptionError(f"invalid fault rate {faults!r}: expected a number in [0, 1]")
         config.faults = rate
+    after = getattr(args, "sim_retry_after", None)
+    if after is not None:
+        try:
+            config.fault_retry_after = _retry_after(str(after))
+        except argparse.ArgumentTypeError as exc:
+            raise SimOptionError(str(exc)) from None
     step = getattr(args, "sim_step_delay", None)
     if step is not None:
         value = float(step)

@@ -113,7 +113,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def status_response(err: ApiError) -> web.Response:
     headers = {}
     if err.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
+        headers["Retry-After"] = str(max(0, math.ceil(err.retry_after)))
     return json_response(err.status(), err.code, headers)
 
 
@@ -791,12 +791,12 @@ class ApiServer:
     def _fault_code(fault: Fault) -> int:
         return {"error": 500, "throttle": 429}.get(fault.kind, 0)
 
-    @staticmethod
-    def _fault_response(request: web.Request, fault: Fault) -> web.Response:
+    def _fault_response(self, request: web.Request, fault: Fault) -> web.Response:
         if fault.kind == "throttle":
+            after = self.faults.retry_after if self.faults is not None else 1
             return status_response(ApiError(
                 429, "TooManyRequests", "the server has received too many requests and has asked us to try "
-                "again later", details={"retryAfterSeconds": 1}, retry_after=1))
+                "again later", details={"retryAfterSeconds": after}, retry_after=after))
         if fault.kind == "error":
             return status_response(ApiError(500, "InternalError", "Internal error occurred: etcdserver: "
                                             "request timed out (simulated fault)"))

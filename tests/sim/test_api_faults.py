@@ -101,6 +101,24 @@ def test_client_sees_500_429_and_dropped_connections(
     assert sim.faults is not None and sum(sim.faults.injected.values()) == 60 - seen["ok"]
 
 
+def test_retry_after_is_a_setting_zero_included(
+    api_only_cluster: Callable[..., SimCluster], tmp_path: Path
+) -> None:
+    """``--sim-retry-after 0`` (the verdict self-tests' fault runs): a throttled request still answers 429
+    with the header and ``details.retryAfterSeconds``, saying 0."""
+    sim = api_only_cluster(faults=0.5, seed=3, fault_retry_after=0)
+    seed_namespace(sim)
+    api = client_for(sim, tmp_path)
+    core = k8s.CoreV1Api(api)
+    seen: list[tuple[str, object]] = []
+    for _ in range(40):
+        _, err = attempt(lambda: core.list_namespaced_config_map("f"))
+        if err is not None and err.status == 429:
+            seen.append((err.headers["Retry-After"], json.loads(err.body)["details"]["retryAfterSeconds"]))
+    api.close()
+    assert seen and set(seen) == {("0", 0)}, seen
+
+
 def test_create_faulted_after_the_write_meets_409_on_retry(
     api_only_cluster: Callable[..., SimCluster], tmp_path: Path
 ) -> None:
