@@ -564,6 +564,7 @@ class KindBackend:
             extra["ip_family"] = v.ip_family
             if v.ip_family == "dual":
                 extra["default_subnet_cidr"] = installer.check_dual_stack()
+                self.log(f"ovn-default is dual-stack: {extra['default_subnet_cidr']}")
             self.log(f"installing cert-manager {v.cert_manager}")
             installer.install_cert_manager()
             self.log(f"installing the Kube-OVN webhook ({v.kube_ovn})")

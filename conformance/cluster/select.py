@@ -130,6 +130,7 @@ def sim_config_from_namespace(ns: Any) -> SimConfig:
         sim_faults=getattr(ns, "sim_faults", None),
         sim_seed=getattr(ns, "sim_seed", None),
         sim_retry_after=getattr(ns, "sim_retry_after", None),
+        sim_ovn_default=getattr(ns, "sim_ovn_default", None),
         sim_without=getattr(ns, "sim_without", None),
         k8s_version=getattr(ns, "k8s_version", None),
         sim_step_delay=getattr(ns, "sim_step_delay", None)))

@@ -100,6 +100,8 @@ class SimBackend:
             argv += ["--sim-without", "dual-stack"]
         if not cfg.multus:
             argv += ["--sim-without", "multus"]
+        if cfg.ovn_default != "ipv4":
+            argv += ["--sim-ovn-default", cfg.ovn_default]
         if self.options.owner_pid and not self.options.keep_cluster and "--exit-with-pid" in _serve_flags():
             argv += ["--exit-with-pid", str(self.options.owner_pid)]
         argv += ["--sim-step-delay", repr(cfg.step_delay)]

@@ -44,6 +44,10 @@ class SimConfig:
     #: The cluster has a dual-stack subnet (``ovn-dual``, ``10.18.0.0/16,fd00:10:18::/112``): the
     #: dual-stack requirements apply. Off models an IPv4-only cluster (they are then not applicable).
     dual_stack: bool = True
+    #: ``ovn-default`` as Kube-OVN's dual-stack install makes it (``dual``: ``10.16.0.0/16,fd00:10:16::/112``,
+    #: protocol ``Dual``, install.sh's ``DUAL_STACK=true`` CIDRs) instead of IPv4 only: the cluster
+    #: ``kovc run --backend kind --ip-family dual`` installs, as the stand-in kind serves it.
+    ovn_default: Literal["ipv4", "dual"] = "ipv4"
     #: Multus is installed (its NetworkAttachmentDefinition CRD served): the attachment-network
     #: requirements apply. Off models a cluster without Multus.
     multus: bool = True

@@ -116,6 +116,11 @@ SIM_OPTIONS: list[tuple[str, dict[str, Any]]] = [
                 "subnet) or multus (no NetworkAttachmentDefinition API); the requirements that need it are "
                 "then reported not applicable",
     }),
+    ("--sim-ovn-default", {
+        "dest": "sim_ovn_default", "default": None, "choices": ["ipv4", "dual"],
+        "help": "the pod network's subnet ovn-default: ipv4 (default) or dual, as Kube-OVN's dual-stack "
+                "install (DUAL_STACK=true) makes it (10.16.0.0/16,fd00:10:16::/112)",
+    }),
     ("--sim-seed", {
         "dest": "sim_seed", "default": None, "type": int, "metavar": "N",
         "help": "seed of the simulated cluster's randomness (faults, generated names)",
@@ -203,6 +208,11 @@ def sim_config_from_args(args: argparse.Namespace | Any) -> SimConfig:
         if not 0.0 <= rate <= 1.0:
             raise SimOptionError(f"invalid fault rate {faults!r}: expected a number in [0, 1]")
         config.faults = rate
+    ovn_default = getattr(args, "sim_ovn_default", None)
+    if ovn_default is not None:
+        if ovn_default not in ("ipv4", "dual"):
+            raise SimOptionError(f"invalid --sim-ovn-default {ovn_default!r}: expected ipv4 or dual")
+        config.ovn_default = "dual" if ovn_default == "dual" else "ipv4"
     after = getattr(args, "sim_retry_after", None)
     if after is not None:
         try:

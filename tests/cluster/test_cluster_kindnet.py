@@ -326,25 +326,31 @@ def test_dual_stack_script_install_sets_dual_stack(standins: StandIns, kubectl_s
 
 
 @needs_world
-def test_dual_stack_run_creates_the_dual_config_and_stops_on_a_single_stack_subnet(
+def test_dual_stack_run_through_the_stand_ins(
         standins: StandIns, manifests_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`kind create cluster` gets the dual-stack config and helm the dual values; the simulated cluster behind
-    the stand-ins answers with a single-stack ovn-default (it does not model dual-stack installs), so the
-    dual-stack check stops the run with one line and the cluster is deleted."""
+    the stand-ins serves ovn-default as the dual-stack install makes it (``--sim-ovn-default dual``: the
+    stand-in helm installs nothing itself), so the check passes, the run reads the cluster back and tears
+    it down. (A single-stack ovn-default stops the run: ``test_dual_stack_check_reads_ovn_default``.)"""
     monkeypatch.setattr(kind_module, "run_images", lambda v: [])  # preloading is tested elsewhere (cheaper)
+    monkeypatch.setenv("KOVC_STANDIN_SIM_ARGS", "--sim-ovn-default dual")
     lines: list[str] = []
     b = KindBackend(options(manifests_dir=str(manifests_dir), ip_family="dual"), log=lines.append)
-    with pytest.raises(BackendError) as err:
-        b.provision(tmp_path / "work")
-    assert str(err.value).startswith("dual-stack: Subnet ovn-default: expected protocol Dual with an IPv4 and an "
-                                     "IPv6 CIDR after the dual-stack install, saw protocol IPv4")
-    assert "(kind cluster kovc deleted; cluster logs in" in str(err.value) and "\n" not in str(err.value)
-    (create,) = [c for c in standins.calls("kind") if c[:2] == ["create", "cluster"]]
-    config = yaml.safe_load(Path(create[create.index("--config") + 1]).read_text())
-    assert config["networking"]["ipFamily"] == "dual"
-    assert config["networking"]["podSubnet"] == "10.16.0.0/16,fd00:10:16::/112"
-    (helm,) = standins.calls("helm")
-    assert helm[helm.index("--values") + 3].endswith("clusters/kube-ovn-values-v2-dual.yaml")
+    info = b.provision(tmp_path / "work")
+    try:
+        (create,) = [c for c in standins.calls("kind") if c[:2] == ["create", "cluster"]]
+        config = yaml.safe_load(Path(create[create.index("--config") + 1]).read_text())
+        assert config["networking"]["ipFamily"] == "dual"
+        assert config["networking"]["podSubnet"] == "10.16.0.0/16,fd00:10:16::/112"
+        (helm,) = standins.calls("helm")
+        assert helm[helm.index("--values") + 3].endswith("clusters/kube-ovn-values-v2-dual.yaml")
+        assert info.extra["default_subnet_cidr"] == "10.16.0.0/16,fd00:10:16::/112"
+        assert "ovn-default is dual-stack: 10.16.0.0/16,fd00:10:16::/112" in lines, lines
+        subnet = json.loads(kubectl(Path(info.kubeconfig), "get", "subnets.kubeovn.io", "ovn-default", "-o",
+                                    "json").stdout)
+        assert subnet["spec"]["protocol"] == "Dual"
+    finally:
+        b.teardown(info)
     assert standins.running_clusters() == []
 
 

@@ -4,6 +4,8 @@ as upstream's ``pkg/ipam`` (``IPAM.GetStaticAddress``, ``Subnet.GetStaticMac``).
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +66,50 @@ def test_static_mac_held_by_another_key_conflicts_before_the_address(ipam: Ipam)
 def test_attachment_port_names() -> None:
     assert port_name("vm", "ns") == "vm.ns"
     assert port_name("vm", "ns", "nad.ns.ovn") == "vm.ns.nad.ns.ovn"
+
+
+def test_a_dual_stack_install_makes_ovn_default_dual(tmp_path: Path) -> None:
+    """``--sim-ovn-default dual`` (what ``--ip-family dual`` installs on kind; the stand-in kind serves it):
+    ovn-default is ``protocol: Dual`` with install.sh's DUAL_STACK CIDRs, and a VM pinned to an IPv4
+    address there gets a random IPv6 beside it (``checkAndAppendIpsForDual``), kept on its IP CR."""
+    from conformance import templates
+    from conformance.kube import Kube
+    from conformance.sim.cluster import SimCluster
+    from conformance.sim.config import SimConfig
+    from conformance.verbs import VM, Actions
+
+    with SimCluster(SimConfig(ovn_default="dual")) as sim:
+        kube = Kube(str(sim.write_kubeconfig(tmp_path / "kubeconfig")), None, run_id="r-dual")
+        try:
+            subnet = kube.require("Subnet", None, "ovn-default")
+            assert subnet["spec"]["protocol"] == "Dual"
+            assert subnet["spec"]["cidrBlock"] == "10.16.0.0/16,fd00:10:16::/112"
+            kube.create_namespace("d")
+            kube.create_vm("d", templates.render_vm(name="web", namespace="d", ip="10.16.0.30", subnet=None,
+                                                    run_id=kube.run_id))
+            act = Actions(kube, _Settings(), _Record(), None)  # type: ignore[arg-type]
+            vm = act.wait_vm_running(VM(name="web", namespace="d", ip="10.16.0.30", subnet=None))
+            cr = kube.require("IP", None, vm.ip_cr)
+            v4, v6 = cr["spec"]["ipAddress"].split(",")
+            assert v4 == "10.16.0.30" and v6.startswith("fd00:10:16::"), cr["spec"]
+            assert cr["spec"]["v6IpAddress"] == v6
+        finally:
+            kube.close()
+
+
+class _Settings:
+    webhook_name = "pod-ip-validating.kube-ovn.io"
+    timeout_scale = 0.05
+
+    def timeout(self, seconds: float, minimum: float = 2.0) -> float:
+        return max(seconds * self.timeout_scale, minimum)
+
+    def vm_timeout(self, seconds: float) -> float:
+        return self.timeout(seconds)
+
+
+class _Record:
+    def warn(self, text: str) -> None: ...
+    def addresses(self, *ips: str) -> None: ...
+    def admitted_challenger(self, ip: str) -> None: ...
+    def case(self, name: str, outcome: str, **kwargs: Any) -> None: ...

@@ -230,19 +230,29 @@ def _dual_subnet() -> JSON:
     }
 
 
-def _system_subnet(name: str, prefix: str, *, default: bool, nat: bool) -> JSON:
-    """One of the Subnets kube-ovn creates at install (``ovn-default``, ``join``): ``<prefix>.0/16``, gateway ``.1``."""
+#: ``ovn-default`` of a dual-stack install (``SimConfig.ovn_default`` ``dual``): install.sh's ``DUAL_STACK``
+#: block (``POD_CIDR``/``POD_GATEWAY``), the chart's ``networking.pods`` in ``clusters/kube-ovn-values-v2-dual.yaml``.
+DUAL_DEFAULT_V6 = ("fd00:10:16::/112", "fd00:10:16::1")
+
+
+def _system_subnet(name: str, prefix: str, *, default: bool, nat: bool,
+                   v6: tuple[str, str] | None = None) -> JSON:
+    """One of the Subnets kube-ovn creates at install (``ovn-default``, ``join``): ``<prefix>.0/16``, gateway
+    ``.1``; with ``v6`` (CIDR, gateway) the dual-stack install's ``<v4>,<v6>`` and protocol ``Dual``."""
+    cidr, gateway = f"{prefix}.0/16", f"{prefix}.1"
+    if v6 is not None:
+        cidr, gateway = f"{cidr},{v6[0]}", f"{gateway},{v6[1]}"
     return {
         "apiVersion": "kubeovn.io/v1",
         "kind": "Subnet",
         "metadata": {"name": name},
         "spec": {
-            "cidrBlock": f"{prefix}.0/16",
-            "gateway": f"{prefix}.1",
-            "excludeIps": [f"{prefix}.1"],
+            "cidrBlock": cidr,
+            "gateway": gateway,
+            "excludeIps": gateway.split(","),
             "vpc": kubeovn.DEFAULT_VPC,
             "provider": "ovn",
-            "protocol": "IPv4",
+            "protocol": "Dual" if v6 is not None else "IPv4",
             "default": default,
             "gatewayType": "distributed",
             "natOutgoing": nat,
@@ -267,7 +277,8 @@ async def _seed_kube_ovn(world: World, ua: str, webhook_configuration: bool) -> 
         ua,
     )
     await _ensure(
-        world, r.SUBNETS, _system_subnet(kubeovn.DEFAULT_SUBNET, "10.16.0", default=True, nat=True), ua
+        world, r.SUBNETS, _system_subnet(kubeovn.DEFAULT_SUBNET, "10.16.0", default=True, nat=True,
+                                         v6=DUAL_DEFAULT_V6 if config.ovn_default == "dual" else None), ua
     )
     await _ensure(
         world, r.SUBNETS, _system_subnet(kubeovn.JOIN_SUBNET, "100.64.0", default=False, nat=False), ua
