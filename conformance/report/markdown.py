@@ -7,6 +7,10 @@ from typing import Any
 from ..results import EXIT_CODES, RequirementResult, RunResult
 
 SIMULATED_BANNER = "SIMULATED CLUSTER — not a certification"
+#: A run whose cluster was partly real (``--backend envtest``: the real kube-apiserver, and the real
+#: Kube-OVN webhook unless a model was asked for; KubeVirt and Kube-OVN controllers simulated): still not a
+#: certification, but not "simulated" either; report.md's first line names which component was which.
+PARTLY_SIMULATED_BANNER = "PARTLY SIMULATED CLUSTER — not a certification"
 
 _OUTCOME_MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP",
                  "not-run": "NOT RUN", "not-applicable": "NOT APPLICABLE"}
@@ -39,7 +43,8 @@ def verdict_line(run: RunResult) -> str:
         line += f" for profile {run.profile} ({len(missing)} MUSTs not run) — {NOT_A_CERTIFICATION}"
     line += f" (exit {EXIT_CODES[verdict]})"
     if run.simulated:
-        line += f" — {SIMULATED_BANNER}"
+        partly = any(c.get("real") for c in run.components)
+        line += f" — {PARTLY_SIMULATED_BANNER if partly else SIMULATED_BANNER}"
     return line
 
 

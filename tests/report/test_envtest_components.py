@@ -56,3 +56,15 @@ def test_envtest_bundle_records_components_and_is_refused_without_allow_simulate
     assert main(["report", "verify", str(out)]) == 1
     assert "simulated" in capsys.readouterr().out
     assert main(["report", "verify", "--allow-simulated", str(out)]) == 0, capsys.readouterr().out
+
+
+def test_verdict_line_says_partly_simulated(runs: dict[str, Callable[[], RunResult]]) -> None:
+    """The console's and report.md's verdict line of an envtest run does not call a real kube-apiserver and
+    a real webhook a "SIMULATED CLUSTER"; it still says it is not a certification."""
+    from conformance.report import render_markdown
+    from conformance.report.markdown import PARTLY_SIMULATED_BANNER, SIMULATED_BANNER
+
+    short = render_markdown(envtest_run(runs), short=True).splitlines()[0]
+    assert short.endswith(f"(exit 0) — {PARTLY_SIMULATED_BANNER}"), short
+    assert f"— {SIMULATED_BANNER}" not in short and "not a certification" in short
+    assert SIMULATED_BANNER in render_markdown(runs["passing-sim"](), short=True).splitlines()[0]

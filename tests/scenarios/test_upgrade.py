@@ -151,7 +151,25 @@ class Upgraded:
         return f"window at least {lo}, {hi}"
 
 
-def _collide(kube: Kube, ns: str, ip: str, stop: threading.Event, out: list[Attempt], interval: float,
+class _Attempts:
+    """The collision attempts, appended by the attacker thread; waiters are woken on each new one."""
+
+    def __init__(self, out: list[Attempt]) -> None:
+        self.out = out
+        self.changed = threading.Condition()
+
+    def add(self, attempt: Attempt) -> None:
+        with self.changed:
+            self.out.append(attempt)
+            self.changed.notify_all()
+
+    def wait_denial(self, after: float, timeout: float) -> bool:
+        """True once an attempt made after ``after`` (epoch seconds) was denied; False after ``timeout``."""
+        with self.changed:
+            return self.changed.wait_for(lambda: any(not a.admitted and a.at > after for a in self.out), timeout)
+
+
+def _collide(kube: Kube, ns: str, ip: str, stop: threading.Event, out: _Attempts, interval: float,
              webhook: str) -> None:
     """Plain pods claiming ``ip`` back to back until ``stop``; an admitted one is deleted at once."""
     while not stop.is_set():
@@ -162,14 +180,14 @@ def _collide(kube: Kube, ns: str, ip: str, stop: threading.Event, out: list[Atte
             kube.create_pod(ns, body)
         except Exception as exc:
             text = assertions.denial_text(exc)
-            out.append(Attempt(at, name, False, text if assertions.is_webhook_denial(text, webhook, ip)
-                               else f"not a webhook denial: {text}"))
+            out.add(Attempt(at, name, False, text if assertions.is_webhook_denial(text, webhook, ip)
+                            else f"not a webhook denial: {text}"))
         else:
-            out.append(Attempt(at, name, True, "admitted"))
+            out.add(Attempt(at, name, True, "admitted"))
             try:
                 kube.delete_pod(ns, name, grace_period=0)
             except Exception as exc:
-                out.append(Attempt(time.time(), name, True, f"admitted; deleting it failed: {exc!r}"[:300]))
+                out.add(Attempt(time.time(), name, True, f"admitted; deleting it failed: {exc!r}"[:300]))
         stop.wait(interval)
 
 
@@ -205,25 +223,25 @@ def upgraded(kube: Kube, settings: Any, addresses: Any, cluster_info: Any, upgra
         state.sampler = sampler
         sampler.start()
         stop = threading.Event()
+        attempts = _Attempts(state.attempts)
         attacker = threading.Thread(target=_collide, name="kovc-upgrade-collide", daemon=True,
-                                    args=(attack_kube, ns, state.vms["run-a"].ip, stop, state.attempts, interval,
+                                    args=(attack_kube, ns, state.vms["run-a"].ip, stop, attempts, interval,
                                           settings.webhook_name))
         if state.observed:
             try:
-                # The mid-restart VM: its restart is requested, not awaited, just before the upgrade starts.
-                upgrade.start_midrestart(kube, state.prepared)
                 state.started = time.time()
                 attacker.start()
+                # The window's lower bound needs a denial by the old webhook: the rollout starts only once
+                # one was seen (on a starved machine the first attempt could otherwise land in the window).
+                attempts.wait_denial(state.started - 1.0, settings.timeout(30.0))
+                # The mid-restart VM: its restart is requested, not awaited, just before the upgrade starts.
+                upgrade.start_midrestart(kube, state.prepared)
                 outcome = cluster_upgrade()
                 state.method = getattr(outcome, "method", state.method)
                 state.measured = list(getattr(outcome, "measured", None) or [])
                 state.finished = time.time()
                 # Keep colliding until the new webhook has denied once after the rollout (or a bound).
-                deadline = time.monotonic() + settings.timeout(30.0)
-                while time.monotonic() < deadline:
-                    if any(not a.admitted and a.at > state.finished for a in list(state.attempts)):
-                        break
-                    time.sleep(interval)
+                attempts.wait_denial(state.finished, settings.timeout(30.0))
             except AssertionError as err:
                 state.error = str(err)
             finally:
