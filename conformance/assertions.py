@@ -285,8 +285,6 @@ def admitted_then(kube: Kube, namespace: str, challenger: str, kind: str, ip: st
         spec = (cr or {}).get("spec") or {}
         return spec.get("podName") == challenger and spec.get("namespace") == namespace
 
-    seen: list[bool] = []
-
     def judge(events: list[JSON], final: bool) -> str | None:
         mine = _challenger_pods(kube.list_pods(namespace), challenger, kind)
         if any(_allocated_with(p, ip) for p in mine) or taken_over():
@@ -294,9 +292,10 @@ def admitted_then(kube: Kube, namespace: str, challenger: str, kind: str, ip: st
         if refused({p["metadata"]["name"] for p in mine} | {challenger}, events):
             return "blocked-by-ipam"
         live = [p for p in mine if not (p.get("metadata") or {}).get("deletionTimestamp")]
-        if kind == "pod" and live:
-            seen.append(True)
-        elif final or (kind == "pod" and seen):
+        # A plain pod was created (admitted) before this is called and lists read the API server, not a
+        # cache: no live pod means it is gone or going without an allocation - also when it was collected
+        # before the first look (a GC faster than this process, seen on a loaded machine).
+        if final or (kind == "pod" and not live):
             return "unallocated"
         return None
 
