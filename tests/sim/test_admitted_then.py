@@ -10,34 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from verb_helpers import sim_actions
 
 from conformance import assertions, names, templates, waits
 from conformance.kube import VMIS, Kube
 from conformance.sim.cluster import SimCluster, world_available
-from conformance.verbs import VM, Actions
+from conformance.verbs import VM
 
 pytestmark = pytest.mark.skipif(not world_available(), reason="conformance.sim.world is absent")
 
 #: Far longer than any answer takes on the simulated cluster: a wait that reaches it is a failure here.
 WINDOW = 60.0
 
-
-class _Settings:
-    webhook_name = "pod-ip-validating.kube-ovn.io"
-    timeout_scale = 0.05
-
-    def timeout(self, seconds: float, minimum: float = 2.0) -> float:
-        return max(seconds * self.timeout_scale, minimum)
-
-    def vm_timeout(self, seconds: float) -> float:
-        return self.timeout(seconds)
-
-
-class _Record:
-    def warn(self, text: str) -> None: ...
-    def addresses(self, *ips: str) -> None: ...
-    def admitted_challenger(self, ip: str) -> None: ...
-    def case(self, name: str, outcome: str, **kwargs: Any) -> None: ...
 
 
 @pytest.fixture
@@ -65,7 +49,7 @@ def timeouts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _holder(kube: Kube, ns: str, ip: str) -> VM:
-    act = Actions(kube, _Settings(), _Record(), None)  # type: ignore[arg-type]
+    act = sim_actions(kube)
     kube.create_vm(ns, templates.render_vm(name="web", namespace=ns, ip=ip, subnet=None, run_id=kube.run_id))
     return act.wait_vm_running(VM(name="web", namespace=ns, ip=ip, subnet=None))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
+from verb_helpers import sim_actions
 
 from conformance.sim.controllers.kubeovn import ERR_CONFLICT, ERR_OUT_OF_RANGE, Ipam, IpamError, port_name
 
@@ -76,7 +76,7 @@ def test_a_dual_stack_install_makes_ovn_default_dual(tmp_path: Path) -> None:
     from conformance.kube import Kube
     from conformance.sim.cluster import SimCluster
     from conformance.sim.config import SimConfig
-    from conformance.verbs import VM, Actions
+    from conformance.verbs import VM
 
     with SimCluster(SimConfig(ovn_default="dual")) as sim:
         kube = Kube(str(sim.write_kubeconfig(tmp_path / "kubeconfig")), None, run_id="r-dual")
@@ -87,7 +87,7 @@ def test_a_dual_stack_install_makes_ovn_default_dual(tmp_path: Path) -> None:
             kube.create_namespace("d")
             kube.create_vm("d", templates.render_vm(name="web", namespace="d", ip="10.16.0.30", subnet=None,
                                                     run_id=kube.run_id))
-            act = Actions(kube, _Settings(), _Record(), None)  # type: ignore[arg-type]
+            act = sim_actions(kube)
             vm = act.wait_vm_running(VM(name="web", namespace="d", ip="10.16.0.30", subnet=None))
             cr = kube.require("IP", None, vm.ip_cr)
             v4, v6 = cr["spec"]["ipAddress"].split(",")
@@ -96,20 +96,3 @@ def test_a_dual_stack_install_makes_ovn_default_dual(tmp_path: Path) -> None:
         finally:
             kube.close()
 
-
-class _Settings:
-    webhook_name = "pod-ip-validating.kube-ovn.io"
-    timeout_scale = 0.05
-
-    def timeout(self, seconds: float, minimum: float = 2.0) -> float:
-        return max(seconds * self.timeout_scale, minimum)
-
-    def vm_timeout(self, seconds: float) -> float:
-        return self.timeout(seconds)
-
-
-class _Record:
-    def warn(self, text: str) -> None: ...
-    def addresses(self, *ips: str) -> None: ...
-    def admitted_challenger(self, ip: str) -> None: ...
-    def case(self, name: str, outcome: str, **kwargs: Any) -> None: ...

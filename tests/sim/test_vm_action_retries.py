@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import urllib3
+from verb_helpers import sim_actions
 
 from conformance import templates
 from conformance.kube import VMIS, Kube, VMState
@@ -21,23 +22,6 @@ pytestmark = pytest.mark.skipif(not world_available(), reason="conformance.sim.w
 
 JSON = dict[str, Any]
 
-
-class _Settings:
-    webhook_name = "pod-ip-validating.kube-ovn.io"
-    timeout_scale = 0.05
-
-    def timeout(self, seconds: float, minimum: float = 2.0) -> float:
-        return max(seconds * self.timeout_scale, minimum)
-
-    def vm_timeout(self, seconds: float) -> float:
-        return self.timeout(seconds)  # no emulation on the simulated cluster
-
-
-class _Record:
-    def warn(self, text: str) -> None: ...
-    def addresses(self, *ips: str) -> None: ...
-    def admitted_challenger(self, ip: str) -> None: ...
-    def case(self, name: str, outcome: str, **kwargs: Any) -> None: ...
 
 
 @pytest.fixture
@@ -71,7 +55,7 @@ def _running_vm(kube: Kube, act: Actions, ns: str, name: str, ip: str) -> VM:
 
 
 def _actions(kube: Kube) -> Actions:
-    return Actions(kube, _Settings(), _Record(), None)  # type: ignore[arg-type]  # no addresses taken
+    return sim_actions(kube)
 
 
 def _audited(sim: SimCluster, ns: str, verb: str) -> list[JSON]:

@@ -209,25 +209,7 @@ DUAL_GATEWAY = "10.18.0.1,fd00:10:18::1"
 
 
 def _dual_subnet() -> JSON:
-    return {
-        "apiVersion": "kubeovn.io/v1",
-        "kind": "Subnet",
-        "metadata": {"name": DUAL_SUBNET},
-        "spec": {
-            "cidrBlock": DUAL_CIDR,
-            "gateway": DUAL_GATEWAY,
-            "excludeIps": DUAL_GATEWAY.split(","),
-            "vpc": kubeovn.DEFAULT_VPC,
-            "provider": "ovn",
-            "protocol": "Dual",
-            "default": False,
-            "gatewayType": "distributed",
-            "natOutgoing": True,
-            "private": False,
-            "enableLb": True,
-            "gatewayNode": "",
-        },
-    }
+    return _subnet(DUAL_SUBNET, DUAL_CIDR, DUAL_GATEWAY, default=False, nat=True)
 
 
 #: ``ovn-default`` of a dual-stack install (``SimConfig.ovn_default`` ``dual``): install.sh's ``DUAL_STACK``
@@ -242,6 +224,11 @@ def _system_subnet(name: str, prefix: str, *, default: bool, nat: bool,
     cidr, gateway = f"{prefix}.0/16", f"{prefix}.1"
     if v6 is not None:
         cidr, gateway = f"{cidr},{v6[0]}", f"{gateway},{v6[1]}"
+    return _subnet(name, cidr, gateway, default=default, nat=nat)
+
+
+def _subnet(name: str, cidr: str, gateway: str, *, default: bool, nat: bool) -> JSON:
+    """A Subnet of the default VPC as Kube-OVN presents it; ``Dual`` when ``cidr`` has two families."""
     return {
         "apiVersion": "kubeovn.io/v1",
         "kind": "Subnet",
@@ -252,7 +239,7 @@ def _system_subnet(name: str, prefix: str, *, default: bool, nat: bool,
             "excludeIps": gateway.split(","),
             "vpc": kubeovn.DEFAULT_VPC,
             "provider": "ovn",
-            "protocol": "Dual" if v6 is not None else "IPv4",
+            "protocol": "Dual" if "," in cidr else "IPv4",
             "default": default,
             "gatewayType": "distributed",
             "natOutgoing": nat,
