@@ -24,6 +24,7 @@ import re
 import secrets
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -464,14 +465,26 @@ class Kube:
 
     def watch(self, kind: Kind | str, namespace: str | None, *, resource_version: str,
               field_selector: str = "", label_selector: str = "", timeout_seconds: int = 30,
-              read_timeout: float | None = None) -> Iterator[JSON]:
+              read_timeout: float | None = None, deadline: float | None = None) -> Iterator[JSON]:
         """One watch request (``kubernetes.watch.Watch``) from ``resource_version``.
 
         Yields ``{"type", "object"}`` events; ends when the server closes the stream after
-        ``timeout_seconds``. Raises ApiException(410) when the version is too old (relist),
-        urllib3 errors on a broken connection or when no byte arrives within ``read_timeout``."""
+        ``timeout_seconds``, or at ``deadline`` (``time.monotonic()``), whichever comes first: the
+        server's ``timeoutSeconds`` is whole seconds and a read timeout counts from the last byte, so
+        a wait of 1.5 s would otherwise end after 2 s (the connection is shut down from a timer at the
+        deadline). Raises ApiException(410) when the version is too old (relist), urllib3 errors on a
+        broken connection or when no byte arrives within ``read_timeout``."""
         k = kind_of(kind)
         path = k.path(namespace)
+        cut = threading.Event()
+        timers: list[threading.Timer] = []
+
+        def shut(response: Any) -> None:
+            cut.set()
+            try:
+                response.shutdown()
+            except Exception:  # already closed or finished: nothing left to cut
+                pass
 
         def list_fn(*, watch: bool = True, _preload_content: bool = False,
                     resource_version: str = "", timeout_seconds: int = 30) -> Any:
@@ -491,18 +504,32 @@ class Kube:
                 data = resp.read()  # type: ignore[no-untyped-call]
                 text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
                 ApiException.from_response(http_resp=resp, body=text, data=None)
-            return resp.response
+            response = resp.response
+            if deadline is not None and hasattr(response, "shutdown"):  # urllib3 >= 2.3
+                timer = threading.Timer(max(deadline - time.monotonic(), 0.0), shut, args=(response,))
+                timer.daemon = True
+                timers.append(timer)
+                timer.start()
+            return response
 
         w = k8s_watch.Watch()  # type: ignore[no-untyped-call]
         w._api_client = self.api  # decode errors with our client, not a fresh default one
         try:
             stream = w.stream(list_fn, resource_version=resource_version, timeout_seconds=timeout_seconds)  # type: ignore[no-untyped-call]
             for event in stream:
+                if cut.is_set():
+                    return
                 if not isinstance(event, dict):
                     continue
                 obj = event.get("raw_object", event.get("object"))
                 yield {"type": event.get("type"), "object": obj}
+        except Exception:
+            if cut.is_set():  # the read the deadline interrupted
+                return
+            raise
         finally:
+            for timer in timers:
+                timer.cancel()
             w.stop()  # type: ignore[no-untyped-call]
 
     # ---- typed helpers -------------------------------------------------------------------------

@@ -175,7 +175,8 @@ class _Follower:
                 for event in self.kube.watch(
                         self.kind, self.namespace, resource_version=self.rv,
                         field_selector=self.field_selector, label_selector=self.label_selector,
-                        timeout_seconds=max(1, math.ceil(remaining)), read_timeout=remaining + 0.1):
+                        timeout_seconds=max(1, math.ceil(remaining)), read_timeout=remaining + 0.1,
+                        deadline=self.deadline):
                     obj = event.get("object") or {}
                     rv = (obj.get("metadata") or {}).get("resourceVersion")
                     if rv:
