@@ -96,6 +96,9 @@ class RunResult:
     #: Per component of the cluster under test (``--backend envtest``): whether it was the real program
     #: (``program``, ``version``, ``sha256``) or simulated (``model``).
     components: list[dict[str, Any]] = field(default_factory=list)
+    #: The signal that stopped the run before it finished (SIGINT, SIGTERM, SIGHUP); None when it ran to
+    #: its end. A stopped run exits 3 (incomplete) whatever its verdict says of what it saw.
+    stopped_by: str | None = None
 
     @property
     def verdict(self) -> Verdict:

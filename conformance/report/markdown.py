@@ -41,7 +41,10 @@ def verdict_line(run: RunResult) -> str:
     missing = musts_not_run(run)
     if verdict == "conformant" and missing:
         line += f" for profile {run.profile} ({len(missing)} MUSTs not run) — {NOT_A_CERTIFICATION}"
-    line += f" (exit {EXIT_CODES[verdict]})"
+    if run.stopped_by:  # what ``kovc run`` exits with: the run did not finish, whatever it saw
+        line += f" — stopped by {run.stopped_by} before it finished (exit {EXIT_CODES['incomplete']})"
+    else:
+        line += f" (exit {EXIT_CODES[verdict]})"
     if run.simulated:
         partly = any(c.get("real") for c in run.components)
         line += f" — {PARTLY_SIMULATED_BANNER if partly else SIMULATED_BANNER}"

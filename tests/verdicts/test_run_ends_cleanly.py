@@ -77,6 +77,12 @@ def test_a_stop_signal_mid_scenario_cleans_up_reports_and_exits_3(sig: signal.Si
     assert f"the run was interrupted by {sig.name}" in data["warnings"], data["warnings"]
     assert any(r["reason"] == "the run was interrupted before it finished" for r in data["requirements"]
                if r["outcome"] == "not-run")
+    assert data["stopped_by"] == sig.name, data.get("stopped_by")
+    # the verdict line says the exit code the run has (3), not the one its verdict alone would give
+    verdict_lines = [line for line in out.splitlines() if line.startswith("kovc Verdict:")]
+    assert verdict_lines and all(line.split(" — SIMULATED")[0].endswith(
+        f"stopped by {sig.name} before it finished (exit 3)") for line in verdict_lines), verdict_lines
+    assert f"stopped by {sig.name} before it finished (exit 3)" in (report / "report.md").read_text()
     assert (report / "MANIFEST.sha256").is_file()
 
 
