@@ -25,6 +25,7 @@ import transport_helpers
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from conformance.kube import Kube
 from conformance.sim.cluster import SimCluster
 from conformance.sim.config import SimConfig
 from conformance.sim.resources import NAMESPACES
@@ -119,6 +120,16 @@ def sim_namespace(sim_cluster: SimCluster, request: pytest.FixtureRequest) -> st
 
     sim_cluster.call(create)
     return name
+
+
+@pytest.fixture
+def kube(sim_kubeconfig: Path, request: pytest.FixtureRequest) -> Iterator[Kube]:
+    """The suite's own client (:class:`conformance.kube.Kube`) on the shared simulated cluster, with a run
+    id named after the test module (what the verbs and waits use on a real run)."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    client = Kube(str(sim_kubeconfig), None, run_id=f"r-{module}"[:30])
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

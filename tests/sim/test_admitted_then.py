@@ -5,8 +5,6 @@ classification and that the wait ended on the evaluation, never on :class:`WaitT
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,12 +21,6 @@ pytestmark = pytest.mark.skipif(not world_available(), reason="conformance.sim.w
 WINDOW = 60.0
 
 
-
-@pytest.fixture
-def kube(sim_kubeconfig: Path) -> Iterator[Kube]:
-    client = Kube(str(sim_kubeconfig), None, run_id="r-then")
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ worked — and a restart is judged on the VMI that follows the one seen before i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,12 +21,6 @@ pytestmark = pytest.mark.skipif(not world_available(), reason="conformance.sim.w
 JSON = dict[str, Any]
 
 
-
-@pytest.fixture
-def kube(sim_kubeconfig: Path) -> Iterator[Kube]:
-    client = Kube(str(sim_kubeconfig), None, run_id="r-retries")
-    yield client
-    client.close()
 
 
 def _drop_first_answer(kube: Kube, monkeypatch: pytest.MonkeyPatch, action: str) -> list[str]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,12 +18,6 @@ CONFIGMAPS = Kind("", "v1", "configmaps", "ConfigMap", True)
 #: The server-side end of each watch here; a watch still open this long ignored its deadline.
 SERVER_TIMEOUT = 20
 
-
-@pytest.fixture
-def kube(sim_kubeconfig: Path) -> Iterator[Kube]:
-    client = Kube(str(sim_kubeconfig), None, run_id="r-deadline")
-    yield client
-    client.close()
 
 
 def _churn(kube: Kube, ns: str, stop: threading.Event) -> None:
