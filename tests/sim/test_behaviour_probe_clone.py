@@ -69,6 +69,21 @@ def test_one_shot_probes_reply_or_fail() -> None:
     sim(scenario)
 
 
+def test_a_deleted_probe_pod_takes_its_log_with_it() -> None:
+    """As a kubelet discards a deleted pod's logs, the sim forgets a probe pod's lines when the pod is
+    deleted (they used to be kept for the life of the world, one list per probe pod ever run)."""
+    async def scenario(store: Store) -> None:
+        ns = make_namespace(store, "probe-log")
+        store.create(r.PODS, probe_manifest("gone", ns, "10.16.0.92", count=2), user_agent=UA)
+        await pod_finished(store, ns, "gone")
+        assert (ns, "gone") in world_of(store).pod_logs
+        store.delete(r.PODS, ns, "gone", user_agent=UA)
+        await until(store, lambda s: (s.get(r.PODS, ns, "gone") is None and (ns, "gone") not in world_of(s).pod_logs)
+                    or None, f"probe pod {ns}/gone and its log gone")
+
+    sim(scenario)
+
+
 def test_probe_from_another_vpc_gets_no_reply_and_a_stopped_vm_neither() -> None:
     async def scenario(store: Store) -> None:
         ns = make_namespace(store, "vpcs")
@@ -106,11 +121,13 @@ def test_continuous_probe_stops_when_deleted() -> None:
         lines = world_of(store).pod_logs
         await until(store, lambda s: len(lines.get((ns, "forever"), [])) >= 3, "pings logged")
         assert store.require(r.PODS, ns, "forever")["status"]["phase"] == "Running"
+        log = lines[(ns, "forever")]  # the list the probe appends to (the world forgets it on deletion)
         store.delete(r.PODS, ns, "forever", user_agent=UA)
         await asyncio.sleep(0.05)
-        count = len(lines[(ns, "forever")])
+        count = len(log)
         await asyncio.sleep(0.05)
-        assert len(lines[(ns, "forever")]) == count, "the probe kept pinging after deletion"
+        assert len(log) == count, "the probe kept pinging after deletion"
+        assert (ns, "forever") not in lines, "the deleted probe pod's log is still kept"
 
     sim(scenario)
 

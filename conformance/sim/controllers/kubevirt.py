@@ -1168,8 +1168,9 @@ class MigrationController(_KubeVirtReconciler):
                 started = time.monotonic()
                 self.switchovers[uid] = started
                 ip = kubeovn.pod_ip(target)
-                if ip:
-                    self.world.blackouts.setdefault(ip, []).append((started, started + gap))
+                if ip:  # the switch-overs of this address that are over are forgotten
+                    windows = [w for w in self.world.blackouts.get(ip, []) if w[1] > started]
+                    self.world.blackouts[ip] = [*windows, (started, started + gap)]
                 raise Requeue(delay=gap)
             if time.monotonic() < self.switchovers[uid] + gap:
                 raise Requeue(delay=self.switchovers[uid] + gap - time.monotonic())

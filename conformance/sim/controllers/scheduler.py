@@ -595,6 +595,9 @@ class Kubelet(Reconciler):
             if task is not None:
                 task.cancel()
             self.sandbox_warned.discard(m["uid"])
+            # a kubelet discards a deleted pod's logs: the sim's probe lines went with it too (they were
+            # kept for the life of the world, one list per probe pod ever run)
+            self.world.pod_logs.pop((m["namespace"], m["name"]), None)
             return
         if (ev.object.get("spec") or {}).get("nodeName"):
             self.queue.add(("pod", m["namespace"], m["name"]))
