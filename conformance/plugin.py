@@ -1246,7 +1246,7 @@ def build_result(state: _RunState, info: ClusterInfo | None, warnings: list[str]
         kubevirt_use_emulation=info.extra.get("kubevirt_use_emulation") if info is not None else None,
         vm_wait_factor=vm_wait_factor(simulated, info.extra.get("kubevirt_use_emulation")) if info else 1.0,
         components=list(info.extra.get("components") or []) if info is not None else [],
-        stopped_by=(state.stopped_by or "SIGINT") if state.interrupted else None,
+        stopped_by=state.stopped_by,  # what `kovc run` exits 3 for (SessionOutcome.stopped_by)
     )
 
 
