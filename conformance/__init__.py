@@ -1,6 +1,12 @@
 """kovc: the Kube-OVN x KubeVirt static-IP conformance suite."""
 
+import time as _time
+
 from ._version import __version__
+
+#: When this process imported the package (see ``conformance._bytecode``: byte code Python wrote next to
+#: the sources for the modules imported before kovc chose its cache is removed again).
+_IMPORTED_AT = _time.time()
 
 USER_AGENT = f"kovc/{__version__}"
 RUN_LABEL = "kovc.io/run"

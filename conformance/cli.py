@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
+from . import _bytecode
 from ._version import __version__
 
 
@@ -89,6 +90,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _bytecode.configure()  # before the command's imports: byte code to kovc's cache, never beside the sources
     try:
         # ``kovc run [options] [-- pytest args]``: everything after ``--`` goes to pytest untouched.
         extra: list[str] = []

@@ -15,8 +15,12 @@ the medians and new/old ratios are printed (issue #12's before/after figures).
 
 Targets (issues #6 and #12): baseline serial <= 30 s; failing-model extended <= 1.5 x default extended;
 extended -n 2 <= 0.6 x extended serial; lag <= 50 ms.
+Each ``kovc run`` is started without a ``PYTHONDONTWRITEBYTECODE`` of the environment (kovc's default:
+byte code in its own cache, see ``conformance._bytecode``); ``--no-bytecode`` keeps it, so every process
+compiles its imports from source as before stop 18.
+
 Usage: python tools/bench.py [--failing-model v1.14.2] [--lag-samples 40] [--skip-suite] [--skip-lag]
-                             [--compare DIR] [--repeat N]
+                             [--compare DIR] [--repeat N] [--no-bytecode]
 """
 
 from __future__ import annotations
@@ -41,9 +45,15 @@ from conformance.waits import wait_for
 CONFIGMAP = Kind("", "v1", "configmaps", "ConfigMap", True)
 
 
+#: ``--no-bytecode``: keep a PYTHONDONTWRITEBYTECODE of the environment (every process compiles its imports).
+keep_no_bytecode = False
+
+
 def timed_run(args: list[str], tree: str | None = None) -> tuple[float, int]:
     """Wall time and exit code of one ``kovc run --backend sim`` (with ``tree``'s code when given)."""
     env = dict(os.environ)
+    if not keep_no_bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # kovc's default: byte code in its cache (conformance._bytecode)
     if tree:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, env.get("PYTHONPATH", "")) if p)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +122,11 @@ def main() -> int:
     parser.add_argument("--skip-lag", action="store_true", help="only measure the suite")
     parser.add_argument("--compare", metavar="DIR", help="also run another checkout's code, interleaved")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="rounds (medians are printed)")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="keep PYTHONDONTWRITEBYTECODE from the environment (no byte-code cache)")
     args = parser.parse_args()
+    global keep_no_bytecode
+    keep_no_bytecode = args.no_bytecode
     if not args.skip_suite:
         trees: dict[str, str | None] = {"new": None}
         if args.compare:

@@ -8,7 +8,8 @@ not run, or the run was stopped by SIGINT, SIGTERM or SIGHUP: scenarios stop, di
 bundle are written and everything labelled with the run is deleted first).
 
 The run id and the ``kovc cleanup`` command for it are printed before anything starts. The run writes
-nothing into the source tree (no ``.pytest_cache``, no byte code) and nothing that outlives it in
+nothing into the source tree (no ``.pytest_cache``; byte code goes to ``~/.cache/kovc/pycache``, see
+``conformance._bytecode``) and nothing that outlives it in
 ``$TMPDIR`` (pytest's base temp is a private directory deleted at the end, unless ``--keep-cluster``
 keeps a simulated cluster serving from it).
 """
@@ -25,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .. import _bytecode
 from .. import settings as _settings
 from ..cluster.base import BackendError
 from ..results import EXIT_CODES
@@ -207,11 +209,10 @@ def _run_pytest(argv: list[str], report_dir: Path, *, keep_temp: bool = False) -
 
     from .. import plugin
 
-    # Nothing in the source tree (no byte code next to the scenarios or the package: xdist workers
-    # and the simulated cluster inherit the environment) and nothing left in $TMPDIR: pytest's base
-    # temp is a private directory removed at the end.
-    sys.dont_write_bytecode = True
-    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Nothing in the source tree: byte code goes to kovc's own cache (``cli.main`` chose it; xdist workers
+    # and the simulated cluster inherit the environment; see conformance._bytecode), and nothing left in
+    # $TMPDIR: pytest's base temp is a private directory removed at the end.
+    _bytecode.configure()  # again, for a caller of run() other than cli.main
     temp = Path(tempfile.mkdtemp(prefix="kovc-run-"))
     argv = [argv[0], f"--basetemp={temp / 'pytest'}", *argv[1:]]
     plugin.last_session = None

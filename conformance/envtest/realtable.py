@@ -141,7 +141,7 @@ def run_kovc(kind: str, tag: str, report_dir: Path, *, profile: str = "extended"
     (``busy_wait`` seconds in all); the time waited is recorded apart from the run's wall time."""
     args = [*run_args(kind, tag, profile), *extra]
     cmd = [sys.executable, "-m", "conformance", "run", *args, "--report-dir", str(report_dir)]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ)
     waited = 0.0
     give_up = time.monotonic() + busy_wait
     while True:

@@ -6,8 +6,8 @@
 * a quick run says "not a certification" on the console and in report.md, and ``kovc report verify``
   exits 1 naming the MUSTs that did not run;
 * a second run into the same directory replaces the first bundle whole (moved to ``<dir>.previous``);
-* the run writes nothing into the source tree (no .pytest_cache, no byte code) and leaves nothing in
-  $TMPDIR.
+* the run writes nothing into the source tree (no .pytest_cache, no byte code: that goes to kovc's own
+  cache, or nowhere with ``-B``) and leaves nothing in $TMPDIR.
 
 The source-tree check runs kovc from a private copy of the package (``PYTHONPATH``), so concurrent
 self-tests writing into the checkout cannot disturb it.
@@ -80,7 +80,10 @@ def _copy_source(dest: Path) -> Path:
 
 
 def _snapshot(root: Path) -> dict[str, int]:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")}
+    """Every file with its mtime, every directory (present or not: Python writes the byte code of the few
+    modules imported before kovc chooses its cache beside them, and kovc removes it again, which leaves
+    their directories' mtimes changed)."""
+    return {str(p.relative_to(root)): 0 if p.is_dir() else p.stat().st_mtime_ns for p in root.rglob("*")}
 
 
 def test_quick_run_lifecycle(tmp_path: Path) -> None:
@@ -88,14 +91,15 @@ def test_quick_run_lifecycle(tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
-    env.update(PYTHONPATH=str(src), TMPDIR=str(tmpdir))
+    cache = tmp_path / "xdg-cache"
+    env.update(PYTHONPATH=str(src), TMPDIR=str(tmpdir), XDG_CACHE_HOME=str(cache))
     report = tmp_path / "report"
     work = tmp_path / "cwd"
     work.mkdir()
     before = _snapshot(src)
 
-    first = kovc(work, "run", "--backend", "sim", "--profile", "quick", "--report-dir", str(report),
-                 env=env, python_flags=("-B",))
+    # the default: byte code (the package's, the scenarios', pytest's) in kovc's cache, not beside the sources
+    first = kovc(work, "run", "--backend", "sim", "--profile", "quick", "--report-dir", str(report), env=env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     # item 5: the run id and the exact cleanup command, before anything starts
     head = first.stdout.splitlines()[0]
@@ -117,6 +121,12 @@ def test_quick_run_lifecycle(tmp_path: Path) -> None:
     assert _snapshot(src) == before, sorted(set(_snapshot(src)) ^ set(before))
     assert list(tmpdir.iterdir()) == []
     assert list(work.iterdir()) == []
+    cached = {p.relative_to(cache / "kovc" / "pycache").as_posix() for p in cache.rglob("*.pyc")}
+    src_key = src.relative_to(src.anchor).as_posix()
+    for module in ("conformance/plugin", "conformance/kube", "conformance/sim/store",
+                   "tests/scenarios/test_allow"):  # the package, the simulated cluster, pytest's rewrite
+        assert any(c.startswith(f"{src_key}/{module}.") for c in cached), (module, sorted(cached)[:20])
+    cache_before = _snapshot(cache)
 
     # item 2: the same directory again: the first bundle is moved aside whole, nothing mixes
     second = kovc(work, "run", "--backend", "sim", "--profile", "quick", "--report-dir", str(report),
@@ -137,6 +147,7 @@ def test_quick_run_lifecycle(tmp_path: Path) -> None:
                 python_flags=("-B",)).stdout.count("modified bundle") == 0
     assert _snapshot(src) == before
     assert list(tmpdir.iterdir()) == []
+    assert _snapshot(cache) == cache_before, "-B: no byte code written anywhere"
 
 
 def test_venv_and_tox_dirs_are_ignored_by_git() -> None:
