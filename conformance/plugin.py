@@ -110,6 +110,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*ids): the catalog requirement IDs a scenario decides")
     config.addinivalue_line("markers", "exclusive: the scenario needs the nodes to itself (one worker)")
+    config.addinivalue_line("markers", "window: the scenario observes for a fixed time, whatever the cluster "
+                            "answers (it starts early, so the other scenarios fill the time beside it)")
     config.addinivalue_line("markers", "allure_label: allure label marker")
     config.addinivalue_line("markers", "xdist_group(name): run in one xdist worker (--dist loadgroup)")
     if not hasattr(config, "workerinput"):

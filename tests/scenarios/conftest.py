@@ -18,12 +18,18 @@ _LAST_TESTS = ("test_no_duplicate_ips_whole_run",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Then, right after the preconditions, the scenarios that observe for a fixed time (``window``): with
+    ``-n N`` the others run beside them instead of after them (xdist hands a worker its next scenario when
+    the ones it holds are nearly done; the ``exclusive`` group is one unit, run in this order), and a long
+    window started last would leave every other worker idle (issue #12)."""
     def rank(item: pytest.Item) -> int:
         if item.path.name in _FIRST:
             return 0
         if item.name in _LAST_TESTS:
-            return 2
-        return 1
+            return 3
+        if item.get_closest_marker("window") is not None:
+            return 1
+        return 2
 
     items.sort(key=rank)  # stable: keeps the file order within a rank
 

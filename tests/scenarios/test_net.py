@@ -14,6 +14,7 @@ SUBNET = "ovn-default"
 
 
 @pytest.mark.exclusive
+@pytest.mark.window
 @pytest.mark.conformance("net.migration-downtime")
 def test_migration_downtime(kube: Kube, settings: Any, ns: str, act: Actions, record: Any) -> None:
     """A probe on a node that is neither source nor target pings every ≤ 200 ms during live

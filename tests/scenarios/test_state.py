@@ -69,6 +69,7 @@ def test_no_duplicate_ips_whole_run(kube: Kube, addresses: Any, run_exempt: set[
 # Not ``exclusive``: it needs no node to itself (one VM runs, the loser never does) and its address is its
 # own, so scenarios on the other worker cannot touch what it observes; its 60 s window used to lengthen the
 # exclusive worker's share (issue #12: fixed windows must not serialize the other scenarios).
+@pytest.mark.window
 @pytest.mark.conformance("state.concurrent-claims")
 def test_concurrent_claims(ns: str, act: Actions, record: Any) -> None:
     """Two VMs created at the same moment with the same IP: over 60 s at most one is ever allocated;
