@@ -1027,6 +1027,9 @@ class _SessionPlugin:
             data = json.loads(path.read_text(encoding="utf-8"))
             state.conformance_run = state.conformance_run or bool(data.get("conformance"))
             state.expected = {str(k): list(v) for k, v in (data.get("expected") or {}).items()}
+        if state.conformance_run:
+            _import_sweep_in_background()
+
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -1138,6 +1141,17 @@ def _finish_cluster_record(state: _RunState) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _import_sweep_in_background() -> None:
+    """An xdist controller needs the Kubernetes client only for the end-of-run sweep; importing it then
+    added ~0.2 s after the last scenario. It is imported while the workers run instead (the controller
+    mostly waits on them), in a daemon thread: an import the sweep makes meanwhile waits for this one."""
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            from .commands import cleanup  # noqa: F401  (conformance.kube and the client with it)
+
+    threading.Thread(target=load, name="kovc-import-sweep", daemon=True).start()
 
 
 def _sweep_and_check_leaks(state: _RunState, info: ClusterInfo) -> tuple[list[dict[str, Any]], list[str]]:
