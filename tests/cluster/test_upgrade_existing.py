@@ -14,7 +14,7 @@ from cluster_helpers import REPO, kubectl, needs_world, serve_sim
 
 
 def _kovc(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+    env = {**os.environ,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)

@@ -51,8 +51,7 @@ def run_kovc(tmp_path: Path, *args: str, timeout: float = 300) -> Run:
     if "--timeout-scale" not in args:
         cmd += ["--timeout-scale", VERDICT_TIMEOUT_SCALE]
     cmd += ["--", "-p", "no:cacheprovider", "-q"]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
     report_file = report_dir / "report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
     return Run(proc.returncode, report, proc.stdout + proc.stderr, report_dir)

@@ -8,7 +8,6 @@ The cluster here is a separately started ``kovc sim serve --audit-log F`` reache
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -44,7 +43,7 @@ def kovc_run(served: Served, tmp_path: Path, *args: str) -> subprocess.Popen[str
                              "--kubeconfig", str(served.kubeconfig), "--report-dir", str(tmp_path / "report"),
                              "--timeout-scale", "0.02", *args],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), preexec_fn=_default_sigint)
+                            preexec_fn=_default_sigint)
 
 
 def _default_sigint() -> None:

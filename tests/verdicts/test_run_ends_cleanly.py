@@ -63,8 +63,7 @@ def test_a_stop_signal_mid_scenario_cleans_up_reports_and_exits_3(sig: signal.Si
     proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--backend", "existing",
                              "--kubeconfig", str(served.kubeconfig), "--report-dir", str(report),
                              "--timeout-scale", "0.02", "--profile", "baseline"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_vm_create(served.audit, proc)
     assert labelled(served.kubeconfig), "the run's labelled objects are not visible mid-run"
     proc.send_signal(sig)
@@ -123,7 +122,7 @@ def test_kill_9_of_the_run_takes_the_sim_server_with_it(workers: list[str], tmp_
     proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--backend", "sim", "--report-dir",
                              str(report), "--profile", "baseline", *workers],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), start_new_session=True)
+                            start_new_session=True)
     try:
         audit = report / "sim-audit.jsonl"
         deadline = time.monotonic() + 120
@@ -155,8 +154,7 @@ def test_cleanup_all_mid_run_leaves_the_live_run_alone(served: Served, tmp_path:
     proc = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--backend", "existing",
                              "--kubeconfig", str(served.kubeconfig), "--report-dir", str(report),
                              "--timeout-scale", "0.02", "--profile", "baseline"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for_vm_create(served.audit, proc)
     cleanup = subprocess.run([sys.executable, "-m", "conformance", "cleanup", "--all", "--kubeconfig",
                               str(served.kubeconfig)], capture_output=True, text=True, timeout=60)
