@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 
@@ -27,3 +28,12 @@ def spawn_kovc(argv: list[str], workdir: Path, log_path: Path) -> subprocess.Pop
     with open(log_path, "ab") as log:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env, cwd=str(workdir))
+
+
+def set_from_signal_handler(event: threading.Event) -> None:
+    """Set ``event`` from a signal handler without deadlocking: the handler runs in the main thread
+    between two bytecodes, possibly while that thread holds ``event``'s own lock (inside ``event.wait``),
+    and ``event.set()`` takes that lock. Observed: ``kovc envtest serve`` hung for good on SIGTERM with
+    its real kube-apiserver and etcd still running (py-spy: the handler blocked in ``Event.set`` under
+    ``Event.wait``). A short-lived thread sets it once the main thread lets go of the lock."""
+    threading.Thread(target=event.set, name="kovc-signal", daemon=True).start()

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import versions as _versions
+from ..procs import set_from_signal_handler
 
 EXIT_BAD_INPUT = 2
 ATTACH_READY_LINE = "kovc-attach ready"
@@ -433,7 +434,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: object) -> None:
-        stop.set()
+        set_from_signal_handler(stop)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -33,6 +33,7 @@ from types import FrameType
 from typing import Any
 
 from .. import versions
+from ..procs import set_from_signal_handler
 from .config import DEFAULT_STEP_DELAY, SUITE_STEP_DELAY, SimConfig
 
 _DEFAULT_PREFIX = "--sim-"
@@ -348,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        set_from_signal_handler(stop)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     owner: int | None = getattr(args, "exit_with_pid", None)
