@@ -18,8 +18,13 @@ server that has already imported and warmed what it loads on first use (lazy imp
 reading is printed too. Server CPU per VM is printed per phase (less dependent on the machine's load
 than wall time on a shared machine).
 
-Usage: python tools/scale.py --vms N [--json] [--step-delay S] [--event-ttl S] [--settle S] [--cycles K]
-       [--warmup W]
+``--backend envtest`` runs the same phases against ``kovc envtest serve``: the real kube-apiserver, etcd
+and Kube-OVN webhook, with the simulated controllers attached over HTTP (``kovc sim attach``); "server"
+is then the attached controllers' process, and kube-apiserver's CPU per VM is printed beside it (issue
+#12: the complexity targets hold for every transport).
+
+Usage: python tools/scale.py --vms N [--backend sim|envtest] [--json] [--step-delay S] [--event-ttl S]
+       [--settle S] [--cycles K] [--warmup W]
 """
 
 from __future__ import annotations
@@ -59,6 +64,47 @@ def server_usage(pid: int) -> tuple[float, float]:
         fields = fh.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / TICKS
     return rss_pages * PAGE / 2**20, cpu
+
+
+def children(pid: int) -> dict[int, str]:
+    """The processes whose parent is ``pid``: pid -> command line."""
+    out: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def start_envtest(tmp: Path) -> tuple[subprocess.Popen[bytes], Path, int, int]:
+    """``kovc envtest serve`` (real kube-apiserver, etcd and Kube-OVN webhook; the simulated controllers
+    attached over HTTP): the process, the suite's kubeconfig, and the pids of the attached controllers
+    and of kube-apiserver."""
+    ready = tmp / "ready.json"
+    cmd = [sys.executable, "-m", "conformance", "envtest", "serve", "--ready-file", str(ready)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while not ready.exists():
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"scale: kovc envtest serve exited {proc.returncode}: {err.strip()}")
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise SystemExit("scale: kovc envtest serve did not become ready within 180 s")
+        time.sleep(0.1)
+    doc = json.loads(ready.read_text())
+    kids = children(proc.pid)
+    attach = next((pid for pid, cmdline in kids.items() if " sim attach " in cmdline), 0)
+    apiserver = next((pid for pid, cmdline in kids.items() if "kube-apiserver " in cmdline), 0)
+    if not attach or not apiserver:
+        proc.terminate()
+        raise SystemExit(f"scale: cannot find the attached controllers and kube-apiserver among {kids}")
+    return proc, Path(doc["kubeconfig"]), attach, apiserver
 
 
 def start_server(tmp: Path, step_delay: float | None, event_ttl: float | None
@@ -130,6 +176,10 @@ def follow(kube: Kube, kind: Kind, namespace: str | None, done: Callable[[JSON |
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vms", type=int, required=True, metavar="N")
+    parser.add_argument("--backend", choices=("sim", "envtest"), default="sim",
+                        help="sim: kovc sim serve (the in-process store transport; default); envtest: kovc "
+                             "envtest serve, the real kube-apiserver + etcd + Kube-OVN webhook with the simulated "
+                             "controllers attached over HTTP (their process is the one measured)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     parser.add_argument("--step-delay", type=float, default=None, metavar="S",
                         help="the server's --sim-step-delay (default: the server's own default)")
@@ -150,28 +200,40 @@ def main() -> int:
     n = args.vms
     if n < 1:
         parser.error("--vms must be at least 1")
+    if args.backend == "envtest" and (args.step_delay is not None or args.event_ttl is not None):
+        parser.error("--step-delay and --event-ttl are the sim server's options (envtest: kube-apiserver's own)")
     timeout = args.timeout or 60 + 0.5 * n
     result: dict[str, Any] = {"vms": n, "phases": {}, "server": {}}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        proc, kubeconfig = start_server(tmp, args.step_delay, args.event_ttl)
+        apiserver = 0
+        if args.backend == "envtest":
+            proc, kubeconfig, measured, apiserver = start_envtest(tmp)
+        else:
+            proc, kubeconfig = start_server(tmp, args.step_delay, args.event_ttl)
+            measured = proc.pid
+        result["backend"] = args.backend
         try:
             kube = Kube(str(kubeconfig), None, run_id="scale")
             kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
             time.sleep(0.5)  # let the namespace's own controllers settle before the first reading
-            rss, cpu = server_usage(proc.pid)
+            rss, cpu = server_usage(measured)
             result["server"]["cold"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
             ips: dict[str, str] = {}
 
             def phase(name: str, act: Any, wait: Any) -> None:
-                _rss, cpu_before = server_usage(proc.pid)
+                _rss, cpu_before = server_usage(measured)
+                api_before = server_usage(apiserver)[1] if apiserver else 0.0
                 start = time.monotonic()
                 act()
                 wait()
                 wall = time.monotonic() - start
-                rss, cpu = server_usage(proc.pid)
+                rss, cpu = server_usage(measured)
                 result["phases"][name] = {"wall_s": round(wall, 2), "ms_per_vm": round(wall * 1000 / len(ips), 2),
                                           "cpu_ms_per_vm": round((cpu - cpu_before) * 1000 / len(ips), 2)}
+                if apiserver:
+                    result["phases"][name]["apiserver_cpu_ms_per_vm"] = round(
+                        (server_usage(apiserver)[1] - api_before) * 1000 / len(ips), 2)
                 result["server"][f"after_{name}"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
 
             def create() -> None:
@@ -217,7 +279,7 @@ def main() -> int:
                 cycle_through("-warmup")
                 time.sleep(1.5)  # the GC's idle resync (and its malloc_trim) after the warm-up
                 ips.clear()
-            rss, cpu = server_usage(proc.pid)
+            rss, cpu = server_usage(measured)
             result["server"]["before"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
             ips.update({f"vm-{i:05d}": address(i) for i in range(n)})
 
@@ -226,7 +288,7 @@ def main() -> int:
                 cycle_through(tag)
                 if args.settle > 0:
                     time.sleep(args.settle)
-                    rss, cpu = server_usage(proc.pid)
+                    rss, cpu = server_usage(measured)
                     result["server"][f"settled{tag}"] = {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
             kube.close()
         finally:
@@ -250,10 +312,14 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{n} VMs (server pid {proc.pid})")
+    measured_what = "the attached controllers" if args.backend == "envtest" else "the sim server"
+    print(f"{n} VMs, backend {args.backend} ('server' below: {measured_what}, pid {measured})")
     for name, ph in result["phases"].items():
+        api = ""
+        if "apiserver_cpu_ms_per_vm" in ph:
+            api = f"  kube-apiserver CPU {ph['apiserver_cpu_ms_per_vm']:6.2f} ms/VM"
         print(f"  {name:15s} {ph['wall_s']:8.2f} s  {ph['ms_per_vm']:8.2f} ms/VM  server CPU "
-              f"{ph['cpu_ms_per_vm']:6.2f} ms/VM")
+              f"{ph['cpu_ms_per_vm']:6.2f} ms/VM{api}")
     for when, usage in result["server"].items():
         print(f"  server {when:15s} RSS {usage['rss_mib']:7.1f} MiB  CPU {usage['cpu_s']:7.2f} s")
     print(f"  RSS after delete vs before create: {result['rss_growth_after_delete'] * 100:+.1f} %")
