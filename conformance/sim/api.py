@@ -154,12 +154,13 @@ async def mutate(
     edit: Callable[[JSON], JSON | None],
     *,
     subresource: str = "",
+    live: bool = False,
 ) -> JSON | None:
     """Read-modify-write: ``edit`` changes a copy in place (or returns a new object), which is written
     with the resourceVersion it was read at. On 409 Conflict the object is read again live and edited
     again, up to :data:`MUTATE_ATTEMPTS` times. Returns the stored result, or None when the object is
-    (or becomes) gone."""
-    current = client.get(rt, namespace, name)
+    (or becomes) gone. ``live``: the first read goes to the API too (a kind no watch cache holds)."""
+    current = None if live else client.get(rt, namespace, name)
     if current is None:  # not (yet) in a watch cache: ask the API before concluding it is gone
         current = await client.get_live(rt, namespace, name)
     for attempt in range(MUTATE_ATTEMPTS):

@@ -174,8 +174,10 @@ class World:
                 ev["lastTimestamp"] = now
 
             try:
+                # live: no controller watches Events (client-go's recorder only writes them), and a cache
+                # of them would hold every Event for kube-apiserver's 1 h TTL
                 if await api.mutate(self.client.as_agent(user_agent), r.EVENTS, existing[0], existing[1],
-                                    bump) is not None:
+                                    bump, live=True) is not None:
                     return
             except ApiError:
                 pass  # a concurrent writer kept winning: write a new Event instead
