@@ -36,4 +36,7 @@ def set_from_signal_handler(event: threading.Event) -> None:
     and ``event.set()`` takes that lock. Observed: ``kovc envtest serve`` hung for good on SIGTERM with
     its real kube-apiserver and etcd still running (py-spy: the handler blocked in ``Event.set`` under
     ``Event.wait``). A short-lived thread sets it once the main thread lets go of the lock."""
-    threading.Thread(target=event.set, name="kovc-signal", daemon=True).start()
+    try:
+        threading.Thread(target=event.set, name="kovc-signal", daemon=True).start()
+    except RuntimeError:  # the interpreter is shutting down: it is stopping anyway
+        pass
