@@ -1030,7 +1030,6 @@ class _SessionPlugin:
         if state.conformance_run:
             _import_sweep_in_background()
 
-
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.state.collection_errors += 1

@@ -81,6 +81,19 @@ def children(pid: int) -> dict[int, str]:
     return out
 
 
+def wait_ready(proc: subprocess.Popen[bytes], ready: Path, what: str, seconds: float) -> None:
+    """Until ``proc`` wrote its ready file; it exiting first, or ``seconds`` passing, ends the benchmark."""
+    deadline = time.monotonic() + seconds
+    while not ready.exists():
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise SystemExit(f"scale: {what} exited {proc.returncode}: {err.strip()}")
+        if time.monotonic() > deadline:
+            proc.terminate()  # it stops what it started
+            raise SystemExit(f"scale: {what} did not become ready within {seconds:g} s")
+        time.sleep(0.05)
+
+
 def start_envtest(tmp: Path) -> tuple[subprocess.Popen[bytes], Path, int, int]:
     """``kovc envtest serve`` (real kube-apiserver, etcd and Kube-OVN webhook; the simulated controllers
     attached over HTTP): the process, the suite's kubeconfig, and the pids of the attached controllers
@@ -88,15 +101,7 @@ def start_envtest(tmp: Path) -> tuple[subprocess.Popen[bytes], Path, int, int]:
     ready = tmp / "ready.json"
     cmd = [sys.executable, "-m", "conformance", "envtest", "serve", "--ready-file", str(ready)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while not ready.exists():
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"scale: kovc envtest serve exited {proc.returncode}: {err.strip()}")
-        if time.monotonic() > deadline:
-            proc.terminate()
-            raise SystemExit("scale: kovc envtest serve did not become ready within 180 s")
-        time.sleep(0.1)
+    wait_ready(proc, ready, "kovc envtest serve", 180)
     doc = json.loads(ready.read_text())
     kids = children(proc.pid)
     attach = next((pid for pid, cmdline in kids.items() if " sim attach " in cmdline), 0)
@@ -118,15 +123,7 @@ def start_server(tmp: Path, step_delay: float | None, event_ttl: float | None
     if event_ttl is not None:
         cmd += ["--event-ttl", str(event_ttl)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"scale: kovc sim serve exited {proc.returncode}: {err.strip()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("scale: kovc sim serve did not become ready within 30 s")
-        time.sleep(0.05)
+    wait_ready(proc, ready, "kovc sim serve", 30)
     return proc, kubeconfig
 
 

@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .. import _bytecode
 from .. import settings as _settings
 from ..cluster.base import BackendError
 from ..results import EXIT_CODES
@@ -212,7 +211,6 @@ def _run_pytest(argv: list[str], report_dir: Path, *, keep_temp: bool = False) -
     # Nothing in the source tree: byte code goes to kovc's own cache (``cli.main`` chose it; xdist workers
     # and the simulated cluster inherit the environment; see conformance._bytecode), and nothing left in
     # $TMPDIR: pytest's base temp is a private directory removed at the end.
-    _bytecode.configure()  # again, for a caller of run() other than cli.main
     temp = Path(tempfile.mkdtemp(prefix="kovc-run-"))
     argv = [argv[0], f"--basetemp={temp / 'pytest'}", *argv[1:]]
     plugin.last_session = None

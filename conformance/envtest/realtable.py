@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 import subprocess
 import sys
@@ -141,7 +140,6 @@ def run_kovc(kind: str, tag: str, report_dir: Path, *, profile: str = "extended"
     (``busy_wait`` seconds in all); the time waited is recorded apart from the run's wall time."""
     args = [*run_args(kind, tag, profile), *extra]
     cmd = [sys.executable, "-m", "conformance", "run", *args, "--report-dir", str(report_dir)]
-    env = dict(os.environ)
     waited = 0.0
     give_up = time.monotonic() + busy_wait
     while True:
@@ -154,7 +152,7 @@ def run_kovc(kind: str, tag: str, report_dir: Path, *, profile: str = "extended"
         start = time.monotonic()
         report_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                   stdin=subprocess.DEVNULL)
             code, output = proc.returncode, proc.stdout + proc.stderr
         except subprocess.TimeoutExpired as err:
